@@ -1,0 +1,90 @@
+"""Config loading: paper defaults, strict keys and types, overrides, hashing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from attnmel.config import (
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    config_hash,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+from attnmel.errors import UserError
+
+
+def test_defaults_are_the_papers_settings():
+    cfg = TrainConfig()
+    assert (cfg.optim.batch_size, cfg.optim.lr, cfg.optim.momentum, cfg.optim.nesterov) == (32, 0.01, 0.9, True)
+    assert (cfg.optim.weight_decay, cfg.optim.lr_step, cfg.optim.lr_gamma, cfg.optim.epochs) == (1e-4, 10, 0.1, 50)
+    assert (cfg.data.image_size, cfg.data.crop_size, cfg.data.crop_fraction, cfg.data.oversample) == (256, 224, 0.8, 4)
+    assert (cfg.loss.kind, cfg.loss.gamma, cfg.loss.lambda1, cfg.loss.lambda2) == ("focal", 2.0, 0.001, 0.01)
+    assert cfg.data.resolved_passes() == 2
+    assert dataclasses.replace(cfg.data, dataset="isic2016").resolved_passes() == 5
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = apply_overrides(TrainConfig(), ["data.roi=lesion", "optim.epochs=3", "data.crop_size=64"])
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"optim": {"learning_rate": 0.1}}, "optim.learning_rate"),
+        ({"optimiser": {}}, "optimiser"),
+        ({"optim": {"epochs": "ten"}}, "optim.epochs"),
+        ({"optim": {"epochs": 2.5}}, "optim.epochs"),
+        ({"optim": {"nesterov": 1}}, "optim.nesterov"),
+        ({"data": {"roi": "hair"}}, "data.roi"),
+        ({"loss": {"lambda1": -0.1}}, "loss.lambda1"),
+        ({"optim": {"batch_size": 0}}, "optim.batch_size"),
+        ({"data": {"crop_size": 48}}, "data.crop_size"),
+        ({"data": {"crop_size": 288}}, "data.crop_size"),
+        ({"data": {"dataset": None}}, "data.dataset"),
+    ],
+)
+def test_bad_keys_and_values_name_the_key(raw, key):
+    with pytest.raises(UserError, match=key.replace(".", r"\.")):
+        config_from_dict(raw)
+
+
+def test_ints_are_accepted_for_floats_and_kept_as_floats():
+    cfg = config_from_dict({"optim": {"lr": 1}})
+    assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
+
+
+def test_overrides_parse_yaml_scalars_and_reject_garbage():
+    cfg = apply_overrides(TrainConfig(), ["runtime.bf16=true", "data.max_train=null", "model.weights=none"])
+    assert cfg.runtime.bf16 is True and cfg.data.max_train is None and cfg.model.weights == "none"
+    for bad in ["optim.lr", "lr=0.1", "optim.lr.x=1", "optim.nope=1"]:
+        with pytest.raises(UserError):
+            apply_overrides(TrainConfig(), [bad])
+
+
+def test_hash_is_stable_and_sensitive():
+    a = TrainConfig()
+    assert config_hash(a) == config_hash(config_from_dict(config_to_dict(a)))
+    assert config_hash(a) != config_hash(apply_overrides(a, ["runtime.seed=1"]))
+    assert len(config_hash(a)) == 12
+
+
+def test_load_config_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: [1, 2\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(UserError):
+        load_config(listy)
