@@ -144,6 +144,14 @@ def _allowed_types(annotation: Any) -> tuple[type, ...]:
     return (annotation,)
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     allowed = _allowed_types(annotation)
     if value is None:
@@ -157,6 +165,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         return value
     elif float in allowed and isinstance(value, (int, float)):
         return float(value)
+    elif float in allowed and isinstance(value, str) and _is_float(value):
+        return float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
     elif str in allowed and isinstance(value, str):
         return value
     names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)

@@ -88,3 +88,13 @@ def test_load_config_errors(tmp_path):
     listy.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(UserError):
         load_config(listy)
+
+
+def test_exponent_without_dot_is_a_float(tmp_path):
+    cfg = apply_overrides(TrainConfig(), ["optim.lr=1e-3"])
+    assert cfg.optim.lr == 1e-3
+    path = tmp_path / "c.yaml"
+    path.write_text("loss:\n  lambda1: 1e-4\n")
+    assert load_config(path).loss.lambda1 == 1e-4
+    with pytest.raises(UserError, match="optim.lr"):
+        apply_overrides(TrainConfig(), ["optim.lr=fast"])

@@ -1,0 +1,1 @@
+"""Ray orchestration of AttnMel sweeps (the only package that imports Ray)."""

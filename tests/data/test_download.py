@@ -1,0 +1,194 @@
+"""download: against a real HTTP server on 127.0.0.1 serving synthetic archives in the official names."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from attnmel.data.download import archives, download_dataset, download_file, safe_extract
+from attnmel.data.layout import check_layout
+from attnmel.errors import UserError
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves files from ``server.files``; honours Range; can cut the first response short."""
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_GET(self):
+        srv = self.server
+        srv.requests.append((self.path, self.headers.get("Range")))
+        data = srv.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        start, status = 0, 200
+        rng = self.headers.get("Range")
+        if rng and srv.honour_range:
+            start = int(rng.split("=")[1].split("-")[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = 206
+        body = data[start:]
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if self.path in srv.cut_once:  # simulate a dropped connection: promise everything, send a third
+            srv.cut_once.discard(self.path)
+            self.wfile.write(body[: len(body) // 3])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.files, srv.requests, srv.cut_once, srv.honour_range = {}, [], set(), True
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _zip_folder(folder: Path, flat: bool = False) -> bytes:
+    out = folder.parent / (folder.name + ".ziptmp")
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("__MACOSX/._junk", b"resource fork")  # present in many real archives
+        for p in sorted(folder.rglob("*")):
+            zf.write(p, p.relative_to(folder) if flat else p.relative_to(folder.parent))
+    data = out.read_bytes()
+    out.unlink()
+    return data
+
+
+def _publish(server, dataset: str, source: Path, flat: set[str] = frozenset()) -> None:
+    """Put the official archives of a synthetic dataset on the server."""
+    for a in archives(dataset):
+        data = (source / a.name).read_bytes() if a.folder is None else _zip_folder(source / a.folder, a.name in flat)
+        server.files[f"/{a.year}/{a.name}"] = data
+
+
+@pytest.mark.parametrize("dataset", ["isic2017", "isic2016"])
+def test_download_unpacks_into_the_official_layout(server, tmp_path, request, dataset):
+    source = request.getfixturevalue(f"synth{dataset[-4:]}_ro")
+    flat = {a.name for a in archives(dataset) if a.part == "lesion"}  # a zip without its top folder
+    _publish(server, dataset, source, flat)
+    root = tmp_path / "data"
+    handled = download_dataset(dataset, root, base_url=server.url)
+    assert sorted(handled) == sorted(a.name for a in archives(dataset))
+    expected, _ = check_layout(dataset, source)
+    report, problems = check_layout(dataset, root)
+    assert problems == [] and report == expected
+    assert not (root / "__MACOSX").exists()
+    n_requests = len(server.requests)
+    download_dataset(dataset, root, base_url=server.url)  # a rerun: everything is done already
+    assert len(server.requests) == n_requests
+
+
+def test_parts_select_archives(server, synth2017_ro, tmp_path):
+    _publish(server, "isic2017", synth2017_ro)
+    download_dataset("isic2017", tmp_path, parts=["labels"], base_url=server.url)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
+        a.name for a in archives("isic2017") if a.part == "labels"
+    )
+    with pytest.raises(UserError, match="dermo"):
+        archives("isic2016", ["dermo"])
+
+
+def test_interrupted_download_resumes_with_a_range_request(server, tmp_path):
+    payload = os.urandom(300_000)
+    server.files["/f.bin"] = payload
+    server.cut_once.add("/f.bin")
+    dest = tmp_path / "f.bin"
+    with pytest.raises(UserError, match="resume"):
+        download_file(f"{server.url}/f.bin", dest)
+    part = tmp_path / "f.bin.part"
+    have = part.stat().st_size
+    assert 0 < have < len(payload) and not dest.exists()
+    download_file(f"{server.url}/f.bin", dest)
+    assert server.requests[-1] == ("/f.bin", f"bytes={have}-")
+    assert dest.read_bytes() == payload and not part.exists()
+
+
+def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
+    payload = os.urandom(50_000)
+    server.files["/f.bin"] = payload
+    server.honour_range = False
+    (tmp_path / "f.bin.part").write_bytes(b"stale bytes from some other file")
+    download_file(f"{server.url}/f.bin", tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == payload
+
+
+def test_partial_file_already_complete(server, tmp_path):
+    payload = os.urandom(1000)
+    server.files["/f.bin"] = payload
+    (tmp_path / "f.bin.part").write_bytes(payload)  # the previous run died just before the rename
+    download_file(f"{server.url}/f.bin", tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == payload
+
+
+def test_size_differing_from_the_known_size_is_refused(server, synth2016_ro, tmp_path):
+    _publish(server, "isic2016", synth2016_ro)
+    name = "ISBI2016_ISIC_Part3_Training_Data.zip"
+    sizes = {name: len(server.files[f"/2016/{name}"]) + 1}
+    with pytest.raises(UserError, match=f"expected {sizes[name]}"):
+        download_dataset("isic2016", tmp_path, parts=["images"], base_url=server.url, known_sizes=sizes)
+    assert not (tmp_path / "ISBI2016_ISIC_Part3_Training_Data").exists()
+
+
+def test_http_error_is_one_line(server, tmp_path):
+    with pytest.raises(UserError, match="HTTP 404"):
+        download_file(f"{server.url}/missing.zip", tmp_path / "missing.zip")
+
+
+@pytest.mark.parametrize(
+    "evil",
+    ["../evil.txt", "ISIC-2017_Training_Data/../../evil.txt", "/tmp/attnmel-evil.txt", "symlink"],
+)
+def test_zip_slip_is_refused_before_extracting_anything(tmp_path, evil):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ISIC-2017_Training_Data/ISIC_0000000.jpg", b"fine")
+        if evil == "symlink":
+            info = zipfile.ZipInfo("ISIC-2017_Training_Data/link")
+            info.external_attr = (0o120777 << 16)  # S_IFLNK
+            zf.writestr(info, "/etc/passwd")
+        else:
+            zf.writestr(evil, b"gotcha")
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(UserError, match="refusing member"):
+        safe_extract(archive, root, "ISIC-2017_Training_Data")
+    assert list(root.iterdir()) == []  # not even the harmless member
+    assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/attnmel-evil.txt").exists()
+
+
+def test_cli_download_end_to_end(server, synth2016_ro, tmp_path, cli):
+    _publish(server, "isic2016", synth2016_ro)
+    root = tmp_path / "data"
+    done = cli("data", "download", "--dataset", "isic2016", "--root", root, "--base-url", server.url)
+    assert done.returncode == 0, done.stderr
+    assert cli("data", "check", "--dataset", "isic2016", "--root", root).returncode == 0
+    shutil.rmtree(root)
+    server.files.clear()
+    failed = cli("data", "download", "--dataset", "isic2016", "--root", root, "--base-url", server.url)
+    assert failed.returncode == 2
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("attnmel: error:")]
+    assert len(errors) == 1 and "HTTP 404" in errors[0]

@@ -1,0 +1,243 @@
+"""Sweep storage directories written file by file, in the layout Tune and `fit` produce.
+
+Shared by the report, query and plot tests. The files mirror what Ray Tune 2.60 writes for a
+function trainable (checked against a real run): ``params.json`` (the resolved param space),
+``result.json`` (one JSON object per reported epoch: `fit`'s dict plus Tune's fields),
+``error.txt`` ("Failure # N (occurred at …)" + traceback per failure) and the experiment's
+``experiment_state-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PAPER_NAMES = {
+    ("vgg16", "none"): "VGG-16",
+    ("vgg16_gap", "none"): "VGG-16-GAP",
+    ("melcnn", "none"): "Mel-CNN",
+    ("attnmel", "none"): "AttnMel-CNN",
+    ("attnmel", "dermo"): "AttnMel-CNN-Dermo",
+    ("attnmel", "lesion"): "AttnMel-CNN-Lesion",
+    ("attnmel", "bkg"): "AttnMel-CNN-Bkg",
+}
+DATE = "2026-01-01_00-00-00"
+# Tune params of a trial as orchestrator.tune lays them out: the shared training config and
+# the trial's grid point (see orchestrator.spec.trial_config).
+CRASHED_PARAMS = {
+    "train": {"data": {"dataset": "isic2017"}, "optim": {"epochs": 4}},
+    "point": {"variant": "attnmel+lesion", "runtime.seed": 9, "loss.lambda1": 0.001, "loss.lambda2": 0.01},
+}
+
+
+def identity(
+    variant: str = "attnmel",
+    roi: str = "none",
+    seed: int = 0,
+    lambda1: float = 0.001,
+    lambda2: float = 0.01,
+    dataset: str = "isic2017",
+) -> dict[str, Any]:
+    """The identity fields `fit` puts in every result (effective λ = 0 without ROI)."""
+    regularised = roi != "none"
+    return {
+        "dataset": dataset,
+        "variant": variant,
+        "roi": roi,
+        "paper_name": PAPER_NAMES[(variant, roi)],
+        "seed": seed,
+        "lambda1": lambda1 if regularised else 0.0,
+        "lambda2": lambda2 if regularised else 0.0,
+        "backbone": "vgg16_bn",
+        "weights": "imagenet",
+        "pretrained": True,
+        "config_hash": hashlib.sha256(repr((variant, roi, seed, lambda1, lambda2, dataset)).encode()).hexdigest()[:12],
+        "code_version": "0.1.0+test",
+    }
+
+
+def epoch_metrics(rng: np.random.Generator, epochs: int) -> list[dict[str, Any]]:
+    """Plausible per-epoch training/validation/test numbers."""
+    rows = []
+    for epoch in range(1, epochs + 1):
+        rows.append({
+            "epoch": epoch,
+            "lr": 0.01 * 0.1 ** ((epoch - 1) // 10),
+            "train_loss": float(rng.uniform(0.1, 0.5)),
+            "train_cls_loss": float(rng.uniform(0.05, 0.3)),
+            "train_dice3": float(rng.uniform(0.3, 0.9)),
+            "train_dice4": float(rng.uniform(0.3, 0.9)),
+            "val_auc": float(rng.uniform(0.6, 0.95)),
+            "val_ap": float(rng.uniform(0.3, 0.8)),
+            "test_auc": float(rng.uniform(0.6, 0.95)),
+            "test_ap": float(rng.uniform(0.3, 0.8)),
+            "epoch_seconds": float(rng.uniform(1.0, 3.0)),
+            "images_per_second": float(rng.uniform(50, 100)),
+        })  # fmt: skip
+    return rows
+
+
+def replayed(row: dict[str, Any]) -> dict[str, Any]:
+    """An epoch's numbers when run a second time after a restore (not bit-identical)."""
+    return dict(row, val_auc=row["val_auc"] * 0.99, train_loss=row["train_loss"] * 1.01)
+
+
+def _with_best(history: list[dict[str, Any]]) -> dict[str, Any]:
+    best = history[0]
+    for row in history[1:]:
+        if row["val_auc"] > best["val_auc"]:
+            best = row
+    return {
+        "best_epoch": best["epoch"],
+        "best_val_auc": best["val_auc"],
+        "best_val_ap": best["val_ap"],
+        "best_test_auc": best["test_auc"],
+        "best_test_ap": best["test_ap"],
+        "is_best": best is history[-1],
+    }
+
+
+def write_trial(
+    sweep_dir: Path,
+    trial_id: str,
+    index: int,
+    ident: dict[str, Any],
+    epochs: list[dict[str, Any]],
+    *,
+    total_epochs: int | None = None,
+    restart: tuple[int, int] | None = None,
+    error: str | None = None,
+    failures: int = 1,
+    params: dict[str, Any] | None = None,
+) -> Path:
+    """One Tune trial directory; returns it.
+
+    ``epochs`` are the trial's final rows. ``restart=(f, k)`` reports epochs 1..f, fails,
+    is restored from epoch k-1's checkpoint and reports k..end, epochs k..f again with new
+    values (see :func:`replayed`), as a retried Tune trial does.
+    ``error`` writes ``error.txt`` with ``failures`` failure blocks.
+    """
+    total = total_epochs if total_epochs is not None else len(epochs)
+    params = params if params is not None else {"variant": ident["variant"], "roi": ident["roi"], "seed": ident["seed"]}
+    tag = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+    trial_dir = sweep_dir / f"attnmel_trial_{trial_id}_{index}_{tag}_{DATE}"
+    trial_dir.mkdir(parents=True)
+    (trial_dir / "params.json").write_text(json.dumps(params, indent=2))
+
+    first, second = list(epochs), []
+    if restart is not None:
+        fail_after, restart_from = restart
+        first = epochs[:fail_after]
+        second = [replayed(row) if row["epoch"] <= fail_after else row for row in epochs[restart_from - 1:]]
+    lines, history, clock, since_restore, restore_clock = [], [], 0.0, 0, 0.0
+    for position, row in enumerate(first + second):
+        if position == len(first):
+            # Restored from the checkpoint before `restart_from`: history is cut there.
+            history = [h for h in history if h["epoch"] < row["epoch"]]
+            since_restore, restore_clock = 0, 0.0
+        history.append(row)
+        clock += row["epoch_seconds"]
+        restore_clock += row["epoch_seconds"]
+        since_restore += 1
+        result = {
+            **row,
+            **_with_best(history),
+            "done": row["epoch"] == total,
+            **ident,
+            "timestamp": 1767225600 + int(clock),
+            "checkpoint_dir_name": f"checkpoint_{row['epoch'] - 1:06d}",
+            "training_iteration": row["epoch"],
+            "trial_id": trial_id,
+            "date": DATE,
+            "time_this_iter_s": row["epoch_seconds"],
+            "time_total_s": clock,
+            "pid": 4242,
+            "hostname": "node-a",
+            "node_ip": "10.0.0.1",
+            "node_id": "f" * 56,
+            "config": params,
+            "time_since_restore": restore_clock,
+            "iterations_since_restore": since_restore,
+        }
+        lines.append(json.dumps(result))
+    if lines:
+        (trial_dir / "result.json").write_text("\n".join(lines) + "\n")
+    if error is not None:
+        blocks = []
+        for number in range(1, failures + 1):
+            blocks.append(
+                f"Failure # {number} (occurred at {DATE})\n"
+                "\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=4242, ip=10.0.0.1, repr=attnmel_trial)\n"
+                '  File "attnmel/train.py", line 300, in fit\n'
+                f"{error}\n"
+            )
+        (trial_dir / "error.txt").write_text("".join(blocks))
+    return trial_dir
+
+
+def write_sweep_json(sweep_dir: Path, name: str) -> None:
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"name": name, "spec": {"name": name}, "code_version": "0.1.0+test", "created": "2026-01-01T00:00:00"}
+    (sweep_dir / "sweep.json").write_text(json.dumps(meta))
+
+
+def write_experiment_state(sweep_dir: Path, statuses: dict[str, str]) -> None:
+    """Tune's experiment checkpoint, reduced to the fields report reads (trial id, status)."""
+    trial_data = [
+        [json.dumps({"trial_id": tid, "status": status, "relative_logdir": tid}), json.dumps({"num_failures": 0})]
+        for tid, status in statuses.items()
+    ]
+    (sweep_dir / f"experiment_state-{DATE}.json").write_text(json.dumps({"trial_data": trial_data}))
+
+
+def paper_sweep(root: Path, name: str = "paper17", seeds: int = 3, epochs: int = 4, crashed: bool = True) -> Path:
+    """All seven ISIC 2017 models × ``seeds`` (one of them restored after a failure), one errored
+    trial and, with ``crashed``, one that died before its first epoch (reading its identity
+    from ``params.json`` imports the training stack, so fast tests leave it out)."""
+    sweep_dir = root / name
+    write_sweep_json(sweep_dir, name)
+    rng = np.random.default_rng(7)
+    index = 0
+    for variant, roi in PAPER_NAMES:
+        for seed in range(seeds):
+            tid = f"ab12c_{index:05d}"
+            kw: dict[str, Any] = {}
+            if (variant, roi, seed) == ("melcnn", "none", 1):  # failed once after epoch 3, retried
+                kw = {"restart": (3, 2), "error": "RuntimeError: CUDA error: an illegal memory access"}
+            write_trial(sweep_dir, tid, index, identity(variant, roi, seed), epoch_metrics(rng, epochs), **kw)
+            index += 1
+    # Errored after two epochs (retried, failed again); crashed before its first epoch.
+    fail_after = max(1, epochs - 2)
+    write_trial(sweep_dir, f"ab12c_{index:05d}", index, identity("vgg16", "none", 9), epoch_metrics(rng, fail_after),
+                total_epochs=epochs, error=f"RuntimeError: injected failure at epoch {fail_after + 1}",
+                failures=2)  # fmt: skip
+    if crashed:
+        write_trial(sweep_dir, f"ab12c_{index + 1:05d}", index + 1, identity("attnmel", "lesion", 9), [],
+                    total_epochs=epochs, params=CRASHED_PARAMS)  # fmt: skip
+    return sweep_dir
+
+
+def lambda_sweep(root: Path, name: str = "lambda", seeds: int = 2, epochs: int = 3) -> tuple[Path, list[float]]:
+    """λ1 × λ2 grid for the lesion and dermo ROIs, plus the unregularised reference."""
+    sweep_dir = root / name
+    write_sweep_json(sweep_dir, name)
+    rng = np.random.default_rng(11)
+    grid = [0.0, 0.001, 0.01]
+    index = 0
+    for roi in ("lesion", "dermo"):
+        for l1 in grid:
+            for l2 in grid:
+                for seed in range(seeds):
+                    ident = identity("attnmel", roi, seed, l1, l2)
+                    write_trial(sweep_dir, f"cd34e_{index:05d}", index, ident, epoch_metrics(rng, epochs),
+                                params={"roi": roi, "lambda1": l1, "lambda2": l2, "seed": seed})  # fmt: skip
+                    index += 1
+    for seed in range(seeds):
+        write_trial(sweep_dir, f"cd34e_{index:05d}", index, identity("attnmel", "none", seed),
+                    epoch_metrics(rng, epochs))  # fmt: skip
+        index += 1
+    return sweep_dir, grid

@@ -1,0 +1,85 @@
+"""Kill the sweep's driver (SIGKILL) in the middle of a sweep, then `attnmel sweep resume`:
+every trial ends up exactly once, and no trial that had finished runs again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+try:  # tests/orchestrator as a package or as a plain directory on sys.path
+    from ._sweep_helpers import REPO, check_tables, run_attnmel
+except ImportError:
+    from _sweep_helpers import REPO, check_tables, run_attnmel
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _finished_trials(sweep_dir: Path) -> dict[str, bytes]:
+    """Trial folder → its result.json, for trials that reported their last epoch."""
+    done = {}
+    for result in sweep_dir.glob("*/result.json"):
+        text = result.read_bytes()
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        if rows and rows[-1].get("done"):
+            done[result.parent.name] = text
+    return done
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver; its embedded Ray goes down with it, and we reap what is left of
+    the process group it started (a crashed machine leaves nothing running either)."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_resume_after_killing_the_driver(tmp_path, make_spec, cli_env):
+    grid = {"variants": ["vgg16_gap", "attnmel", "attnmel+lesion", "melcnn"], "seeds": [0]}
+    spec = make_spec(name="crash", grid=grid)  # 4 trials × 2 epochs, 2 at a time
+    sweep_dir = tmp_path / "results" / "crash"
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "sweep", "run", str(spec), "--num-cpus", "2"],
+        env=cli_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not _finished_trials(sweep_dir):
+            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(0.5)
+    finally:
+        _kill_session(driver)
+        log.close()
+
+    before = _finished_trials(sweep_dir)
+    assert 1 <= len(before) < 4, "the kill must land mid-sweep"
+    assert not (sweep_dir / "trials.parquet").exists()
+
+    resumed = run_attnmel(["sweep", "resume", str(sweep_dir), "--num-cpus", "2"], cli_env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "resuming sweep crash" in resumed.stdout
+
+    trials, _ = check_tables(sweep_dir, n_trials=4, epochs=2)
+    assert len(list(sweep_dir.glob("*/params.json"))) == 4  # no trial was created twice
+    after = _finished_trials(sweep_dir)
+    assert set(after) == set(trials["trial_dir"])
+    for name, text in before.items():  # finished trials were not run again: not one new result line
+        assert after[name] == text, name

@@ -1,0 +1,60 @@
+"""orchestrator.tune builds the Tuner the spec describes (no Ray runtime started here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search.sample import LogUniform
+
+from orchestrator.spec import load_spec, spec_from_dict, trial_config
+from orchestrator.tune import _search_space, build_tuner
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tune_config(spec):
+    return build_tuner(spec)._local_tuner._tune_config  # noqa: SLF001 (Tuner exposes no getter)
+
+
+def test_optuna_and_asha_maximise_validation_auc():
+    spec = load_spec(REPO / "experiments/lambda_optuna.yaml")
+    config = _tune_config(spec)
+    assert isinstance(config.search_alg, OptunaSearch)
+    assert (config.search_alg.metric, config.search_alg.mode) == ("val_auc", "max") == (config.metric, config.mode)
+    assert config.num_samples == spec.search.num_samples
+    assert isinstance(config.scheduler, ASHAScheduler)
+    assert config.scheduler._max_t == spec.train["optim"]["epochs"]  # noqa: SLF001
+    space = _search_space(spec)
+    for key in ("loss.lambda1", "loss.lambda2"):
+        assert isinstance(space[key].get_sampler(), LogUniform)
+        assert (space[key].lower, space[key].upper) == spec.search.space[key.split(".")[1]].values
+    # every sample Optuna could draw is a valid trial config
+    for _ in range(5):
+        point = {k: v.sample() if isinstance(v, tune.search.sample.Domain) else v for k, v in space.items()}
+        cfg = trial_config({"train": spec.train, "point": point})
+        assert cfg.data.roi == "lesion" and 1e-5 <= cfg.loss.lambda1 <= 1.0
+
+
+def test_grid_search_is_the_explicit_trial_list_with_resources_and_retries(tmp_path):
+    raw = {
+        "name": "g",
+        "dataset": {"name": "isic2017", "root": str(tmp_path)},
+        "grid": {"variants": ["vgg16", "attnmel+lesion"], "seeds": [0, 1], "lambda1": [0.0, 0.1]},
+        "resources": {"cpus": 2, "gpus": 0.5},
+        "retries": 3,
+    }
+    spec = spec_from_dict(raw)
+    tuner = build_tuner(spec)
+    inner = tuner._local_tuner  # noqa: SLF001
+    config, run = inner._tune_config, inner.get_run_config()  # noqa: SLF001
+    assert config.search_alg is None and config.num_samples == 1
+    points = inner._param_space["point"]["grid_search"]  # noqa: SLF001
+    assert len(points) == 2 * (1 + 2)
+    assert run.failure_config.max_failures == 3
+    assert (run.checkpoint_config.num_to_keep, run.checkpoint_config.checkpoint_score_attribute) == (1, "val_auc")
+    assert run.storage_path == spec.storage and run.name == "g"
+    resources = inner.trainable._resources.required_resources  # noqa: SLF001 (set by tune.with_resources)
+    assert (resources["CPU"], resources["GPU"]) == (2, 0.5)
