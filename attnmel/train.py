@@ -56,8 +56,15 @@ class NonFiniteLossError(RuntimeError):
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """Package version plus the git commit of the source tree when there is one."""
+    """Package version plus the git commit of the source tree when there is one.
+
+    ``ATTNMEL_CODE_VERSION`` wins: a job shipped to a cluster as a copy without ``.git``
+    carries the submitter's version in it.
+    """
     from attnmel import __version__
+
+    if os.environ.get("ATTNMEL_CODE_VERSION"):
+        return os.environ["ATTNMEL_CODE_VERSION"]
 
     try:
         sha = subprocess.run(

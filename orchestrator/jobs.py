@@ -21,14 +21,19 @@ import os
 import shlex
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from attnmel.errors import UserError
 from orchestrator.spec import is_uri, merged_raw, read_spec_file, spec_from_dict
 
 __all__ = ["find_token", "submit_sweep", "job_status", "print_logs", "stop_job", "job_client"]
 
-_PACKAGES = ("attnmel", "orchestrator")
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
+
+T = TypeVar("T")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
 
 
@@ -55,7 +60,7 @@ def _no_token_help(address: str, source: str) -> str:
     )
 
 
-def _call(address: str, source: str, fn, *args, **kwargs):
+def _call(address: str, source: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a Jobs API call, turning connection and auth failures into one-line UserErrors."""
     from ray.exceptions import AuthenticationError
 
@@ -75,8 +80,9 @@ def _call(address: str, source: str, fn, *args, **kwargs):
         raise UserError(f"Ray Jobs API at {address}: {text}") from None
 
 
-def job_client(address: str | None):
-    """A ``JobSubmissionClient`` for the dashboard at ``address``, carrying the user's token."""
+def job_client(address: str | None) -> tuple[JobSubmissionClient, str, str]:
+    """A ``JobSubmissionClient`` for the dashboard at ``address`` carrying the user's token,
+    the normalised address and where the token came from."""
     from ray.job_submission import JobSubmissionClient
 
     if not address:

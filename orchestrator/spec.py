@@ -265,6 +265,7 @@ def _train(raw: Any, dataset: DatasetSpec, resources: ResourceSpec) -> dict[str,
             owner = _OWNED_KEYS.get(f"{section}.{key}")
             if owner:
                 raise UserError(f"spec key 'train.{section}.{key}' is set by '{owner}', not under train")
+    raw = {section: dict(keys or {}) for section, keys in raw.items()}  # `runtime:` alone reads as None
     set_nested(raw, ["data", "dataset"], dataset.name)
     set_nested(raw, ["data", "root"], dataset.root)
     set_nested(raw, ["data", "roi_dir"], dataset.roi_dir)
@@ -483,7 +484,7 @@ def spec_from_dict(
         smoke=_mapping(raw.get("smoke"), "smoke"),
     )
     if search is not None:
-        clash = sorted(k for k in search.space if k in ("lambda1", "lambda2") and getattr(grid, k) or k in grid.params)
+        clash = sorted(k for k in search.space if (k in ("lambda1", "lambda2") and getattr(grid, k)) or k in grid.params)
         if clash:
             raise UserError(f"spec key 'search.space.{clash[0]}' is also in grid; list it in one place only")
     _check_trials(spec)
@@ -631,5 +632,5 @@ def sweep_path(spec: SweepSpec) -> str:
 
 
 def dump_yaml(spec: SweepSpec) -> str:
-    """The resolved spec as YAML (for ``sweep run --dry-run`` style inspection)."""
+    """The resolved spec as YAML (what ``sweep run --dry-run`` prints)."""
     return yaml.safe_dump(spec_to_dict(spec), sort_keys=False)

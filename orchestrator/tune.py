@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 import ray
 from ray import tune
@@ -43,19 +43,29 @@ from orchestrator.spec import (
     trial_points,
 )
 
-__all__ = ["train_trial", "preflight", "connect", "build_tuner", "run_sweep", "resume_sweep", "SweepProgress"]
+__all__ = [
+    "train_trial",
+    "remove_stale_scratch",
+    "preflight",
+    "connect",
+    "build_tuner",
+    "run_sweep",
+    "resume_sweep",
+    "SweepProgress",
+]
 
 # --------------------------------------------------------------------------- the trainable
 
 
 @contextmanager
-def _snapshot(run_dir: Path, is_best: bool) -> Iterator[Path]:
-    """A checkpoint folder of ``run_dir``: hard links (no copy) to last.pt, the small run files
-    and best.pt when this epoch is the best. Tune copies it to storage inside ``report``."""
+def _snapshot(run_dir: Path) -> Iterator[Path]:
+    """A checkpoint folder of ``run_dir``: hard links (no copy) to last.pt and the small run
+    files. Tune copies it to storage inside ``report``. best.pt stays out: Tune keeps the
+    checkpoint of the best validation-AUC epoch, whose last.pt is that best model."""
     snap = Path(tempfile.mkdtemp(prefix="ckpt-", dir=run_dir.parent))
     try:
         for item in run_dir.iterdir():
-            if not item.is_file() or item.name.endswith(".tmp") or (item.name == "best.pt" and not is_best):
+            if not item.is_file() or item.name.endswith(".tmp") or item.name == "best.pt":
                 continue
             try:
                 os.link(item, snap / item.name)
@@ -64,6 +74,36 @@ def _snapshot(run_dir: Path, is_best: bool) -> Iterator[Path]:
         yield snap
     finally:
         shutil.rmtree(snap, ignore_errors=True)
+
+
+# Trials keep their run directory here, named "<worker pid>-<trial id>-...". Tune may end a
+# worker process while a finished trial's thread still sits in `report`, so its cleanup cannot
+# be relied on; the next trial on the node (and the driver, at the end) removes what is left.
+SCRATCH_ROOT = Path(tempfile.gettempdir()) / "attnmel-trials"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_scratch(*, trial_ids: Collection[str] = (), include_own: bool = False) -> None:
+    """Delete trial run directories that no running trial uses: those of processes that are
+    gone, of the given (ended) trials, and with ``include_own`` this worker's earlier ones."""
+    if not SCRATCH_ROOT.is_dir():
+        return
+    for path in SCRATCH_ROOT.iterdir():
+        owner, _, rest = path.name.partition("-")
+        if not owner.isdigit():
+            continue
+        ended = rest.rsplit("-", 1)[0] in trial_ids or (include_own and int(owner) == os.getpid())
+        if ended or not _alive(int(owner)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def train_trial(params: dict[str, Any]) -> None:
@@ -78,8 +118,9 @@ def train_trial(params: dict[str, Any]) -> None:
     # Tune logs every checkpoint upload at INFO; the progress lines already say each epoch
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     config = trial_config(params)
-    context = tune.get_context()
-    scratch = Path(tempfile.mkdtemp(prefix=f"attnmel-{context.get_trial_id()}-"))
+    remove_stale_scratch(include_own=True)  # Tune runs one trial at a time per worker
+    SCRATCH_ROOT.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{tune.get_context().get_trial_id()}-", dir=SCRATCH_ROOT))
     run_dir = scratch / "run"
     try:
         checkpoint = tune.get_checkpoint()
@@ -87,7 +128,7 @@ def train_trial(params: dict[str, Any]) -> None:
             checkpoint.to_directory(str(run_dir))
         node_id = ray.get_runtime_context().get_node_id()  # node_ip alone cannot tell nodes of one host apart
         for result in fit(config, run_dir):
-            with _snapshot(run_dir, bool(result["is_best"])) as snap:
+            with _snapshot(run_dir) as snap:
                 tune.report({**result, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(str(snap)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -374,6 +415,10 @@ def _finish(sweep_dir: str, results: Any, started: float) -> int:
     return 1 if errors else 0
 
 
+def _trial_ids(results: Any) -> set[str]:
+    return {str(r.metrics["trial_id"]) for r in results if r.metrics and "trial_id" in r.metrics}
+
+
 def _unique_name(spec: SweepSpec) -> SweepSpec:
     base, n = spec.name, 2
     while _exists(sweep_path(spec)):
@@ -396,7 +441,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: int | No
                         "or pick a new name (--unique, or --set name=...)")  # fmt: skip
     local = not (address or os.environ.get("RAY_ADDRESS")) and not ray.is_initialized()
     preflight(spec, local=local)
-    started_ray = connect(address, num_cpus=num_cpus)
+    started_ray, ended = connect(address, num_cpus=num_cpus), set()
     try:
         if local:
             _check_resources(spec)
@@ -409,10 +454,12 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: int | No
         print(f"sweep {spec.name}: storage {target}")
         started = time.monotonic()
         results = build_tuner(spec).fit()
+        ended = _trial_ids(results)
         return _finish(target, results, started)
     finally:
         if started_ray:
             ray.shutdown()
+        remove_stale_scratch(trial_ids=ended)  # what this node's workers could not clean up
 
 
 def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None = None) -> int:
@@ -422,7 +469,7 @@ def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None 
     if not _exists(f"{path}/sweep.json"):
         raise UserError(f"{path} is not a sweep folder (no sweep.json)")
     spec = spec_from_dict(_read_json(f"{path}/sweep.json")["spec"])
-    started_ray = connect(address, num_cpus=num_cpus)
+    started_ray, ended = connect(address, num_cpus=num_cpus), set()
     try:
         if not tune.Tuner.can_restore(path):
             raise UserError(f"{path} holds no Tune experiment state to resume (did the sweep start any trial?)")
@@ -435,10 +482,13 @@ def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None 
         )
         print(f"resuming sweep {spec.name} from {path}")
         started = time.monotonic()
-        return _finish(path, tuner.fit(), started)
+        results = tuner.fit()
+        ended = _trial_ids(results)
+        return _finish(path, results, started)
     finally:
         if started_ray:
             ray.shutdown()
+        remove_stale_scratch(trial_ids=ended)
 
 
 def _code_version() -> str:

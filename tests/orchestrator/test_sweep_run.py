@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from attnmel.config import config_hash
 from orchestrator.spec import load_spec, spec_from_dict, trial_config
@@ -44,8 +45,9 @@ def test_sweep_end_to_end_on_embedded_ray(tmp_path, make_spec, cli_env):
         by_epoch = {row["epoch"]: row["checkpoint_dir_name"] for row in rows}
         kept = {p.name for p in trial_dir.glob("checkpoint_*")}
         assert kept == {by_epoch[trial.best_epoch], by_epoch[2]}
-        assert (trial_dir / by_epoch[trial.best_epoch] / "best.pt").is_file()
-        assert (trial_dir / by_epoch[2] / "last.pt").is_file()
+        for epoch in {trial.best_epoch, 2}:  # each checkpoint holds the model of its own epoch
+            state = torch.load(trial_dir / by_epoch[epoch] / "last.pt", map_location="cpu", weights_only=False)
+            assert state["epoch"] == epoch
 
     # the results answer SQL through `attnmel query`
     proc = run_attnmel(
@@ -55,6 +57,15 @@ def test_sweep_end_to_end_on_embedded_ray(tmp_path, make_spec, cli_env):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [{"n": 4, "e": 8}]
     assert len(epochs) == 8
+    _assert_no_scratch_left(trials)
+
+
+def _assert_no_scratch_left(trials) -> None:
+    """The trials' private run directories (model checkpoints!) are gone from the node."""
+    from orchestrator.tune import SCRATCH_ROOT
+
+    left = [p.name for p in SCRATCH_ROOT.glob("*") if any(f"-{t}-" in p.name for t in trials["trial_id"])]
+    assert not left
 
 
 def test_failing_trial_is_retried_then_recorded_while_others_finish(tmp_path, make_spec, cache_env, capsys):
@@ -79,3 +90,4 @@ def test_failing_trial_is_retried_then_recorded_while_others_finish(tmp_path, ma
     error_txt = (tmp_path / "results" / "fail" / failed["trial_dir"] / "error.txt").read_text()
     assert error_txt.count("Failure #") == 2
     assert sorted(epochs.groupby("trial_id").size()) == [1, 2]
+    _assert_no_scratch_left(trials)

@@ -19,8 +19,9 @@ def _tune_config(spec):
     return build_tuner(spec)._local_tuner._tune_config  # noqa: SLF001 (Tuner exposes no getter)
 
 
-def test_optuna_and_asha_maximise_validation_auc():
-    spec = load_spec(REPO / "experiments/lambda_optuna.yaml")
+def test_optuna_and_asha_maximise_validation_auc(tmp_path):
+    # (constructing a Tuner already writes tuner.pkl into the storage folder)
+    spec = load_spec(REPO / "experiments/lambda_optuna.yaml", overrides=[f"storage={tmp_path}"])
     config = _tune_config(spec)
     assert isinstance(config.search_alg, OptunaSearch)
     assert (config.search_alg.metric, config.search_alg.mode) == ("val_auc", "max") == (config.metric, config.mode)
@@ -45,6 +46,7 @@ def test_grid_search_is_the_explicit_trial_list_with_resources_and_retries(tmp_p
         "grid": {"variants": ["vgg16", "attnmel+lesion"], "seeds": [0, 1], "lambda1": [0.0, 0.1]},
         "resources": {"cpus": 2, "gpus": 0.5},
         "retries": 3,
+        "storage": str(tmp_path / "results"),
     }
     spec = spec_from_dict(raw)
     tuner = build_tuner(spec)
