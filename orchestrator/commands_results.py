@@ -71,7 +71,8 @@ def _report_build(args: argparse.Namespace) -> int:
 
 
 def _report_show(args: argparse.Namespace) -> int:
-    from orchestrator.report import format_summary, load_tables, summarize
+    from orchestrator.paper_table import format_summary, summarize
+    from orchestrator.report import load_tables
 
     trials, _ = load_tables(args.path)
     summary, excluded = summarize(trials)

@@ -23,7 +23,8 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 
 from attnmel.errors import UserError  # noqa: E402
-from orchestrator.report import PAPER_LAMBDAS, PAPER_ORDER, at_paper_lambda, terminated  # noqa: E402
+from orchestrator.paper_table import PAPER_LAMBDAS, PAPER_ORDER, at_paper_lambda  # noqa: E402
+from orchestrator.report import terminated  # noqa: E402
 
 __all__ = ["METRICS", "plot_curves", "plot_sensitivity", "save_figure"]
 

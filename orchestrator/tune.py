@@ -405,7 +405,8 @@ def _finish(sweep_dir: str, results: Any, started: float) -> int:
     if is_uri(sweep_dir):
         print(f"tables: copy the sweep locally and run `attnmel report build DIR` ({sweep_dir} is remote)")
     else:
-        from orchestrator.report import format_summary, summarize, write_tables
+        from orchestrator.paper_table import format_summary, summarize
+        from orchestrator.report import write_tables
 
         trials_file, epochs_file = write_tables(sweep_dir)
         print(f"tables: {trials_file} and {epochs_file}")

@@ -15,14 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from attnmel.errors import UserError
+from orchestrator.paper_table import format_summary, summarize
 from orchestrator.report import (
     EPOCH_COLUMNS,
     TRIAL_COLUMNS,
     build_tables,
     find_sweep_dirs,
-    format_summary,
     load_tables,
-    summarize,
     write_tables,
 )
 
