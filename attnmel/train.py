@@ -275,7 +275,6 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
     if on_cuda:
         torch.backends.cudnn.benchmark = True
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     state = torch.load(run_dir / LAST, map_location="cpu", weights_only=False) if (run_dir / LAST).exists() else None
     if state is not None and state["numbers_key"] != _numbers_key(cfg):
         raise UserError(f"{run_dir} holds a run with a different config; use a new --out directory")
@@ -283,6 +282,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
     torch.manual_seed(cfg.runtime.seed)  # model initialisation
     model = create_model(cfg.model.variant, backbone=cfg.model.backbone, weights=cfg.model.weights)
     bundle = load_bundle(cfg.data)
+    run_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs proved usable
     save_config(cfg, run_dir / "config.yaml")
     (run_dir / "data_info.json").write_text(json.dumps(bundle.info, indent=2, default=str))
 

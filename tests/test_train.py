@@ -143,4 +143,7 @@ def test_train_command_prints_epochs_then_json(small_cfg, synth_root, tmp_path, 
     assert set(json.loads(lines[-1])) == {"best_epoch", "val_auc", "val_ap", "test_auc", "test_ap"}
     assert main(["train", "--set", "optim.lr=-1", "--out", str(tmp_path / "bad")]) == 2
     assert "optim.lr" in capsys.readouterr().err
+    assert main(["train", "--set", f"data.root={tmp_path / 'nope'}", "--set", "model.weights=none",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "nope" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
