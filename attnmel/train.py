@@ -27,12 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from attnmel.config import TrainConfig, config_from_dict, config_hash, config_to_dict, save_config
+from attnmel.config import TrainConfig, config_hash, config_to_dict, load_config, save_config
 from attnmel.data import DataBundle, EpochSampler, SplitTensors, eval_batch, load_bundle, train_batch
 from attnmel.errors import UserError
 from attnmel.losses import batch_dice_loss, downsample_reference, focal_loss
 from attnmel.metrics import ap_auc
 from attnmel.models import create_model, paper_name
+from attnmel.selection import best_epoch_row
 
 __all__ = [
     "fit",
@@ -229,6 +230,18 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Atomically make ``target`` the same file as ``source``: a hard link (no copy of a
+    checkpoint that can be 1 GB) that survives the next ``os.replace`` of ``source``."""
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:  # a filesystem without hard links
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
 def _numbers_key(cfg: TrainConfig) -> str:
     """Hash of what determines the numbers (not device, threads or fault injection)."""
     runtime = replace(cfg.runtime, device="auto", num_threads=None, fail_at_epoch=None, eval_batch_size=64)
@@ -245,15 +258,6 @@ def _bundle_to(bundle: DataBundle, device: torch.device) -> DataBundle:
         )
 
     return replace(bundle, train=move(bundle.train), val=move(bundle.val), test=move(bundle.test))
-
-
-def _best_of(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """First epoch with the highest validation AUC (ties keep the earlier epoch)."""
-    best = history[0]
-    for row in history[1:]:
-        if row["val_auc"] > best["val_auc"]:
-            best = row
-    return best
 
 
 def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
@@ -346,7 +350,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
             "images_per_second": len(order) / train_seconds if train_seconds > 0 else math.nan,
         }
         history.append(row)
-        best = _best_of(history)
+        best = best_epoch_row(history)
         is_best = best["epoch"] == epoch
         _atomic_save(
             {
@@ -363,8 +367,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
             run_dir / LAST,
         )
         if is_best:
-            shutil.copyfile(run_dir / LAST, run_dir / (BEST + ".tmp"))
-            os.replace(run_dir / (BEST + ".tmp"), run_dir / BEST)
+            _link_or_copy(run_dir / LAST, run_dir / BEST)
         _write_epochs_log(run_dir, history)
         yield {
             **row,
@@ -392,14 +395,17 @@ def _write_epochs_log(run_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:
-    """Best-epoch summary of a run directory (from its last checkpoint's history)."""
-    path = Path(run_dir) / LAST
-    if not path.exists():
-        raise UserError(f"no checkpoint in {run_dir} (expected {path})")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    history = state["history"]
-    best = _best_of(history)
-    cfg = config_from_dict(state["config"])
+    """Best-epoch summary of a run directory, from its small ``epochs.jsonl`` and ``config.yaml``
+    (no checkpoint is loaded)."""
+    run_dir = Path(run_dir)
+    log = run_dir / EPOCHS_LOG
+    if not log.exists():
+        raise UserError(f"no finished epoch in {run_dir} (expected {log})")
+    history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    best = best_epoch_row(history)
+    if best is None:
+        raise UserError(f"no finished epoch in {run_dir} (expected {log})")
+    cfg = load_config(run_dir / "config.yaml")
     return {
         "best_epoch": best["epoch"],
         "val_auc": best["val_auc"],

@@ -20,11 +20,11 @@ from typing import Any
 import pandas as pd
 
 from attnmel.errors import UserError
+from attnmel.selection import best_epoch_row
 
 __all__ = [
     "EPOCH_COLUMNS",
     "TRIAL_COLUMNS",
-    "best_epoch_row",
     "build_tables",
     "find_sweep_dirs",
     "load_tables",
@@ -196,18 +196,6 @@ def _dedupe_epochs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if row.get("epoch") is not None:
             by_epoch[int(row["epoch"])] = row
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
-
-
-def best_epoch_row(epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """First epoch with the highest *validation* AUC (test metrics never select)."""
-    best = None
-    for row in epochs:
-        value = _float(row.get("val_auc"))
-        if math.isnan(value):
-            continue
-        if best is None or value > _float(best["val_auc"]):
-            best = row
-    return best
 
 
 def _float(value: Any) -> float:

@@ -188,7 +188,8 @@ class SweepProgress(tune.Callback):
 def preflight(spec: SweepSpec, *, local: bool) -> None:
     """Data layout, ROI files for the regularised variants and (on the machine that runs the
     trials) model weights; writes the demo's synthetic dataset when the spec asks for one."""
-    from attnmel.data import check_layout, roi_available, write_synthetic
+    from attnmel.data import load_splits, roi_available, write_synthetic
+    from attnmel.data.layout import file_problems
     from attnmel.data.roi import missing_roi_source
 
     root = Path(spec.dataset.root)
@@ -197,15 +198,13 @@ def preflight(spec: SweepSpec, *, local: bool) -> None:
     if not root.is_dir():
         raise UserError(f"dataset root {root} does not exist (spec key 'dataset.root'; set it with --set dataset.root=DIR)")
     data = spec.train["data"]
-    _, problems = check_layout(
-        spec.dataset.name, root, val_fraction=data["val_fraction"], val_seed=data["val_seed"], decode=False
-    )
+    # One scan of the layout (raises on its first problem), then every file's header.
+    splits = load_splits(spec.dataset.name, root, val_fraction=data["val_fraction"], val_seed=data["val_seed"])
+    problems = file_problems([s for samples in splits.values() for s in samples], decode=False)
     if problems:
         more = f" (and {len(problems) - 1} more; see `attnmel data check`)" if len(problems) > 1 else ""
         raise UserError(f"dataset {root}: {problems[0]}{more}")
-    from attnmel.data import load_splits
-
-    train = load_splits(spec.dataset.name, root, val_fraction=data["val_fraction"], val_seed=data["val_seed"])["train"]
+    train = splits["train"]
     roi_dir = Path(spec.dataset.roi_dir) if spec.dataset.roi_dir else None
     rois = {split_variant(v)[1] for v in spec.grid.variants} - {"none"}
     for roi in sorted(rois):

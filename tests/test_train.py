@@ -133,7 +133,7 @@ def test_identity_uses_effective_lambdas():
         run_identity(apply_overrides(TrainConfig(), ["data.roi=lesion", "model.variant=melcnn"]))
 
 
-def test_train_command_prints_epochs_then_json(small_cfg, synth_root, tmp_path, capsys):
+def test_train_command_prints_epochs_then_json(synth_root, tmp_path, capsys):
     cfg_args = ["--set", f"data.root={synth_root}", "--set", f"data.cache_dir={tmp_path / 'cache'}",
                 "--set", "data.image_size=40", "--set", "data.crop_size=32", "--set", "model.weights=none",
                 "--set", "optim.epochs=1", "--set", "data.passes=1", "--set", "runtime.device=cpu"]

@@ -12,6 +12,7 @@ a fixed seed and fraction (both recorded by the caller, see ``bundle.load_bundle
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ __all__ = [
     "LAYOUTS",
     "load_splits",
     "check_layout",
+    "file_problems",
     "stratified_subset",
     "expected_paths",
 ]
@@ -301,46 +303,41 @@ def load_splits(
     return splits
 
 
-def _decode_problems(sample: Sample) -> list[str]:
-    """Fully decode the image and its mask; a truncated file fails here, not in training."""
+_IMAGE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError)
+
+
+def _sample_problems(sample: Sample, decode: bool) -> list[str]:
+    """Open the image and its masks and compare their sizes. ``decode`` decodes every byte,
+    so a truncated file fails here rather than in training; otherwise only headers are read.
+    LOAD_TRUNCATED_IMAGES stays at Pillow's default (off)."""
+    what = "unreadable or truncated" if decode else "unreadable"
     try:
         with Image.open(sample.image) as im:
-            im.load()  # decodes every byte; LOAD_TRUNCATED_IMAGES stays at Pillow's default (off)
+            if decode:
+                im.load()
             size = im.size
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        return [f"{sample.image}: unreadable or truncated image ({e})"]
+    except _IMAGE_ERRORS as e:
+        return [f"{sample.image}: {what} image ({e})"]
     out = []
     for path in (sample.lesion, sample.superpixels):
         if path is None:
             continue
         try:
             with Image.open(path) as m:
-                m.load()
+                if decode:
+                    m.load()
                 if m.size != size:
                     out.append(f"{path}: size {m.size[0]}x{m.size[1]} differs from its image {size[0]}x{size[1]}")
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-            out.append(f"{path}: unreadable or truncated ({e})")
+        except _IMAGE_ERRORS as e:
+            out.append(f"{path}: {what} ({e})")
     return out
 
 
-def _header_problems(sample: Sample) -> list[str]:
-    """Cheap variant: compare sizes from the file headers only."""
-    try:
-        with Image.open(sample.image) as im:
-            size = im.size
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        return [f"{sample.image}: unreadable image ({e})"]
-    out = []
-    for path in (sample.lesion, sample.superpixels):
-        if path is None:
-            continue
-        try:
-            with Image.open(path) as m:
-                if m.size != size:
-                    out.append(f"{path}: size {m.size[0]}x{m.size[1]} differs from its image {size[0]}x{size[1]}")
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-            out.append(f"{path}: unreadable ({e})")
-    return out
+def file_problems(samples: list[Sample], *, decode: bool = True) -> list[str]:
+    """One line per unreadable, truncated (``decode``) or mis-sized image or mask, in order."""
+    # Pillow releases the GIL while decoding, so threads use every core.
+    with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 2)) as pool:
+        return [line for found in pool.map(functools.partial(_sample_problems, decode=decode), samples) for line in found]
 
 
 def _split_report(samples: list[Sample]) -> dict:
@@ -372,12 +369,7 @@ def check_layout(
     image and mask (finds truncated files); otherwise only headers are read.
     """
     splits, problems = _scan(dataset, Path(root), val_fraction, val_seed)
-    everything = [s for name in SPLITS for s in splits[name]]
-    inspect = _decode_problems if decode else _header_problems
-    # Pillow releases the GIL while decoding, so threads use every core.
-    with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 2)) as pool:
-        for found in pool.map(inspect, everything):
-            problems.extend(found)
+    problems += file_problems([s for name in SPLITS for s in splits[name]], decode=decode)
     report = {"dataset": dataset, "splits": {name: _split_report(splits[name]) for name in SPLITS}}
     if dataset == "isic2016":
         report["val_split"] = {"source": "train", "fraction": val_fraction, "seed": val_seed}

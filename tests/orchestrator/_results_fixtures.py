@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from attnmel.selection import best_epoch_row
+
 PAPER_NAMES = {
     ("vgg16", "none"): "VGG-16",
     ("vgg16_gap", "none"): "VGG-16-GAP",
@@ -87,10 +89,7 @@ def replayed(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_best(history: list[dict[str, Any]]) -> dict[str, Any]:
-    best = history[0]
-    for row in history[1:]:
-        if row["val_auc"] > best["val_auc"]:
-            best = row
+    best = best_epoch_row(history)
     return {
         "best_epoch": best["epoch"],
         "best_val_auc": best["val_auc"],
