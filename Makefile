@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/data_throughput.py
 	$(BIN)/python benchmarks/train_throughput.py
+
+# On a GPU machine: every part of benchmarks/gpu_check.py (docs/gpu_check.md); about 5 minutes on an H100
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --data ../shared/isic2017 --out results/gpu_check
 
 clean:
 	rm -rf $(VENV) build *.egg-info

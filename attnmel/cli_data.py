@@ -63,9 +63,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
         melanoma_fraction=args.melanoma_fraction,
         seed=args.seed,
         overwrite=args.force,
+        task=args.task,
+        signal=args.signal,
+        confounder_rate=args.confounder_rate,
     )
-    summary = ", ".join(f"{split} {c['images']} ({c['melanoma']} melanoma)" for split, c in counts.items())
-    print(f"wrote synthetic {args.dataset} to {args.root}: {summary}")
+
+    def describe(c: dict) -> str:
+        marked = f", {c['marked']} marked" if "marked" in c else ""
+        return f"{c['images']} ({c['melanoma']} melanoma{marked})"
+
+    summary = ", ".join(f"{split} {describe(c)}" for split, c in counts.items())
+    print(f"wrote synthetic {args.dataset} ({args.task}) to {args.root}: {summary}")
     return 0
 
 
@@ -108,6 +116,29 @@ def register(subparsers) -> None:
     synth.add_argument("--size", type=int, default=96, help="image height in px (width is 4/3 of it)")
     synth.add_argument("--melanoma-fraction", type=float, default=0.3)
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--task",
+        choices=("abcd", "confounded"),
+        default="abcd",
+        help="abcd: the classes differ only in the lesion (default); confounded: weaker lesion cues plus a "
+        "blue ink dot beside the lesion that agrees with the label in training only",
+    )
+    synth.add_argument(
+        "--signal",
+        type=float,
+        default=None,
+        metavar="S",
+        help="melanoma cue strength in [0, 1], 1 = full ABCD cues, 0 = looks benign "
+        "(default 1.0 for abcd, 0.3 for confounded)",
+    )
+    synth.add_argument(
+        "--confounder-rate",
+        type=float,
+        default=None,
+        metavar="R",
+        help="confounded only: share of training images whose ink dot agrees with the label "
+        "(default 0.9); validation and test are always at chance (0.5)",
+    )
     synth.add_argument("--force", action="store_true", help="replace existing official files under --root")
     synth.set_defaults(func=cmd_synth)
 

@@ -39,7 +39,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     """Handler of ``attnmel train``."""
-    from attnmel.train import fit, read_summary  # torch import only when training
+    from attnmel.checkpoint import read_summary
+    from attnmel.train import fit  # torch import only when training
 
     cfg = _config_from_args(args)
     for result in fit(cfg, args.out):

@@ -1,26 +1,38 @@
-"""Typed training configuration: frozen dataclasses loaded from YAML.
+"""Typed training configuration: frozen dataclasses loaded from YAML, validated on every build.
 
-Defaults are the paper's settings (Yan et al., IPMI 2019, section 3.1). A YAML file lists only
-what differs from them; unknown keys and wrong types are errors that name the key, and
-``--set section.key=value`` overrides apply on top.
+Defaults are the paper's settings (Yan et al., IPMI 2019, section 3.1). Each constraint sits on
+its field (``setting(224, above=0, multiple_of=32)``) and :class:`Checked` enforces it whenever
+an instance is made, from YAML or in code; :meth:`Checked.from_mapping` adds the coercion of
+parsed YAML and the unknown-key errors. The sweep spec sections (``orchestrator/spec.py``)
+use the same machinery, so a bad value is one :class:`UserError` line naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import math
+import operator
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal, Self
 
 import yaml
 
 from attnmel.errors import UserError
+from attnmel.names import BACKBONES, DATASETS, ROIS
 
 __all__ = [
+    "Checked",
+    "setting",
+    "coerce",
+    "check_keys",
+    "as_mapping",
+    "read_yaml",
     "DataConfig",
     "ModelConfig",
     "LossConfig",
@@ -33,30 +45,244 @@ __all__ = [
     "apply_overrides",
     "config_hash",
     "save_config",
+    "parse_override",
+    "set_nested",
     "DEFAULT_PASSES",
 ]
 
 DEFAULT_PASSES = {"isic2017": 2, "isic2016": 5}
 
+# --------------------------------------------------------------------------- the validator
+
+_RULES = ("choices", "min", "max", "above", "below", "multiple_of")
+
+
+def setting(default: Any = dataclasses.MISSING, **rules: Any) -> Any:
+    """A dataclass field with rules :class:`Checked` enforces: ``choices`` (a tuple), ``min``
+    / ``max`` (inclusive bounds), ``above`` / ``below`` (exclusive), ``multiple_of``. On a
+    tuple field they apply to each element; ``None`` passes them all."""
+    unknown = sorted(set(rules) - set(_RULES))
+    if unknown:
+        raise TypeError(f"unknown rule {unknown[0]!r} (known: {', '.join(_RULES)})")
+    return field(default=default, metadata=rules)
+
+
+def _key(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _what(kind: str, key: str) -> str:
+    return f"{kind} key '{key}'" if key else kind
+
+
+def as_mapping(value: Any, key: str, kind: str = "config") -> dict[str, Any]:
+    """``value`` if it is a mapping, ``{}`` for null (a YAML section left empty), else an error."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{_what(kind, key)} must be a mapping, got {value!r}")
+    return value
+
+
+def check_keys(given: dict[str, Any], known: typing.Iterable[str], where: str, kind: str = "config") -> None:
+    """Unknown keys are an error naming the first one and listing the known ones."""
+    known = list(known)
+    bad = sorted(set(given) - set(known))
+    if bad:
+        raise UserError(f"unknown {kind} key '{_key(where, bad[0])}' (known: {', '.join(known)})")
+
+
+def _options(hint: Any) -> tuple[Any, ...]:
+    """The alternatives of a union annotation (``int | None`` → (int, NoneType))."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    names = {type(None): "null", bool: "true or false", int: "an integer", float: "a number",
+             str: "a non-empty string", tuple: "a list", dict: "a mapping"}  # fmt: skip
+    return names.get(origin or hint, "a mapping" if _is_checked(hint) else getattr(hint, "__name__", str(hint)))
+
+
+def _is_checked(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, Checked)
+
+
+_NO = object()  # "the value is not of this type"
+
+
+def _as(kind: str, key: str, value: Any, hint: Any, lenient: bool) -> Any:
+    """``value`` as an instance of one (non-union) annotation, or ``_NO``.
+
+    ``lenient`` is for parsed YAML: mappings become sections, a scalar a one-element list,
+    and numeric strings numbers (YAML 1.1 reads ``1e-3``, without a dot, as a string).
+    """
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin is Literal:
+        return value if any(value == c and type(value) is type(c) for c in typing.get_args(hint)) else _NO
+    if _is_checked(hint):
+        if isinstance(value, hint):
+            return value
+        return hint.from_mapping(value, where=key) if lenient and isinstance(value, dict) else _NO
+    if origin is tuple:
+        if lenient and not isinstance(value, (list, tuple)):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            return _NO
+        if lenient and not value:
+            raise UserError(f"{_what(kind, key)} must not be empty")
+        return tuple(coerce(kind, key, item, typing.get_args(hint)[0], lenient=lenient) for item in value)
+    if isinstance(value, bool) != (hint is bool):  # true/false is neither a number nor a string
+        return _NO
+    if hint is float:
+        if lenient and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return _NO
+        if not isinstance(value, (int, float)):
+            return _NO
+        if not math.isfinite(value):
+            raise UserError(f"{_what(kind, key)} must be a finite number, got {value!r}")
+        return float(value)
+    if hint is str and value == "":
+        return _NO
+    return value if isinstance(value, origin or hint) else _NO
+
+
+def coerce(kind: str, key: str, value: Any, hint: Any, *, lenient: bool = True) -> Any:
+    """``value`` converted to the type annotation ``hint``, or a :class:`UserError` naming ``key``.
+
+    ``kind`` ("config" or "spec") starts the message: "config key 'optim.lr' must be …".
+    """
+    options = _options(hint)
+    if value is None:
+        if type(None) in options or Any in options:
+            return None
+        if lenient and (_is_checked(hint) or typing.get_origin(hint) is dict):
+            value = {}  # a YAML section left empty (`runtime:` alone) means its defaults
+        else:
+            raise UserError(f"{_what(kind, key)} must not be null")
+    for option in options:
+        result = _as(kind, key, value, option, lenient)
+        if result is not _NO:
+            return result
+    raise UserError(f"{_what(kind, key)} must be {' or '.join(map(_describe, options))}, got {value!r}")
+
+
+def _check_rules(kind: str, key: str, value: Any, rules: typing.Mapping[str, Any]) -> None:
+    if value is None or not rules:
+        return
+    if isinstance(value, tuple):
+        for item in value:
+            _check_rules(kind, key, item, rules)
+        return
+    what = _what(kind, key)
+    if "choices" in rules and value not in rules["choices"]:
+        raise UserError(f"{what} must be one of {', '.join(map(str, rules['choices']))}, got {value!r}")
+    for rule, fails, sign in (("min", operator.lt, ">="), ("max", operator.gt, "<="),
+                              ("above", operator.le, ">"), ("below", operator.ge, "<")):  # fmt: skip
+        if rule in rules and fails(value, rules[rule]):
+            raise UserError(f"{what} must be {sign} {rules[rule]}, got {value!r}")
+    if "multiple_of" in rules and value % rules["multiple_of"]:
+        raise UserError(f"{what} must be a multiple of {rules['multiple_of']}, got {value!r}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # resolves the postponed (string) annotations
+
+
+class Checked:
+    """Mixin for frozen config dataclasses: every build checks each field's type and rules.
+
+    ``KIND`` and ``SECTION`` name the key in messages ("config key 'data.crop_size' …").
+    Subclasses put constraints between fields in :meth:`check`.
+    """
+
+    KIND: ClassVar[str] = "config"
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = self._field_value(f, getattr(self, f.name), self.SECTION, lenient=False)
+            object.__setattr__(self, f.name, value)  # ints given for floats are kept as floats
+        self.check()
+
+    def check(self) -> None:
+        """Constraints between fields; each field's own rules hold already."""
+
+    def key(self, name: str) -> str:
+        """The dotted key of field ``name`` (as messages show it)."""
+        return _key(self.SECTION, name)
+
+    @classmethod
+    def _field_value(cls, f: dataclasses.Field, value: Any, where: str, *, lenient: bool) -> Any:
+        key = _key(where, f.name)
+        value = coerce(cls.KIND, key, value, _hints(cls)[f.name], lenient=lenient)
+        _check_rules(cls.KIND, key, value, f.metadata)
+        return value
+
+    @classmethod
+    def from_mapping(cls, raw: Any, where: str | None = None, **built: Any) -> Self:
+        """Build from plain data (parsed YAML): unknown keys, types and rules are errors that
+        name the key under ``where`` (default: the class's section). ``built`` are fields the
+        caller has made itself; their keys in ``raw`` are not read."""
+        where = cls.SECTION if where is None else where
+        raw = as_mapping(raw, where, cls.KIND)
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        check_keys(raw, fields, where, cls.KIND)
+        values = {
+            name: cls._field_value(fields[name], value, where, lenient=True)
+            for name, value in raw.items()
+            if name not in built
+        }
+        for name, f in fields.items():
+            if name not in values and name not in built and f.default is f.default_factory is dataclasses.MISSING:
+                raise UserError(f"{_what(cls.KIND, _key(where, name))} is required")
+        return cls(**values, **built)
+
+
+# --------------------------------------------------------------------------- the training config
+
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Checked):
     """Where the data is and how it is prepared (section 3.1)."""
 
-    dataset: str = "isic2017"
+    SECTION = "data"
+
+    dataset: str = setting("isic2017", choices=DATASETS)
     root: str = "../shared/isic2017"
-    roi: str = "none"  # none | lesion | dermo | bkg
+    roi: str = setting("none", choices=ROIS)
     roi_dir: str | None = None  # folder of ready-made binary ROI maps, overrides the official ones
-    image_size: int = 256  # side after the deterministic centre crop + resize
-    crop_size: int = 224  # random crop for training, centre crop for evaluation
-    crop_fraction: float = 0.8  # centre square crop side = crop_fraction * min(H, W)
-    oversample: int = 4  # each melanoma appears this many times per pass
-    passes: int | None = None  # passes over the training index per epoch; None: 2 (2017) / 5 (2016)
-    val_fraction: float = 0.2  # ISIC 2016 only: stratified validation split carved from training
+    image_size: int = setting(256, above=0)  # side after the deterministic centre crop + resize
+    # random crop for training, centre crop for evaluation; VGG halves it five times
+    crop_size: int = setting(224, above=0, multiple_of=32)
+    crop_fraction: float = setting(0.8, above=0, max=1)  # centre square crop side = crop_fraction * min(H, W)
+    oversample: int = setting(4, above=0)  # each melanoma appears this many times per pass
+    passes: int | None = setting(None, above=0)  # passes over the training index per epoch; None: 2 (2017) / 5 (2016)
+    val_fraction: float = setting(0.2, above=0, below=1)  # ISIC 2016 only: stratified validation split from training
     val_seed: int = 0
-    max_train: int | None = None  # smoke runs: keep at most this many training images (stratified)
-    max_eval: int | None = None  # smoke runs: at most this many validation and test images each
+    max_train: int | None = setting(None, above=0)  # smoke runs: at most this many training images (stratified)
+    max_eval: int | None = setting(None, above=0)  # smoke runs: at most this many validation and test images each
     cache_dir: str | None = None  # None: $ATTNMEL_CACHE or ~/.cache/attnmel
+    # "train": the training split's channel statistics; "official": the official code's constants
+    normalization: str = setting("train", choices=("train", "official"))
+
+    def check(self) -> None:
+        """The evaluation centre crop must fit in the resized image."""
+        if self.crop_size > self.image_size:
+            raise UserError(
+                f"config key '{self.key('crop_size')}' ({self.crop_size}) must not exceed "
+                f"'{self.key('image_size')}' ({self.image_size})"
+            )
 
     def resolved_passes(self) -> int:
         """Passes per epoch, with the paper's per-dataset default filled in."""
@@ -64,53 +290,65 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Which network to build (see ``attnmel.models.list_models()``)."""
+class ModelConfig(Checked):
+    """Which network to build (``attnmel.models.list_models()``, checked when it is built)."""
+
+    SECTION = "model"
 
     variant: str = "attnmel"
-    backbone: str = "vgg16_bn"  # vgg16_bn | vgg16
+    backbone: str = setting("vgg16_bn", choices=BACKBONES)
     weights: str = "imagenet"  # imagenet | none | path to a state dict
+    gate_bias: bool = False  # a bias on the attention gate's W_g (the official code has none)
 
 
 @dataclass(frozen=True)
-class LossConfig:
-    """Eq. 5: focal loss + lambda1 * Dice(A3) + lambda2 * Dice(A4)."""
+class LossConfig(Checked):
+    """Eq. 5: focal loss + lambda1 * Dice(A3) + lambda2 * Dice(A4); the λ defaults are the paper's."""
 
-    kind: str = "focal"  # focal | ce
-    gamma: float = 2.0
-    lambda1: float = 0.001
-    lambda2: float = 0.01
+    SECTION = "loss"
+
+    kind: str = setting("focal", choices=("focal", "ce"))
+    gamma: float = setting(2.0, min=0)
+    lambda1: float = setting(0.001, min=0)
+    lambda2: float = setting(0.01, min=0)
 
 
 @dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(Checked):
     """SGD with Nesterov momentum, lr x0.1 every ``lr_step`` epochs."""
 
-    lr: float = 0.01
-    momentum: float = 0.9
+    SECTION = "optim"
+
+    lr: float = setting(0.01, min=0)
+    momentum: float = setting(0.9, min=0)
     nesterov: bool = True
-    weight_decay: float = 1e-4
-    lr_step: int = 10
-    lr_gamma: float = 0.1
-    batch_size: int = 32
-    epochs: int = 50
+    weight_decay: float = setting(1e-4, min=0)
+    lr_step: int = setting(10, above=0)
+    lr_gamma: float = setting(0.1, min=0)
+    batch_size: int = setting(32, above=0)
+    epochs: int = setting(50, above=0)
 
 
 @dataclass(frozen=True)
-class RuntimeConfig:
+class RuntimeConfig(Checked):
     """Device and reproducibility settings; None means "the right choice for the device"."""
+
+    SECTION = "runtime"
 
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool | None = None  # None: on for CUDA, off for CPU
     channels_last: bool | None = None  # None: on for CUDA, off for CPU
-    eval_batch_size: int = 64
-    num_threads: int | None = None  # torch intra-op threads on CPU; None leaves torch's default
+    compile: bool | None = None  # torch.compile the model; None: off until measured worth it on CUDA
+    eval_bf16: bool = False  # evaluation stays in fp32 unless set
+    eval_batch_size: int = setting(64, above=0)
+    checkpoint_every: int = setting(1, above=0)  # resumable checkpoint every N epochs (the best is always kept)
+    num_threads: int | None = setting(None, above=0)  # torch intra-op threads on CPU; None: torch's default
     fail_at_epoch: int | None = None  # fault injection: raise at the start of this epoch (retry tests)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Checked):
     """Everything one training run needs."""
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -120,109 +358,9 @@ class TrainConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
-_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("data", "dataset"): ("isic2016", "isic2017"),
-    ("data", "roi"): ("none", "lesion", "dermo", "bkg"),
-    ("model", "backbone"): ("vgg16_bn", "vgg16"),
-    ("loss", "kind"): ("focal", "ce"),
-}
-_POSITIVE = {
-    ("data", "image_size"), ("data", "crop_size"), ("data", "oversample"), ("data", "passes"),
-    ("data", "max_train"), ("data", "max_eval"), ("optim", "batch_size"), ("optim", "epochs"),
-    ("optim", "lr_step"), ("runtime", "eval_batch_size"), ("runtime", "num_threads"),
-}
-_NON_NEGATIVE = {
-    ("loss", "gamma"), ("loss", "lambda1"), ("loss", "lambda2"), ("optim", "lr"),
-    ("optim", "momentum"), ("optim", "weight_decay"), ("optim", "lr_gamma"),
-}
-
-
-def _allowed_types(annotation: Any) -> tuple[type, ...]:
-    """Python types a dataclass field annotation admits (``int | None`` → (int, NoneType))."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return tuple(a for a in typing.get_args(annotation))
-    return (annotation,)
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    allowed = _allowed_types(annotation)
-    if value is None:
-        if type(None) in allowed:
-            return None
-        raise UserError(f"config key '{key}' must not be null")
-    if isinstance(value, bool):
-        if bool in allowed:
-            return value
-    elif int in allowed and isinstance(value, int):
-        return value
-    elif float in allowed and isinstance(value, (int, float)):
-        return float(value)
-    elif float in allowed and isinstance(value, str) and _is_float(value):
-        return float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
-    elif str in allowed and isinstance(value, str):
-        return value
-    names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-    raise UserError(f"config key '{key}' must be {names}, got {value!r}")
-
-
-def _check_value(section: str, name: str, value: Any) -> None:
-    key = f"{section}.{name}"
-    choices = _CHOICES.get((section, name))
-    if choices is not None and value not in choices:
-        raise UserError(f"config key '{key}' must be one of {', '.join(choices)}, got {value!r}")
-    if value is None or isinstance(value, (bool, str)):
-        return
-    if (section, name) in _POSITIVE and value <= 0:
-        raise UserError(f"config key '{key}' must be > 0, got {value!r}")
-    if (section, name) in _NON_NEGATIVE and value < 0:
-        raise UserError(f"config key '{key}' must be >= 0, got {value!r}")
-
-
 def config_from_dict(raw: dict[str, Any] | None) -> TrainConfig:
     """Build a validated TrainConfig from nested plain data (as parsed from YAML)."""
-    raw = raw or {}
-    if not isinstance(raw, dict):
-        raise UserError(f"config must be a mapping of sections, got {type(raw).__name__}")
-    sections = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(raw) - set(sections))
-    if unknown:
-        raise UserError(f"unknown config section '{unknown[0]}' (known: {', '.join(sections)})")
-    built: dict[str, Any] = {}
-    for section_name, section_field in sections.items():
-        cls = section_field.default_factory  # type: ignore[misc]
-        given = raw.get(section_name) or {}
-        if not isinstance(given, dict):
-            raise UserError(f"config section '{section_name}' must be a mapping")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        hints = typing.get_type_hints(cls)  # resolves the postponed (string) annotations
-        bad = sorted(set(given) - set(fields))
-        if bad:
-            raise UserError(
-                f"unknown config key '{section_name}.{bad[0]}' (known: {', '.join(fields)})"
-            )
-        values = {}
-        for name, value in given.items():
-            value = _coerce(f"{section_name}.{name}", value, hints[name])
-            _check_value(section_name, name, value)
-            values[name] = value
-        built[section_name] = cls(**values)
-    cfg = TrainConfig(**built)
-    if cfg.data.crop_size > cfg.data.image_size:
-        raise UserError(
-            f"config key 'data.crop_size' ({cfg.data.crop_size}) must not exceed "
-            f"'data.image_size' ({cfg.data.image_size})"
-        )
-    if cfg.data.crop_size % 32:
-        raise UserError(f"config key 'data.crop_size' must be a multiple of 32, got {cfg.data.crop_size}")
-    return cfg
+    return TrainConfig.from_mapping(raw)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
@@ -230,16 +368,31 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a YAML config file (only the keys that differ from the defaults need be given)."""
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The data of a YAML file (``safe_load``); a missing file or a syntax error is one line
+    that names the file and, for syntax errors, the line and column."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file not found: {path}")
+        raise UserError(f"{what} not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        context = ""
+        if exc.context and exc.context_mark and exc.context_mark is not mark:
+            context = f" ({exc.context} at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
+        problem = exc.problem or exc.context or type(exc).__name__
+        raise UserError(f"{what} {path} is not valid YAML: {where}{problem}{context}") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return config_from_dict(raw)
+        raise UserError(f"{what} {path} is not valid YAML: {str(exc).strip().splitlines()[0]}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {what} {path}: {exc}") from None
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML config file (only the keys that differ from the defaults need be given)."""
+    return config_from_dict(read_yaml(path, "config file"))
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

@@ -1,22 +1,18 @@
 """One training run: ``fit(config, run_dir)`` yields one result per epoch.
 
 The loop follows section 3.1 of the paper: SGD with Nesterov momentum, lr 0.01 decayed by 0.1
-every 10 epochs, focal loss plus the Dice attention regularisers of Eq. 5, oversampled epochs,
-and the best epoch chosen by validation AUC (never test). Every epoch writes ``last.pt`` (and
-``best.pt`` when validation AUC improves), so a run given its directory back resumes where it
-stopped and ends with the same numbers as an uninterrupted one: the sampler order, the
-augmentation draws and dropout are all re-seeded from (seed, epoch) at the start of each epoch.
+every 10 epochs, Eq. 5 (focal loss plus the Dice attention regularisers), oversampled epochs,
+and the best epoch chosen by validation AUC (never test). A run given its directory back
+resumes after its last checkpoint and ends with the same numbers as an uninterrupted one: the
+sampler order, the augmentation draws and dropout are re-seeded from (seed, epoch) at the
+start of each epoch, so no RNG state needs saving. What the directory holds is described in
+:mod:`attnmel.checkpoint`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import math
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -27,87 +23,33 @@ import numpy as np
 import torch
 from torch import nn
 
-from attnmel.config import TrainConfig, config_hash, config_to_dict, load_config, save_config
-from attnmel.data import DataBundle, EpochSampler, SplitTensors, eval_batch, load_bundle, train_batch
+from attnmel import checkpoint as ckpt
+from attnmel.config import TrainConfig, config_hash, config_to_dict, save_config
+from attnmel.data import DataBundle, EpochSampler, SplitTensors, load_bundle, train_batch
 from attnmel.errors import UserError
-from attnmel.losses import batch_dice_loss, downsample_reference, focal_loss
-from attnmel.metrics import ap_auc
-from attnmel.models import create_model, paper_name
+from attnmel.evaluation import NonFiniteError, attention_rows, evaluate, melanoma_probs
+from attnmel.identity import run_identity
+from attnmel.losses import attnmel_loss
+from attnmel.models import build_model
+from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
 from attnmel.selection import best_epoch_row
 
-__all__ = [
-    "fit",
-    "train_one_epoch",
-    "evaluate",
-    "run_identity",
-    "code_version",
-    "resolve_device",
-    "NonFiniteLossError",
-    "read_summary",
-]
+__all__ = ["fit", "train_one_epoch", "NonFiniteLossError", "numbers_key"]
 
-LAST, BEST = "last.pt", "best.pt"
 CHECK_EVERY = 20  # steps between host reads of the non-finite-loss flag
-EPOCHS_LOG = "epochs.jsonl"
+NonFiniteLossError = NonFiniteError  # the name the training loop raises under
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
+def numbers_key(cfg: TrainConfig) -> str:
+    """Hash of what determines the numbers (not device, threads, checkpointing or fault injection)."""
+    runtime = replace(
+        cfg.runtime, device="auto", num_threads=None, fail_at_epoch=None, eval_batch_size=64, checkpoint_every=1
+    )
+    return config_hash(replace(cfg, runtime=runtime))
 
 
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """Package version plus the git commit of the source tree when there is one.
-
-    ``ATTNMEL_CODE_VERSION`` wins: a job shipped to a cluster as a copy without ``.git``
-    carries the submitter's version in it.
-    """
-    from attnmel import __version__
-
-    if os.environ.get("ATTNMEL_CODE_VERSION"):
-        return os.environ["ATTNMEL_CODE_VERSION"]
-
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return f"{__version__}+{sha}" if sha else __version__
-
-
-def run_identity(cfg: TrainConfig) -> dict[str, Any]:
-    """The fields that say which run this is (variant, ROI, seed, effective λ, ...)."""
-    regularised = cfg.data.roi != "none"
-    return {
-        "dataset": cfg.data.dataset,
-        "variant": cfg.model.variant,
-        "roi": cfg.data.roi,
-        "paper_name": paper_name(cfg.model.variant, cfg.data.roi),
-        "seed": cfg.runtime.seed,
-        "lambda1": float(cfg.loss.lambda1) if regularised else 0.0,
-        "lambda2": float(cfg.loss.lambda2) if regularised else 0.0,
-        "backbone": cfg.model.backbone,
-        "weights": cfg.model.weights,
-        "pretrained": cfg.model.weights != "none",
-        "config_hash": config_hash(cfg),
-        "code_version": code_version(),
-    }
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; explicit names are checked."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"config key 'runtime.device' is {name!r} but CUDA is not available here")
-    return device
+def _different_run(run_dir: Path) -> UserError:
+    return UserError(f"{run_dir} holds a run with a different config; use a new --out directory")
 
 
 def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -118,19 +60,7 @@ def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
 def _raise_if_bad(first_bad: torch.Tensor, epoch: int) -> None:
     step = int(first_bad.item())
     if step:
-        raise NonFiniteLossError(f"non-finite training loss at epoch {epoch}, step {step}")
-
-
-def _classification_loss(logits: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    if cfg.loss.kind == "ce":
-        return nn.functional.cross_entropy(logits, target)
-    return focal_loss(logits, target, gamma=cfg.loss.gamma)
-
-
-def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        raise NonFiniteLossError(f"non-finite training loss at epoch {epoch}, step {step} (lower optim.lr)")
 
 
 def train_one_epoch(
@@ -144,20 +74,18 @@ def train_one_epoch(
     std: tuple[float, float, float],
     generator: torch.Generator,
     epoch: int,
-    bf16: bool,
-    channels_last: bool,
+    precision: Precision,
 ) -> dict[str, float]:
     """One epoch over ``order`` (indices into ``train``); returns mean losses per term."""
     model.train()
     device = train.images.device
     regularised = cfg.data.roi != "none"
-    batch_size = cfg.optim.batch_size
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # total, cls, dice3, dice4
     steps = 0
     first_bad = torch.zeros((), dtype=torch.long, device=device)  # 1-based step of the first NaN/inf loss
     order_t = torch.as_tensor(order, dtype=torch.long, device=device)
-    for step, start in enumerate(range(0, len(order_t), batch_size)):
-        index = order_t[start : start + batch_size]
+    for step, start in enumerate(range(0, len(order_t), cfg.optim.batch_size)):
+        index = order_t[start : start + cfg.optim.batch_size]
         if len(index) < 2:  # batch norm cannot train on a single sample
             continue
         images, rois = train_batch(
@@ -168,131 +96,107 @@ def train_one_epoch(
             std=std,
             generator=generator,
         )  # (B, 3, c, c) float, (B, 1, c, c) or None
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        target = train.labels.index_select(0, index)
-        with _autocast(device, bf16):
-            out = model(images)
-        cls = _classification_loss(out.logits.float(), target, cfg)
-        loss = cls
-        dice3 = dice4 = torch.zeros((), device=device)
-        if regularised:
-            attn3, attn4 = out.attn3.float(), out.attn4.float()
-            dice3 = batch_dice_loss(attn3, downsample_reference(rois, attn3.shape[-2:]))
-            dice4 = batch_dice_loss(attn4, downsample_reference(rois, attn4.shape[-2:]))
-            loss = cls + cfg.loss.lambda1 * dice3 + cfg.loss.lambda2 * dice4
+        with precision.autocast(device):
+            out = model(precision.layout(images))
+        terms = attnmel_loss(
+            out.logits, train.labels.index_select(0, index), (out.attn3, out.attn4), rois,
+            kind=cfg.loss.kind, gamma=cfg.loss.gamma, lambda1=cfg.loss.lambda1, lambda2=cfg.loss.lambda2,
+        )  # fmt: skip
         # Remember the first non-finite step on the device; reading it back every step would
         # stall the GPU, so it is checked every CHECK_EVERY steps and at the end of the epoch.
-        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss.detach()), step + 1, first_bad)
+        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(terms.total.detach()), step + 1, first_bad)
         if (step + 1) % CHECK_EVERY == 0:
             _raise_if_bad(first_bad, epoch)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        terms.total.backward()
         optimizer.step()
-        sums += torch.stack([loss.detach(), cls.detach(), dice3.detach(), dice4.detach()]).double()
+        sums += torch.stack([t.detach() for t in terms]).double()
         steps += 1
     _raise_if_bad(first_bad, epoch)
     means = (sums / max(steps, 1)).tolist()  # one device sync per epoch, not per step
     return dict(zip(("train_loss", "train_cls_loss", "train_dice3", "train_dice4"), means))
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    split: SplitTensors,
-    *,
-    crop: int,
-    mean: tuple[float, float, float],
-    std: tuple[float, float, float],
-    batch_size: int,
-    bf16: bool,
-    channels_last: bool,
-) -> tuple[float, float, np.ndarray]:
-    """Melanoma probability (softmax of the two logits) on the centre crop; returns (AP, AUC, probs)."""
-    model.eval()
-    device = split.images.device
-    probs = []
-    for start in range(0, len(split.labels), batch_size):
-        images = eval_batch(split.images[start : start + batch_size], crop=crop, mean=mean, std=std)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, bf16):
-            logits = model(images).logits
-        probs.append(torch.softmax(logits.float(), dim=1)[:, 1])
-    prob = torch.cat(probs).cpu().numpy()
-    ap, auc = ap_auc(split.labels.cpu().numpy(), prob)
-    return ap, auc, prob
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    """Atomically make ``target`` the same file as ``source``: a hard link (no copy of a
-    checkpoint that can be 1 GB) that survives the next ``os.replace`` of ``source``."""
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:  # a filesystem without hard links
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
-
-
-def _numbers_key(cfg: TrainConfig) -> str:
-    """Hash of what determines the numbers (not device, threads or fault injection)."""
-    runtime = replace(cfg.runtime, device="auto", num_threads=None, fail_at_epoch=None, eval_batch_size=64)
-    return config_hash(replace(cfg, runtime=runtime))
-
-
 def _bundle_to(bundle: DataBundle, device: torch.device) -> DataBundle:
     def move(split: SplitTensors) -> SplitTensors:
-        return SplitTensors(
-            images=split.images.to(device, non_blocking=True),
-            labels=split.labels.to(device, non_blocking=True),
-            rois=None if split.rois is None else split.rois.to(device, non_blocking=True),
-            ids=split.ids,
-        )
+        def to(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
+        return SplitTensors(to(split.images), to(split.labels), to(split.rois), split.ids, to(split.lesion))
 
     return replace(bundle, train=move(bundle.train), val=move(bundle.val), test=move(bundle.test))
+
+
+def _best_fields(best: dict[str, Any]) -> dict[str, Any]:
+    return {f"best_{k}" if k != "epoch" else "best_epoch": best[k] for k in ("epoch", "val_auc", "val_ap", "test_auc", "test_ap")}
+
+
+def _model_payload(model: nn.Module, cfg: TrainConfig, bundle: DataBundle, row: dict[str, Any]) -> dict[str, Any]:
+    """``best.pt``: weights and what scoring new images needs, no optimiser state."""
+    return {
+        "kind": "model",
+        "model": model.state_dict(),
+        "epoch": row["epoch"],
+        "metrics": {k: row[k] for k in ("val_auc", "val_ap", "test_auc", "test_ap")},
+        "config": config_to_dict(cfg),
+        "normalization": {"mean": list(bundle.mean), "std": list(bundle.std)},
+    }
+
+
+def _finalise(model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Path, eval_kw: dict) -> None:
+    """Score every validation and test image with the best epoch's weights, compute Table 3
+    on the split with lesion masks, write them and ``final.json``; drop the resumable state."""
+    best = ckpt.load_checkpoint(run_dir / ckpt.BEST, kind="model")
+    model.load_state_dict(best["model"])
+    rows = []
+    for split in ("val", "test"):
+        part = getattr(data, split)
+        probs = melanoma_probs(model, part.images, what=f"{split} outputs of the best epoch", **eval_kw)
+        rows += zip([split] * len(part.ids), part.ids, part.labels.tolist(), probs.tolist())
+    ckpt.write_predictions(run_dir, rows)
+    attention: list[dict[str, Any]] = []
+    if data.mask_split is not None:
+        part = getattr(data, data.mask_split)
+        attention = [{**r, "split": data.mask_split} for r in attention_rows(model, part.images, part.lesion, **eval_kw)]
+    ckpt.atomic_write_text(run_dir / ckpt.ATTENTION, json.dumps(attention, indent=1))
+    final = {"best_epoch": best["epoch"], **best["metrics"], "numbers_key": numbers_key(cfg), "mask_split": data.mask_split}
+    ckpt.atomic_write_text(run_dir / ckpt.FINAL, json.dumps(final, indent=1))
+    for name in (ckpt.LAST, ckpt.PREVIOUS):  # resumable state is dead weight once the run ended
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
     """Train ``config`` in ``run_dir`` and yield one result dict per epoch.
 
-    Resumes from ``run_dir/last.pt`` when it exists (and refuses a directory that holds a
-    different run). Each result carries the epoch's losses, lr, validation and test AP/AUC,
-    timings, the best epoch so far (by validation AUC) with its metrics, and the run's identity.
+    Resumes from the directory's last checkpoint (and refuses one that holds a different run);
+    a finished run yields nothing. Each result carries the epoch's losses, lr, validation and
+    test AP/AUC, timings, the best epoch so far (by validation AUC), ``checkpoint`` (whether
+    the resumable state was written this epoch), ``done`` and the run's identity.
     """
-    cfg = config
-    run_dir = Path(run_dir)
+    cfg, run_dir = config, Path(run_dir)
     identity = run_identity(cfg)  # also rejects a ROI on a variant without attention
     device = resolve_device(cfg.runtime.device)
-    on_cuda = device.type == "cuda"
-    bf16 = cfg.runtime.bf16 if cfg.runtime.bf16 is not None else on_cuda
-    channels_last = cfg.runtime.channels_last if cfg.runtime.channels_last is not None else on_cuda
+    train_precision, eval_precision = resolve_precision(cfg.runtime, device)
+    if ckpt.is_finished(run_dir):
+        if json.loads((run_dir / ckpt.FINAL).read_text()).get("numbers_key") != numbers_key(cfg):
+            raise _different_run(run_dir)
+        return
+    state, warning = ckpt.load_resume_state(run_dir)
+    if state is not None and state["numbers_key"] != numbers_key(cfg):
+        raise _different_run(run_dir)
+    if warning:
+        print(f"attnmel: warning: {warning}", flush=True)
     if cfg.runtime.num_threads:
         torch.set_num_threads(cfg.runtime.num_threads)
-    if on_cuda:
-        torch.backends.cudnn.benchmark = True
-
-    state = torch.load(run_dir / LAST, map_location="cpu", weights_only=False) if (run_dir / LAST).exists() else None
-    if state is not None and state["numbers_key"] != _numbers_key(cfg):
-        raise UserError(f"{run_dir} holds a run with a different config; use a new --out directory")
 
     torch.manual_seed(cfg.runtime.seed)  # model initialisation
-    model = create_model(cfg.model.variant, backbone=cfg.model.backbone, weights=cfg.model.weights)
+    model = build_model(cfg.model)
     bundle = load_bundle(cfg.data)
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs proved usable
     save_config(cfg, run_dir / "config.yaml")
-    (run_dir / "data_info.json").write_text(json.dumps(bundle.info, indent=2, default=str))
+    ckpt.atomic_write_text(run_dir / "data_info.json", json.dumps(bundle.info, indent=2, default=str))
 
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    runner = prepare_model(model, device, train_precision, compile=bool(cfg.runtime.compile))
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=cfg.optim.lr,
@@ -301,22 +205,19 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
         weight_decay=cfg.optim.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.lr_step, gamma=cfg.optim.lr_gamma)
-    sampler = EpochSampler(
-        bundle.train.labels.tolist(),
-        oversample=cfg.data.oversample,
-        passes=cfg.data.resolved_passes(),
-        seed=cfg.runtime.seed,
-    )
+    sampler = EpochSampler(bundle.train.labels.tolist(), oversample=cfg.data.oversample,
+                           passes=cfg.data.resolved_passes(), seed=cfg.runtime.seed)  # fmt: skip
     history: list[dict[str, Any]] = []
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        history = state["history"]
-    _write_epochs_log(run_dir, history)  # drops rows of epochs whose checkpoint never landed
+        history = list(state["history"])
+    ckpt.write_epochs(run_dir, history)  # drops rows of epochs whose checkpoint never landed
 
     data = _bundle_to(bundle, device)
-    mean, std = bundle.mean, bundle.std
+    eval_kw = dict(crop=cfg.data.crop_size, mean=bundle.mean, std=bundle.std,
+                   batch_size=cfg.runtime.eval_batch_size, precision=eval_precision)  # fmt: skip
     generator = torch.Generator(device=device)
     for epoch in range(len(history) + 1, cfg.optim.epochs + 1):
         if cfg.runtime.fail_at_epoch == epoch:
@@ -326,92 +227,40 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
         order = sampler.epoch_indices(epoch)
         lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
-        losses = train_one_epoch(
-            model, optimizer, data.train, order, cfg=cfg, mean=mean, std=std,
-            generator=generator, epoch=epoch, bf16=bf16, channels_last=channels_last,
-        )
-        if on_cuda:
+        losses = train_one_epoch(runner, optimizer, data.train, order, cfg=cfg, mean=bundle.mean, std=bundle.std,
+                                 generator=generator, epoch=epoch, precision=train_precision)  # fmt: skip
+        if device.type == "cuda":
             torch.cuda.synchronize()
         train_seconds = time.perf_counter() - started
         scheduler.step()
-        eval_kw = dict(crop=cfg.data.crop_size, mean=mean, std=std, batch_size=cfg.runtime.eval_batch_size,
-                       bf16=bf16, channels_last=channels_last)
-        val_ap, val_auc, _ = evaluate(model, data.val, **eval_kw)
-        test_ap, test_auc, _ = evaluate(model, data.test, **eval_kw)
+        val_ap, val_auc, _ = evaluate(runner, data.val.images, data.val.labels, what=f"validation outputs at epoch {epoch}", **eval_kw)
+        test_ap, test_auc, _ = evaluate(runner, data.test.images, data.test.labels, what=f"test outputs at epoch {epoch}", **eval_kw)
         row: dict[str, Any] = {
-            "epoch": epoch,
-            "lr": lr,
-            **losses,
-            "val_auc": val_auc,
-            "val_ap": val_ap,
-            "test_auc": test_auc,
-            "test_ap": test_ap,
+            "epoch": epoch, "lr": lr, **losses,
+            "val_auc": val_auc, "val_ap": val_ap, "test_auc": test_auc, "test_ap": test_ap,
             "epoch_seconds": time.perf_counter() - started,
             "images_per_second": len(order) / train_seconds if train_seconds > 0 else math.nan,
-        }
+        }  # fmt: skip
         history.append(row)
         best = best_epoch_row(history)
-        is_best = best["epoch"] == epoch
-        _atomic_save(
-            {
+        is_best, done = best["epoch"] == epoch, epoch == cfg.optim.epochs
+        if is_best:
+            ckpt.save_checkpoint(_model_payload(model, cfg, bundle, row), run_dir / ckpt.BEST)
+        saved = done or epoch % cfg.runtime.checkpoint_every == 0
+        if done:
+            _finalise(model, cfg, data, run_dir, eval_kw)
+        elif saved:
+            resume = {
+                "kind": "resume",
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "sampler": {"seed": sampler.seed, "oversample": sampler.oversample, "passes": sampler.passes},
-                "rng": {"torch": torch.get_rng_state(), "augment": generator.get_state().cpu()},
                 "epoch": epoch,
                 "history": history,
                 "config": config_to_dict(cfg),
-                "numbers_key": _numbers_key(cfg),
-            },
-            run_dir / LAST,
-        )
-        if is_best:
-            _link_or_copy(run_dir / LAST, run_dir / BEST)
-        _write_epochs_log(run_dir, history)
-        yield {
-            **row,
-            **_best_fields(best),
-            "is_best": is_best,
-            "done": epoch == cfg.optim.epochs,
-            **identity,
-        }
+                "numbers_key": numbers_key(cfg),
+            }
+            ckpt.save_checkpoint(resume, run_dir / ckpt.LAST, keep_previous=True)
+        ckpt.write_epochs(run_dir, history)
+        yield {**row, **_best_fields(best), "is_best": is_best, "checkpoint": saved, "done": done, **identity}
 
-
-def _best_fields(best: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "best_epoch": best["epoch"],
-        "best_val_auc": best["val_auc"],
-        "best_val_ap": best["val_ap"],
-        "best_test_auc": best["test_auc"],
-        "best_test_ap": best["test_ap"],
-    }
-
-
-def _write_epochs_log(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    tmp = run_dir / (EPOCHS_LOG + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
-    os.replace(tmp, run_dir / EPOCHS_LOG)
-
-
-def read_summary(run_dir: str | Path) -> dict[str, Any]:
-    """Best-epoch summary of a run directory, from its small ``epochs.jsonl`` and ``config.yaml``
-    (no checkpoint is loaded)."""
-    run_dir = Path(run_dir)
-    log = run_dir / EPOCHS_LOG
-    if not log.exists():
-        raise UserError(f"no finished epoch in {run_dir} (expected {log})")
-    history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    best = best_epoch_row(history)
-    if best is None:
-        raise UserError(f"no finished epoch in {run_dir} (expected {log})")
-    cfg = load_config(run_dir / "config.yaml")
-    return {
-        "best_epoch": best["epoch"],
-        "val_auc": best["val_auc"],
-        "val_ap": best["val_ap"],
-        "test_auc": best["test_auc"],
-        "test_ap": best["test_ap"],
-        "epochs": len(history),
-        "done": len(history) >= cfg.optim.epochs,
-    }

@@ -26,11 +26,12 @@ import time
 
 import torch
 
-from attnmel.losses import batch_dice_loss, downsample_reference, focal_loss
+from attnmel.config import LossConfig
+from attnmel.losses import attnmel_loss
 from attnmel.models import create_model, has_attention, list_models
 
 STEP_GFLOP_224 = 3 * 31.0  # VGG-16 forward ≈ 31 GFLOP at 224²; forward + backward ≈ 3×
-LAMBDA1, LAMBDA2 = 0.001, 0.01  # Eq. 5 defaults
+LAMBDA1, LAMBDA2 = LossConfig().lambda1, LossConfig().lambda2  # the paper's λ (Eq. 5)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,11 +75,7 @@ class Setting:
         bf16 = torch.autocast(images.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
         with bf16:
             out = self.model(images)
-        loss = focal_loss(out.logits.float(), target)
-        if ref is not None:
-            for weight, attn in ((LAMBDA1, out.attn3), (LAMBDA2, out.attn4)):
-                attn = attn.float()
-                loss = loss + weight * batch_dice_loss(attn, downsample_reference(ref, attn.shape[-2:]))
+        loss = attnmel_loss(out.logits, target, (out.attn3, out.attn4), ref, lambda1=LAMBDA1, lambda2=LAMBDA2).total
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

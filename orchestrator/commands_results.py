@@ -30,13 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     query = subparsers.add_parser(
         "query",
-        help="SQL over every sweep's tables (views: trials, epochs)",
-        description="Run one SQL statement (DuckDB dialect) over the views `trials` and `epochs`, "
-        "which union the Parquet tables of every sweep under the results root.",
+        help="SQL over every sweep's tables (trials, epochs, predictions, attention)",
+        description="Run one SQL statement (DuckDB dialect) over the tables `trials` and `epochs` "
+        "(and `predictions`, `attention` where sweeps wrote them), which union the Parquet tables of "
+        "every sweep under the results root. The statement runs sandboxed: it can read these tables "
+        "and nothing else (no files, network, extensions or settings).",
     )
     query.add_argument("sql", help='e.g. "SELECT paper_name, avg(test_auc) FROM trials GROUP BY 1"')
     query.add_argument("--results", default=None, help="results root (default: $ATTNMEL_RESULTS or ./results)")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+    query.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="lift the sandbox: DuckDB may read and write any file, attach databases, use the network "
+        "and install extensions (only for SQL you trust)",
+    )
     query.set_defaults(func=_query)
 
     plot = subparsers.add_parser("plot", help="figures from a sweep's results")
@@ -83,7 +91,7 @@ def _report_show(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from orchestrator.query import format_frame, results_root, run_query
 
-    frame = run_query(args.sql, results_root(args.results))
+    frame = run_query(args.sql, results_root(args.results), unsafe=args.unsafe)
     sys.stdout.write(format_frame(frame, args.format))
     return 0
 

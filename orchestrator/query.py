@@ -1,8 +1,9 @@
 """SQL over every sweep's result tables under a results root (DuckDB reads the Parquet files).
 
-The views ``trials`` and ``epochs`` union the ``trials.parquet`` / ``epochs.parquet`` of all
-sweeps found below the root (``attnmel report build`` writes them; a sweep run writes them
-at its end), so one query can compare sweeps.
+The tables ``trials`` and ``epochs`` (and ``predictions`` / ``attention`` where sweeps wrote
+them) union the Parquet files of every sweep found below the root, so one query can compare
+sweeps. By default the query runs in a sandbox: the tables are loaded into an in-memory
+database and DuckDB is then locked down, so SQL can read them and nothing else.
 """
 
 from __future__ import annotations
@@ -17,11 +18,28 @@ import pandas as pd
 from attnmel.errors import UserError
 from orchestrator.report import EPOCHS_FILE, TRIALS_FILE
 
-__all__ = ["FORMATS", "connect", "format_frame", "results_root", "run_query"]
+__all__ = ["FORMATS", "TABLES", "SANDBOX", "connect", "format_frame", "results_root", "run_query"]
 
 FORMATS = ("table", "csv", "json")
 DEFAULT_RESULTS = "results"
 RESULTS_ENV = "ATTNMEL_RESULTS"
+# SQL name → the file each sweep folder may hold (the first two are always written)
+TABLES = {
+    "trials": TRIALS_FILE,
+    "epochs": EPOCHS_FILE,
+    "predictions": "predictions.parquet",
+    "attention": "attention.parquet",
+}
+# DuckDB's "Securing DuckDB" settings: no files, network or extensions, then no way back.
+SANDBOX = (
+    "SET enable_external_access = false",  # no COPY, ATTACH, read_*/glob, extension loading
+    "SET allow_community_extensions = false",
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET lock_configuration = true",  # last: every setting above is now final
+)
+# Only settable when the database starts: no persistent secrets, no unsigned extensions.
+_STARTUP = {"allow_persistent_secrets": False, "allow_unsigned_extensions": False}
 
 
 def results_root(path: str | Path | None = None) -> Path:
@@ -33,43 +51,59 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def connect(root: str | Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with views ``trials`` and ``epochs`` over ``root``."""
+def _first_line(exc: duckdb.Error) -> str:
+    # DuckDB messages carry a caret diagram on later lines; the first says what is wrong.
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def connect(root: str | Path, *, unsafe: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection holding the result tables found under ``root``.
+
+    Sandboxed (the default), the tables are copied into memory and the connection can then
+    read nothing else: DuckDB resolves a view's file reads at query time, which the lock-down
+    forbids. ``unsafe`` keeps views over the files and DuckDB's full access to files,
+    network and extensions.
+    """
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"results directory {root} does not exist (set --results or ${RESULTS_ENV})")
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config={} if unsafe else _STARTUP)
     found = 0
-    for view, filename in (("trials", TRIALS_FILE), ("epochs", EPOCHS_FILE)):
+    for name, filename in TABLES.items():
         # `**` also matches zero directories, so the root may itself be one sweep directory.
         pattern = _sql_string(str(root / "**" / filename))
         (count,) = con.execute(f"SELECT count(*) FROM glob({pattern})").fetchone()
         if count:
-            found += count
-            con.execute(
-                f"CREATE VIEW {view} AS SELECT * FROM read_parquet({pattern}, union_by_name = true, "
-                "hive_partitioning = false)"
-            )
+            found += name in ("trials", "epochs")
+            kind = "VIEW" if unsafe else "TABLE"
+            try:
+                con.execute(
+                    f"CREATE {kind} {name} AS SELECT * FROM read_parquet({pattern}, union_by_name = true, "
+                    "hive_partitioning = false)"
+                )
+            except duckdb.Error as exc:
+                con.close()
+                raise UserError(f"cannot read the {filename} files under {root}: {_first_line(exc)}") from None
     if not found:
         con.close()
-        raise UserError(
-            f"no {TRIALS_FILE} or {EPOCHS_FILE} under {root}; run `attnmel report build {root}` first"
-        )
+        raise UserError(f"no {TRIALS_FILE} or {EPOCHS_FILE} under {root}; run `attnmel report build {root}` first")
+    if not unsafe:
+        for statement in SANDBOX:
+            con.execute(statement)
     return con
 
 
-def run_query(sql: str, root: str | Path) -> pd.DataFrame:
-    """Run one SQL statement against the ``trials`` and ``epochs`` views of ``root``."""
-    con = connect(root)
+def run_query(sql: str, root: str | Path, *, unsafe: bool = False) -> pd.DataFrame:
+    """Run one SQL statement against the result tables of ``root`` (sandboxed unless ``unsafe``)."""
+    con = connect(root, unsafe=unsafe)
     try:
         result = con.execute(sql)
         if result.description is None:  # a statement without rows (e.g. SET)
             return pd.DataFrame()
         return result.df()
     except duckdb.Error as exc:
-        # DuckDB messages carry a caret diagram on later lines; the first says what is wrong.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"query failed: {first}") from None
+        raise UserError(f"query failed: {_first_line(exc)}") from None
     finally:
         con.close()
 

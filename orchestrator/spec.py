@@ -1,30 +1,42 @@
 """Sweep specs: ``experiments/*.yaml`` → a typed, validated :class:`SweepSpec`.
 
-A spec names a dataset, the training settings shared by every trial (any key of
-:class:`attnmel.config.TrainConfig`), the grid (variants with their ROI, seeds, λ1, λ2, any
-training key by dotted name), an optional Optuna search and ASHA scheduler, resources per
-trial, storage and retries, plus a ``smoke`` block that shrinks it for CPU runs. Everything is
-checked here, on the driver, before Ray starts: a problem is one :class:`UserError` line that
-names the key. This module does not import Ray, so result readers can call
-:func:`trial_config` cheaply.
+A spec names a dataset, the training settings shared by every trial, the grid, an optional
+Optuna search and ASHA scheduler, resources, storage and retries, plus a ``smoke`` block that
+shrinks it for CPU runs. Its sections are :class:`attnmel.config.Checked` dataclasses, checked
+like the training config, on the driver before Ray starts. No Ray import here, so result
+readers can call :func:`trial_config` cheaply.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import itertools
-import math
 import os
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from attnmel.config import TrainConfig, config_from_dict, config_to_dict, parse_override, set_nested
+from attnmel.config import (
+    Checked,
+    TrainConfig,
+    as_mapping,
+    check_keys,
+    coerce,
+    config_from_dict,
+    config_to_dict,
+    parse_override,
+    read_yaml,
+    set_nested,
+    setting,
+)
 from attnmel.errors import UserError
+from attnmel.names import DATASETS
 
 __all__ = [
     "DatasetSpec",
@@ -84,17 +96,27 @@ _OWNED_KEYS = {
     "runtime.seed": "grid.seeds",
 }
 _DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_LAMBDAS = ("lambda1", "lambda2")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_SPEC = "spec"
+
+
+class _Section(Checked):
+    """A spec section: messages say "spec key '…'"."""
+
+    KIND = _SPEC
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
+class DatasetSpec(_Section):
     """Which ISIC dataset and where it lives (an absolute path once loaded)."""
 
-    name: str
-    root: str
+    SECTION = "dataset"
+
+    name: str = setting(choices=DATASETS)
+    root: str = setting()
     roi_dir: str | None = None
-    # demo only: write a synthetic dataset there when ``root`` is absent
+    # demo only: write a synthetic dataset there when ``root`` is absent (write_synthetic's keywords)
     synthetic: dict[str, Any] | None = None
 
 
@@ -107,45 +129,58 @@ class Distribution:
 
 
 @dataclass(frozen=True)
-class SearchSpec:
+class SearchSpec(_Section):
     """Optuna (TPE) search maximising validation AUC over ``space``."""
 
-    algorithm: str = "optuna"
-    num_samples: int = 16
+    SECTION = "search"
+
+    algorithm: str = setting("optuna", choices=("optuna",))
+    num_samples: int = setting(16, min=1)
     seed: int | None = None
     space: dict[str, Distribution] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class SchedulerSpec:
+class SchedulerSpec(_Section):
     """ASHA early stopping on validation AUC, one rung step per epoch."""
 
-    kind: str = "asha"
-    grace_period: int = 1
-    reduction_factor: float = 3.0
+    SECTION = "scheduler"
+
+    kind: str = setting("asha", choices=("asha",))
+    grace_period: int = setting(1, min=1)
+    reduction_factor: float = setting(3.0, above=1)
 
 
 @dataclass(frozen=True)
-class ResourceSpec:
+class ResourceSpec(_Section):
     """Per-trial resources; fractional GPUs let trials share a card."""
 
-    cpus: float = 1.0
-    gpus: float = 0.0
+    SECTION = "resources"
+
+    cpus: float = setting(1.0, above=0)
+    gpus: float = setting(0.0, min=0)
+
+    def check(self) -> None:
+        """Ray shares a GPU between trials only as fractions of one card."""
+        if self.gpus > 1 and self.gpus != int(self.gpus):
+            raise UserError(f"spec key '{self.key('gpus')}' must be a fraction in [0, 1] or a whole number, got {self.gpus}")
 
 
 @dataclass(frozen=True)
-class GridSpec:
+class GridSpec(_Section):
     """The crossed dimensions. λ lists apply only to variants with a ROI."""
+
+    SECTION = "grid"
 
     variants: tuple[str, ...]
     seeds: tuple[int, ...] = (0,)
-    lambda1: tuple[float, ...] = ()
-    lambda2: tuple[float, ...] = ()
+    lambda1: tuple[float, ...] = setting((), min=0)
+    lambda2: tuple[float, ...] = setting((), min=0)
     params: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # dotted training key → values
 
 
 @dataclass(frozen=True)
-class SweepSpec:
+class SweepSpec(_Section):
     """A validated sweep. ``train`` is the full resolved training config shared by all trials."""
 
     name: str
@@ -156,63 +191,17 @@ class SweepSpec:
     scheduler: SchedulerSpec | None = None
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     storage: str = "results"
-    retries: int = 2
-    max_concurrent: int | None = None
+    retries: int = setting(2, min=0)
+    max_concurrent: int | None = setting(None, min=1)
     smoke: dict[str, Any] = field(default_factory=dict)
 
-
-# --------------------------------------------------------------------------- small checkers
-
-
-def _mapping(value: Any, key: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise UserError(f"spec key '{key}' must be a mapping, got {value!r}")
-    return value
+    def check(self) -> None:
+        """The name becomes a folder name."""
+        if not _NAME.fullmatch(self.name):
+            raise UserError(f"spec key 'name' must use letters, digits, '.', '_' or '-', got {self.name!r}")
 
 
-def _no_unknown(given: dict[str, Any], allowed: set[str] | dict, where: str) -> None:
-    bad = sorted(set(given) - set(allowed))
-    if bad:
-        prefix = f"{where}." if where else ""
-        raise UserError(f"unknown spec key '{prefix}{bad[0]}' (known: {', '.join(sorted(allowed))})")
-
-
-def _number(value: Any, key: str) -> float:
-    """A float; YAML 1.1 reads ``1e-4`` (no dot) as a string, so numeric strings are accepted."""
-    if isinstance(value, bool):
-        raise UserError(f"spec key '{key}' must be a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise UserError(f"spec key '{key}' must be a number, got {value!r}")
-
-
-def _integer(value: Any, key: str, *, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"spec key '{key}' must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise UserError(f"spec key '{key}' must be >= {minimum}, got {value}")
-    return value
-
-
-def _string(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise UserError(f"spec key '{key}' must be a non-empty string, got {value!r}")
-    return value
-
-
-def _as_list(value: Any, key: str) -> list[Any]:
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise UserError(f"spec key '{key}' must not be empty")
-        return list(value)
-    return [value]
+# --------------------------------------------------------------------------- paths and names
 
 
 def is_uri(path: str) -> bool:
@@ -233,35 +222,36 @@ def split_variant(token: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- sections
 
 
-def _dataset(raw: Any) -> DatasetSpec:
-    raw = _mapping(raw, "dataset")
-    _no_unknown(raw, {"name", "root", "roi_dir", "synthetic"}, "dataset")
-    from attnmel.data import DATASETS
+def _synthetic(raw: dict[str, Any]) -> dict[str, Any]:
+    """``dataset.synthetic``: the keyword-only parameters of ``write_synthetic`` (its signature
+    is the one list of them), each value checked against the parameter's annotation."""
+    from attnmel.data.synth import write_synthetic
 
-    name = _string(raw.get("name"), "dataset.name")
-    if name not in DATASETS:
-        raise UserError(f"spec key 'dataset.name' must be one of {', '.join(DATASETS)}, got {name!r}")
-    root = _string(raw.get("root"), "dataset.root")
-    roi_dir = raw.get("roi_dir")
-    if roi_dir is not None:
-        roi_dir = _local_path(_string(roi_dir, "dataset.roi_dir"))
-    synthetic = raw.get("synthetic")
-    if synthetic is not None:
-        synthetic = _mapping(synthetic, "dataset.synthetic")
-        _no_unknown(synthetic, {"n_train", "n_val", "n_test", "size", "seed", "melanoma_fraction"}, "dataset.synthetic")
-        for key, value in synthetic.items():
-            if key == "melanoma_fraction":
-                _number(value, f"dataset.synthetic.{key}")
-            else:
-                _integer(value, f"dataset.synthetic.{key}", minimum=0)
-    return DatasetSpec(name=name, root=_local_path(root), roi_dir=roi_dir, synthetic=synthetic)
+    hints = typing.get_type_hints(write_synthetic)
+    params = {
+        p.name: hints[p.name]
+        for p in inspect.signature(write_synthetic).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name != "overwrite"  # never overwrite files in a sweep
+    }
+    check_keys(raw, params, "dataset.synthetic", _SPEC)
+    return {k: coerce(_SPEC, f"dataset.synthetic.{k}", v, params[k]) for k, v in raw.items()}
+
+
+def _dataset(raw: Any) -> DatasetSpec:
+    spec = DatasetSpec.from_mapping(raw)
+    return dataclasses.replace(
+        spec,
+        root=_local_path(spec.root),
+        roi_dir=None if spec.roi_dir is None else _local_path(spec.roi_dir),
+        synthetic=None if spec.synthetic is None else _synthetic(spec.synthetic),
+    )
 
 
 def _train(raw: Any, dataset: DatasetSpec, resources: ResourceSpec) -> dict[str, Any]:
     """The shared training config, fully resolved (paper defaults filled in)."""
-    raw = copy.deepcopy(_mapping(raw, "train"))
+    raw = copy.deepcopy(as_mapping(raw, "train", _SPEC))
     for section, keys in raw.items():
-        for key in _mapping(keys, f"train.{section}"):
+        for key in as_mapping(keys, f"train.{section}", _SPEC):
             owner = _OWNED_KEYS.get(f"{section}.{key}")
             if owner:
                 raise UserError(f"spec key 'train.{section}.{key}' is set by '{owner}', not under train")
@@ -284,25 +274,20 @@ def _train(raw: Any, dataset: DatasetSpec, resources: ResourceSpec) -> dict[str,
     return config_to_dict(cfg)
 
 
-def _values(raw: Any, key: str, *, numeric: bool = False, integer: bool = False) -> tuple[Any, ...]:
-    values = _as_list(raw, key)
-    if integer:
-        return tuple(_integer(v, key) for v in values)
-    if numeric:
-        return tuple(_number(v, key) for v in values)
-    return tuple(values)
-
-
 def _grid(raw: Any) -> GridSpec:
-    raw = _mapping(raw, "grid")
-    known = {"variants", "seeds", "lambda1", "lambda2"}
-    _no_unknown({k: v for k, v in raw.items() if "." not in k}, known, "grid")
+    raw = as_mapping(raw, "grid", _SPEC)
+    plain = {k: v for k, v in raw.items() if "." not in k}
+    check_keys(plain, ("variants", "seeds", *_LAMBDAS), "grid", _SPEC)
+    params = {}
+    for key, value in raw.items():
+        if "." in key:
+            if key in _OWNED_KEYS or key in ("loss.lambda1", "loss.lambda2"):
+                raise UserError(f"spec key 'grid.{key}': use {_OWNED_KEYS.get(key, 'grid.' + key.split('.')[1])}")
+            params[key] = coerce(_SPEC, f"grid.{key}", value, tuple[Any, ...])
+    grid = GridSpec.from_mapping(plain, params=params)
     from attnmel.models import list_models, paper_name
 
-    if "variants" not in raw:
-        raise UserError("spec key 'grid.variants' is required (e.g. [vgg16_gap, attnmel, attnmel+lesion])")
-    variants = tuple(_string(v, "grid.variants") for v in _as_list(raw["variants"], "grid.variants"))
-    for token in variants:
+    for token in grid.variants:
         variant, roi = split_variant(token)
         if variant not in list_models():
             raise UserError(f"spec key 'grid.variants': unknown variant {variant!r} (known: {', '.join(list_models())})")
@@ -310,110 +295,74 @@ def _grid(raw: Any) -> GridSpec:
             paper_name(variant, roi)
         except UserError as exc:
             raise UserError(f"spec key 'grid.variants': {token!r}: {exc}") from None
-    if len(set(variants)) != len(variants):
+    if len(set(grid.variants)) != len(grid.variants):
         raise UserError("spec key 'grid.variants' lists a variant twice")
-    lambdas = {}
-    for key in ("lambda1", "lambda2"):
-        values = _values(raw[key], f"grid.{key}", numeric=True) if key in raw else ()
-        for value in values:
-            if value < 0 or not math.isfinite(value):
-                raise UserError(f"spec key 'grid.{key}' must hold finite values >= 0, got {value}")
-        lambdas[key] = values
-    params = {}
-    for key, value in raw.items():
-        if "." in key:
-            if key in _OWNED_KEYS or key in ("loss.lambda1", "loss.lambda2"):
-                raise UserError(f"spec key 'grid.{key}': use {_OWNED_KEYS.get(key, 'grid.' + key.split('.')[1])}")
-            params[key] = _values(value, f"grid.{key}")
-    seeds = _values(raw.get("seeds", [0]), "grid.seeds", integer=True)
-    return GridSpec(variants=variants, seeds=seeds, params=params, **lambdas)
+    return grid
+
+
+def _selection_only(raw: dict[str, Any], where: str, use: str) -> dict[str, Any]:
+    """Drop ``metric``/``mode``, accepted for readability, after checking they name validation AUC."""
+    rest = {k: v for k, v in raw.items() if k not in ("metric", "mode")}
+    if raw.get("metric", METRIC) != METRIC or raw.get("mode", MODE) != MODE:
+        raise UserError(f"spec keys '{where}.metric/mode' must be {METRIC}/{MODE}: {use} uses validation AUC only")
+    return rest
+
+
+def _distribution(name: str, raw: Any) -> Distribution:
+    key = f"search.space.{name}"
+    if name not in _LAMBDAS and "." not in name:
+        raise UserError(f"spec key '{key}': search lambda1, lambda2 or a dotted training key (e.g. optim.lr)")
+    raw = as_mapping(raw, key, _SPEC)
+    if len(raw) != 1 or next(iter(raw)) not in _DISTRIBUTIONS:
+        raise UserError(f"spec key '{key}' must be one of {{{'|'.join(_DISTRIBUTIONS)}: [...]}}, got {raw!r}")
+    kind, values = next(iter(raw.items()))
+    key = f"{key}.{kind}"
+    if kind == "choice":
+        values = coerce(_SPEC, key, values, tuple[Any, ...])
+        numbers = coerce(_SPEC, key, values, tuple[float, ...]) if name in _LAMBDAS else ()
+    else:
+        numbers = coerce(_SPEC, key, values, tuple[float, ...])
+        if len(numbers) != 2:
+            raise UserError(f"spec key '{key}' must be [low, high], got {values!r}")
+        values = tuple(map(int, numbers)) if kind == "randint" else numbers
+        low, high = values
+        if not low < high:
+            raise UserError(f"spec key '{key}' needs low < high, got [{low}, {high}]")
+        if kind == "loguniform" and low <= 0:
+            raise UserError(f"spec key '{key}' needs low > 0, got {low}")
+    if name in _LAMBDAS and min(numbers) < 0:
+        raise UserError(f"spec key 'search.space.{name}': λ must be >= 0, got {min(numbers)}")
+    return Distribution(kind=kind, values=values)
 
 
 def _search(raw: Any) -> SearchSpec | None:
     if raw is None:
         return None
-    raw = _mapping(raw, "search")
-    _no_unknown(raw, {"algorithm", "num_samples", "seed", "space", "metric", "mode"}, "search")
-    algorithm = raw.get("algorithm", "optuna")
-    if algorithm != "optuna":
-        raise UserError(f"spec key 'search.algorithm' must be optuna, got {algorithm!r}")
-    # accepted for readability, but selection is on validation AUC only
-    if raw.get("metric", METRIC) != METRIC or raw.get("mode", MODE) != MODE:
-        raise UserError(f"spec keys 'search.metric/mode' must be {METRIC}/{MODE}: selection uses validation AUC only")
-    num_samples = _integer(raw.get("num_samples", 16), "search.num_samples", minimum=1)
-    seed = raw.get("seed")
-    if seed is not None:
-        seed = _integer(seed, "search.seed")
-    space_raw = _mapping(raw.get("space"), "search.space")
-    if not space_raw:
+    raw = _selection_only(as_mapping(raw, "search", _SPEC), "search", "selection")
+    space = as_mapping(raw.get("space"), "search.space", _SPEC)
+    if not space:
         raise UserError("spec key 'search.space' must name at least one distribution")
-    space = {}
-    for name, dist in space_raw.items():
-        key = f"search.space.{name}"
-        if name not in ("lambda1", "lambda2") and "." not in name:
-            raise UserError(f"spec key '{key}': search lambda1, lambda2 or a dotted training key (e.g. optim.lr)")
-        dist = _mapping(dist, key)
-        if len(dist) != 1 or next(iter(dist)) not in _DISTRIBUTIONS:
-            raise UserError(f"spec key '{key}' must be one of {{{'|'.join(_DISTRIBUTIONS)}: [...]}}, got {dist!r}")
-        kind, values = next(iter(dist.items()))
-        values = _as_list(values, f"{key}.{kind}")
-        if kind == "choice":
-            values = tuple(values)
-        else:
-            if len(values) != 2:
-                raise UserError(f"spec key '{key}.{kind}' must be [low, high], got {values!r}")
-            low, high = (_number(v, f"{key}.{kind}") for v in values)
-            if kind == "randint":
-                low, high = int(low), int(high)
-            if not low < high:
-                raise UserError(f"spec key '{key}.{kind}' needs low < high, got [{low}, {high}]")
-            if kind == "loguniform" and low <= 0:
-                raise UserError(f"spec key '{key}.loguniform' needs low > 0, got {low}")
-            values = (low, high)
-        if name in ("lambda1", "lambda2"):
-            numbers = [_number(v, f"{key}.{kind}") for v in values]
-            if min(numbers) < 0:
-                raise UserError(f"spec key '{key}': λ must be >= 0, got {min(numbers)}")
-        space[name] = Distribution(kind=kind, values=values)
-    return SearchSpec(algorithm=algorithm, num_samples=num_samples, seed=seed, space=space)
+    return SearchSpec.from_mapping(raw, space={name: _distribution(name, dist) for name, dist in space.items()})
 
 
 def _scheduler(raw: Any, epochs: int) -> SchedulerSpec | None:
     if raw is None:
         return None
-    raw = _mapping(raw, "scheduler")
-    _no_unknown(raw, {"kind", "grace_period", "reduction_factor", "metric", "mode"}, "scheduler")
-    if raw.get("kind", "asha") != "asha":
-        raise UserError(f"spec key 'scheduler.kind' must be asha, got {raw.get('kind')!r}")
-    if raw.get("metric", METRIC) != METRIC or raw.get("mode", MODE) != MODE:
-        raise UserError(f"spec keys 'scheduler.metric/mode' must be {METRIC}/{MODE}: stopping uses validation AUC only")
-    grace = _integer(raw.get("grace_period", 1), "scheduler.grace_period", minimum=1)
-    if grace > epochs:
-        raise UserError(f"spec key 'scheduler.grace_period' ({grace}) exceeds the epochs per trial ({epochs})")
-    factor = _number(raw.get("reduction_factor", 3), "scheduler.reduction_factor")
-    if factor <= 1:
-        raise UserError(f"spec key 'scheduler.reduction_factor' must be > 1, got {factor}")
-    return SchedulerSpec(grace_period=grace, reduction_factor=factor)
-
-
-def _resources(raw: Any) -> ResourceSpec:
-    raw = _mapping(raw, "resources")
-    _no_unknown(raw, {"cpus", "gpus"}, "resources")
-    cpus = _number(raw.get("cpus", 1), "resources.cpus")
-    gpus = _number(raw.get("gpus", 0), "resources.gpus")
-    if cpus <= 0:
-        raise UserError(f"spec key 'resources.cpus' must be > 0, got {cpus}")
-    if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
-        raise UserError(f"spec key 'resources.gpus' must be a fraction in [0, 1] or a whole number, got {gpus}")
-    return ResourceSpec(cpus=cpus, gpus=gpus)
+    raw = _selection_only(as_mapping(raw, "scheduler", _SPEC), "scheduler", "stopping")
+    scheduler = SchedulerSpec.from_mapping(raw)
+    if scheduler.grace_period > epochs:
+        raise UserError(
+            f"spec key 'scheduler.grace_period' ({scheduler.grace_period}) exceeds the epochs per trial ({epochs})"
+        )
+    return scheduler
 
 
 # --------------------------------------------------------------------------- loading
 
 
 def _apply_smoke(raw: dict[str, Any]) -> dict[str, Any]:
-    smoke = _mapping(raw.get("smoke"), "smoke")
-    _no_unknown(smoke, SMOKE_KEYS, "smoke")
+    smoke = as_mapping(raw.get("smoke"), "smoke", _SPEC)
+    check_keys(smoke, SMOKE_KEYS, "smoke", _SPEC)
     raw = copy.deepcopy(raw)
     raw["name"] = f"{raw.get('name')}-smoke"  # never mix smoke trials into the real sweep's folder
     for key, value in smoke.items():
@@ -431,8 +380,8 @@ def merged_raw(
     (``key.path=value``, the value parsed as YAML) applied; not yet validated."""
     if not isinstance(raw, dict):
         raise UserError(f"a sweep spec must be a mapping, got {type(raw).__name__}")
-    top = {f.name for f in dataclasses.fields(SweepSpec)}
-    _no_unknown(raw, top, "")
+    top = [f.name for f in dataclasses.fields(SweepSpec)]
+    check_keys(raw, top, "", _SPEC)
     if smoke:
         if not raw.get("smoke"):
             raise UserError("--smoke: this spec has no 'smoke' block")
@@ -441,7 +390,7 @@ def merged_raw(
     for item in overrides:
         parts, value = parse_override(item)
         if parts[0] not in top:
-            raise UserError(f"--set {item}: unknown spec key '{parts[0]}' (known: {', '.join(sorted(top))})")
+            raise UserError(f"--set {item}: unknown spec key '{parts[0]}' (known: {', '.join(top)})")
         if parts[0] == "grid" and len(parts) > 2:  # grid keys are dotted training keys themselves
             parts = ["grid", ".".join(parts[1:])]
         set_nested(raw, parts, value)
@@ -453,38 +402,25 @@ def spec_from_dict(
 ) -> SweepSpec:
     """Validate plain spec data (as read from YAML), after :func:`merged_raw`."""
     original, raw = raw, merged_raw(raw, smoke=smoke, overrides=overrides)
-    _no_unknown(raw, {f.name for f in dataclasses.fields(SweepSpec)}, "")
-
-    name = _string(raw.get("name"), "name")
-    if not _NAME.match(name):
-        raise UserError(f"spec key 'name' must use letters, digits, '.', '_' or '-', got {name!r}")
+    check_keys(raw, [f.name for f in dataclasses.fields(SweepSpec)], "", _SPEC)
     dataset = _dataset(raw.get("dataset"))
-    resources = _resources(raw.get("resources"))
+    resources = ResourceSpec.from_mapping(raw.get("resources"))
     train = _train(raw.get("train"), dataset, resources)
-    grid = _grid(raw.get("grid"))
-    search = _search(raw.get("search"))
-    scheduler = _scheduler(raw.get("scheduler"), train["optim"]["epochs"])
-    # the results root `attnmel query` reads by default
-    storage = _string(raw.get("storage", os.environ.get("ATTNMEL_RESULTS", "results")), "storage")
-    retries = _integer(raw.get("retries", 2), "retries", minimum=0)
-    max_concurrent = raw.get("max_concurrent")
-    if max_concurrent is not None:
-        max_concurrent = _integer(max_concurrent, "max_concurrent", minimum=1)
-    spec = SweepSpec(
-        name=name,
+    # the default storage is the results root `attnmel query` reads by default
+    spec = SweepSpec.from_mapping(
+        {"storage": os.environ.get("ATTNMEL_RESULTS", "results"), **raw},
         dataset=dataset,
         train=train,
-        grid=grid,
-        search=search,
-        scheduler=scheduler,
+        grid=_grid(raw.get("grid")),
+        search=_search(raw.get("search")),
+        scheduler=_scheduler(raw.get("scheduler"), train["optim"]["epochs"]),
         resources=resources,
-        storage=storage if is_uri(storage) else _local_path(storage),
-        retries=retries,
-        max_concurrent=max_concurrent,
-        smoke=_mapping(raw.get("smoke"), "smoke"),
     )
-    if search is not None:
-        clash = sorted(k for k in search.space if (k in ("lambda1", "lambda2") and getattr(grid, k)) or k in grid.params)
+    if not is_uri(spec.storage):
+        spec = dataclasses.replace(spec, storage=_local_path(spec.storage))
+    if spec.search is not None:
+        grid = spec.grid
+        clash = sorted(k for k in spec.search.space if (k in _LAMBDAS and getattr(grid, k)) or k in grid.params)
         if clash:
             raise UserError(f"spec key 'search.space.{clash[0]}' is also in grid; list it in one place only")
     _check_trials(spec)
@@ -498,13 +434,7 @@ def spec_from_dict(
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
     """The plain data of a spec file (YAML, ``safe_load``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sweep spec not found: {path}")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"sweep spec {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return read_yaml(path, "sweep spec")
 
 
 def load_spec(path: str | Path, *, smoke: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:

@@ -8,6 +8,11 @@ import pytest
 import yaml
 
 from attnmel.config import (
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    RuntimeConfig,
     TrainConfig,
     apply_overrides,
     config_from_dict,
@@ -98,3 +103,76 @@ def test_exponent_without_dot_is_a_float(tmp_path):
     assert load_config(path).loss.lambda1 == 1e-4
     with pytest.raises(UserError, match="optim.lr"):
         apply_overrides(TrainConfig(), ["optim.lr=fast"])
+
+
+@pytest.mark.parametrize(
+    "build, section, raw",
+    [
+        (lambda: DataConfig(crop_size=48), "data", {"crop_size": 48}),
+        (lambda: DataConfig(image_size=64, crop_size=96), "data", {"image_size": 64, "crop_size": 96}),
+        (lambda: DataConfig(roi="hair"), "data", {"roi": "hair"}),
+        (lambda: DataConfig(normalization="imagenet"), "data", {"normalization": "imagenet"}),
+        (lambda: ModelConfig(backbone="resnet50"), "model", {"backbone": "resnet50"}),
+        (lambda: LossConfig(lambda2=-1.0), "loss", {"lambda2": -1.0}),
+        (lambda: OptimConfig(epochs="3"), "optim", {"epochs": "3"}),
+        (lambda: RuntimeConfig(checkpoint_every=0), "runtime", {"checkpoint_every": 0}),
+        (lambda: RuntimeConfig(compile=1), "runtime", {"compile": 1}),
+    ],
+)
+def test_configs_built_in_code_are_checked_like_yaml(build, section, raw):
+    with pytest.raises(UserError) as in_code:
+        build()
+    with pytest.raises(UserError) as from_yaml:
+        config_from_dict({section: raw})
+    assert str(in_code.value) == str(from_yaml.value)
+    assert str(in_code.value).startswith(f"config key '{section}.")
+
+
+def test_crop_size_message_and_replace_are_checked():
+    with pytest.raises(UserError, match=r"^config key 'data\.crop_size' must be a multiple of 32, got 48$"):
+        DataConfig(crop_size=48)
+    with pytest.raises(UserError, match="data.passes"):
+        dataclasses.replace(TrainConfig().data, passes=0)
+    assert DataConfig(crop_size=64, image_size=64).crop_size == 64
+
+
+def test_new_runtime_model_and_data_keys():
+    cfg = TrainConfig()
+    assert (cfg.runtime.compile, cfg.runtime.eval_bf16, cfg.runtime.checkpoint_every) == (None, False, 1)
+    assert (cfg.model.gate_bias, cfg.data.normalization) == (False, "train")
+    cfg = apply_overrides(cfg, ["runtime.compile=true", "runtime.checkpoint_every=5", "model.gate_bias=true",
+                                "data.normalization=official", "runtime.eval_bf16=true"])  # fmt: skip
+    assert (cfg.runtime.compile, cfg.runtime.checkpoint_every, cfg.model.gate_bias) == (True, 5, True)
+    assert (cfg.data.normalization, cfg.runtime.eval_bf16) == ("official", True)
+    assert config_hash(cfg) != config_hash(TrainConfig())
+
+
+def test_lists_of_names_have_one_owner():
+    from attnmel import names
+    from attnmel.data import layout, roi
+    from attnmel.models import backbone
+
+    assert layout.DATASETS is names.DATASETS and roi.ROIS is names.ROIS
+    assert tuple(backbone.BACKBONES) == names.BACKBONES  # the weights table covers exactly these
+    assert {f.name: f.metadata["choices"] for f in dataclasses.fields(DataConfig) if "choices" in f.metadata} == {
+        "dataset": names.DATASETS, "roi": names.ROIS, "normalization": ("train", "official"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text, line, column",
+    [
+        ("optim:\n  lr: 0.1\n  epochs: x: 3\n", 3, 12),  # the second colon
+        ("data:\n  roi: [lesion\n", 3, 1),
+        ("loss: {kind: focal\n", 2, 1),
+    ],
+)
+def test_yaml_syntax_errors_name_line_and_column(tmp_path, text, line, column):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"config file {path} is not valid YAML: line {line}, column {column}: ")
+    assert "\n" not in message
+

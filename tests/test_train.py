@@ -10,7 +10,9 @@ import torch
 
 from attnmel.config import TrainConfig, apply_overrides
 from attnmel.errors import UserError
-from attnmel.train import NonFiniteLossError, fit, read_summary, run_identity
+from attnmel.checkpoint import read_summary
+from attnmel.identity import run_identity
+from attnmel.train import NonFiniteLossError, fit
 from orchestrator.cli import main
 
 TIMING_KEYS = {"epoch_seconds", "images_per_second", "config_hash"}  # fault injection changes the hash
@@ -94,9 +96,11 @@ def test_results_checkpoints_and_best_epoch(small_cfg, tmp_path):
         assert math.isfinite(row["train_loss"]) and row["train_dice3"] == 0.0  # no ROI: no Dice term
         assert row["variant"] == "attnmel" and row["paper_name"] == "AttnMel-CNN" and row["lambda1"] == 0.0
     run = tmp_path / "run"
-    assert {"config.yaml", "last.pt", "best.pt", "epochs.jsonl", "data_info.json"} <= {p.name for p in run.iterdir()}
-    state = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
-    assert state["epoch"] == best["epoch"]
+    files = {p.name for p in run.iterdir()}
+    assert {"config.yaml", "best.pt", "epochs.jsonl", "data_info.json", "predictions.csv", "final.json"} <= files
+    assert "last.pt" not in files and "last.prev.pt" not in files  # resumable state dropped at the end
+    state = torch.load(run / "best.pt", map_location="cpu", weights_only=True)  # plain data only
+    assert state["epoch"] == best["epoch"] and state["kind"] == "model" and "optimizer" not in state
     summary = read_summary(run)
     assert summary["best_epoch"] == best["epoch"] and summary["test_ap"] == best["test_ap"]
 

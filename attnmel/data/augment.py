@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Augmentation", "draw_augmentation", "source_index", "train_batch", "eval_batch", "normalise"]
+__all__ = ["Augmentation", "draw_augmentation", "source_index", "train_batch", "eval_batch", "centre_crop", "normalise"]
 
 
 @dataclass(frozen=True)
@@ -120,10 +120,15 @@ def train_batch(
     return images, rois
 
 
-def eval_batch(images_u8: Tensor, *, crop: int, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """Centre crop and normalise: (B, 3, S, S) uint8 → (B, 3, crop, crop) float32."""
-    s = images_u8.shape[-1]
+def centre_crop(x: Tensor, crop: int) -> Tensor:
+    """The centre ``crop``×``crop`` window of (..., S, S) maps: what evaluation sees."""
+    s = x.shape[-1]
     if not 0 < crop <= s:
         raise ValueError(f"crop {crop} must be in [1, {s}] for {s}x{s} inputs")
     o = (s - crop) // 2
-    return normalise(images_u8[..., o : o + crop, o : o + crop], mean, std)
+    return x[..., o : o + crop, o : o + crop]
+
+
+def eval_batch(images_u8: Tensor, *, crop: int, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """Centre crop and normalise: (B, 3, S, S) uint8 → (B, 3, crop, crop) float32."""
+    return normalise(centre_crop(images_u8, crop), mean, std)

@@ -23,7 +23,7 @@ from attnmel.errors import UserError
 if TYPE_CHECKING:
     from attnmel.config import DataConfig
 
-__all__ = ["SplitTensors", "DataBundle", "load_bundle", "select_samples"]
+__all__ = ["SplitTensors", "DataBundle", "OFFICIAL_NORMALIZATION", "load_bundle", "select_samples"]
 
 
 @dataclass
@@ -34,6 +34,7 @@ class SplitTensors:
     labels: torch.Tensor  # (N,) int64
     rois: torch.Tensor | None  # (N, 1, S, S) uint8 {0, 1}; train split only, when roi != "none"
     ids: list[str]
+    lesion: torch.Tensor | None = None  # (N, 1, S, S) uint8 {0, 1}: evaluation splits whose every image has a mask
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,6 +50,20 @@ class DataBundle:
     mean: tuple[float, float, float]  # training-set per-channel mean, in [0, 1] units
     std: tuple[float, float, float]
     info: dict  # counts, val split seed/fraction, cache keys
+
+    @property
+    def mask_split(self) -> str | None:
+        """The split Table 3 is scored on: test when it has lesion masks (as in the official
+        ISIC downloads), else validation, else None."""
+        return next((name for name in ("test", "val") if getattr(self, name).lesion is not None), None)
+
+
+# Per-dataset normalisation constants of the official code (mean, std in [0, 1] units), for
+# ``data.normalization: official``; the default normalises by this run's training split.
+OFFICIAL_NORMALIZATION = {
+    "isic2017": ((0.6820, 0.5312, 0.4736), (0.0840, 0.1140, 0.1282)),
+    "isic2016": ((0.7012, 0.5517, 0.4875), (0.0942, 0.1331, 0.1521)),
+}
 
 
 def select_samples(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
@@ -76,10 +91,6 @@ def _counts(samples: list[Sample]) -> dict:
 
 def load_bundle(cfg: DataConfig) -> DataBundle:
     """Load the configured dataset as CPU tensors (cached on disk); see module docstring."""
-    if cfg.roi not in ROIS:
-        raise UserError(f"data.roi: unknown value {cfg.roi!r}; choose one of {', '.join(ROIS)}")
-    if not 0 < cfg.crop_size <= cfg.image_size:
-        raise UserError(f"data.crop_size ({cfg.crop_size}) must be in [1, data.image_size ({cfg.image_size})]")
     root = Path(cfg.root).expanduser()
     roi_dir = Path(cfg.roi_dir).expanduser() if cfg.roi_dir else None
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
@@ -105,10 +116,16 @@ def load_bundle(cfg: DataConfig) -> DataBundle:
         rois = None
         if name == "train" and cfg.roi != "none":
             rois, keys["train_rois"] = load_rois(samples, cfg.roi, roi_dir=roi_dir, **kw)
+        lesion = None
+        if name != "train" and samples and all(s.lesion is not None for s in samples):
+            lesion, keys[f"{name}_lesion"] = load_rois(samples, "lesion", **kw)
         labels = torch.tensor([s.label for s in samples], dtype=torch.int64)
-        tensors[name] = SplitTensors(images=images, labels=labels, rois=rois, ids=[s.image_id for s in samples])
+        tensors[name] = SplitTensors(images, labels, rois, [s.image_id for s in samples], lesion)
 
-    mean, std = channel_stats(tensors["train"].images)
+    if cfg.normalization == "official":
+        mean, std = OFFICIAL_NORMALIZATION[cfg.dataset]
+    else:
+        mean, std = channel_stats(tensors["train"].images)
     info = {
         "dataset": cfg.dataset,
         "root": str(root.resolve()),
@@ -123,6 +140,7 @@ def load_bundle(cfg: DataConfig) -> DataBundle:
         "roi_dir": str(roi_dir.resolve()) if roi_dir else None,
         "image_size": cfg.image_size,
         "crop_fraction": cfg.crop_fraction,
+        "normalization": cfg.normalization,
         "mean": list(mean),
         "std": list(std),
         "cache_dir": os.fspath(cache_dir),

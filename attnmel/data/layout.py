@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from attnmel.errors import UserError
+from attnmel.names import DATASETS
 
 __all__ = [
     "DATASETS",
@@ -37,7 +38,6 @@ __all__ = [
     "expected_paths",
 ]
 
-DATASETS = ("isic2016", "isic2017")
 SPLITS = ("train", "val", "test")
 
 

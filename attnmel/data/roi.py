@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from attnmel.data.layout import Sample, expected_paths
 from attnmel.errors import UserError
+from attnmel.names import ROIS
 
 __all__ = [
     "ROIS",
@@ -39,7 +40,6 @@ __all__ = [
     "superpixel_index",
 ]
 
-ROIS = ("none", "lesion", "dermo", "bkg")  # "none" = no regularisation
 DERMO_FEATURES = ("pigment_network", "negative_network", "streaks", "milia_like_cyst")
 
 

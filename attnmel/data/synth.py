@@ -9,6 +9,28 @@ Lesions follow the dermatologists' ABCD cues so that a small CNN separates the c
 few epochs at 32–64 px: melanoma is Asymmetric, has an irregular Border, variegated Colour
 (black, blue-grey, red patches) and is darker; other lesions are round-ish, smooth and of
 one light-brown tone. Images are 4:3, like the originals, so the centre crop matters.
+
+Knobs (keyword arguments of ``write_synthetic``, ``attnmel data synth --task/--signal/
+--confounder-rate``, and keys of a sweep spec's ``dataset.synthetic``):
+
+* ``task="abcd"`` (default): the lesion is the only difference between the classes, drawn
+  with full cues; the files are those of earlier versions for the same seed.
+* ``task="confounded"``: a known-answer benchmark for attention regularisation. The class
+  signal still lives only inside the lesion, but weakened; outside it, a spurious cue — a
+  blue skin-marker ink dot, as real dermoscopy images show, placed towards a corner of the
+  centre crop and never on the lesion — agrees with the label in most *training* images
+  and is independent of the label in validation and test. A network that looks at the
+  lesion generalises; one that learns the ink dot does not.
+* ``signal`` in [0, 1]: strength of the melanoma cues, interpolating each of them (asymmetry,
+  border, darkness, colour variegation) from the full look (1) to the benign look (0).
+  Default 1.0 for ``abcd`` and ``DEFAULT_SIGNAL["confounded"]`` for ``confounded``.
+* ``confounder_rate`` in [0, 1] (confounded task only; default ``DEFAULT_CONFOUNDER_RATE``):
+  the share of training images whose ink dot agrees with the label (melanoma marked, other
+  unmarked), held exactly within each class. Validation and test use 0.5: half of each
+  class is marked, so the dot says nothing about the label there. ISIC 2016 has no
+  validation folder; the one carved from its training split inherits the training rate.
+
+Masks (Part 1) are written for every split, including test, and never include the dot.
 """
 
 from __future__ import annotations
@@ -27,7 +49,20 @@ from attnmel.data.layout import DATASETS, LAYOUTS, SplitLayout
 from attnmel.data.roi import DERMO_FEATURES
 from attnmel.errors import UserError
 
-__all__ = ["DEFAULT_COUNTS", "write_synthetic", "synth_lesion"]
+__all__ = [
+    "DEFAULT_COUNTS",
+    "TASKS",
+    "DEFAULT_SIGNAL",
+    "DEFAULT_CONFOUNDER_RATE",
+    "write_synthetic",
+    "synth_lesion",
+    "draw_marker",
+]
+
+TASKS = ("abcd", "confounded")
+# Tuned with benchmarks/confounded_effects.py (see its docstring for the measured effects).
+DEFAULT_SIGNAL = {"abcd": 1.0, "confounded": 0.3}
+DEFAULT_CONFOUNDER_RATE = 0.9
 
 # (train, val, test) images; ISIC 2016 has no official validation split.
 DEFAULT_COUNTS = {"isic2017": (48, 16, 24), "isic2016": (64, 0, 24)}
@@ -36,10 +71,18 @@ _SKIN = np.array([222.0, 178.0, 156.0])
 _BENIGN = np.array([165.0, 112.0, 80.0])
 _MELANOMA = np.array([105.0, 62.0, 45.0])
 _VARIEGATION = np.array([[40.0, 28.0, 28.0], [92.0, 100.0, 128.0], [165.0, 62.0, 62.0], [72.0, 42.0, 30.0]])
+_INK = np.array([50.0, 80.0, 170.0])  # blue skin-marker ink: no lesion colour is this blue
 
 
-def synth_lesion(rng: np.random.Generator, height: int, width: int, melanoma: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One dermoscopy-like image: (H, W, 3) uint8 RGB and its (H, W) bool lesion mask."""
+def synth_lesion(
+    rng: np.random.Generator, height: int, width: int, melanoma: bool, *, signal: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """One dermoscopy-like image: (H, W, 3) uint8 RGB and its (H, W) bool lesion mask.
+
+    ``signal`` in [0, 1] scales every melanoma cue (asymmetry, border, darkness, variegation)
+    from fully present (1) to the benign look (0); benign lesions ignore it. The random draws
+    do not depend on it, so two signals give the same lesion with stronger or weaker cues.
+    """
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     short = min(height, width)
     cy = height / 2 + rng.uniform(-0.06, 0.06) * short
@@ -50,9 +93,9 @@ def synth_lesion(rng: np.random.Generator, height: int, width: int, melanoma: bo
     r0 = rng.uniform(0.2, 0.27) * short
     shape = 1 + rng.uniform(0.0, 0.12) * np.cos(2 * (theta - rng.uniform(0, np.pi)))  # mild ellipse
     if melanoma:
-        shape += rng.uniform(0.15, 0.28) * np.cos(theta - rng.uniform(0, 2 * np.pi))  # asymmetry
+        shape += signal * rng.uniform(0.15, 0.28) * np.cos(theta - rng.uniform(0, 2 * np.pi))  # asymmetry
         for k in rng.choice(np.arange(5, 15), size=4, replace=False):  # ragged border
-            shape += rng.uniform(0.04, 0.09) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+            shape += signal * rng.uniform(0.04, 0.09) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
     else:
         shape += 0.02 * np.cos(3 * theta + rng.uniform(0, 2 * np.pi))
     radius = r0 * shape
@@ -63,18 +106,45 @@ def synth_lesion(rng: np.random.Generator, height: int, width: int, melanoma: bo
     img = skin + gradient
     inner = np.clip(1 - dist / np.maximum(radius, 1e-6), 0, 1)[..., None]  # 1 at centre, 0 at border
     if melanoma:
-        lesion = _MELANOMA + rng.normal(0, 8, 3) - 25 * inner
+        # signal = 1 gives exactly the full cues: every interpolation below is exact there
+        base = _BENIGN + signal * (_MELANOMA - _BENIGN)
+        lesion = base + rng.normal(0, 8, 3) - (12 + 13 * signal) * inner
+        alpha = 0.85 * signal
         for colour in _VARIEGATION[rng.permutation(4)[: rng.integers(2, 5)]]:
             angle, off = rng.uniform(0, 2 * np.pi), rng.uniform(0.1, 0.6) * r0
             by, bx = cy + off * np.sin(angle), cx + off * np.cos(angle)
             blob = np.exp(-((yy - by) ** 2 + (xx - bx) ** 2) / (2 * (rng.uniform(0.15, 0.35) * r0) ** 2))
-            lesion = lesion * (1 - 0.85 * blob[..., None]) + colour * 0.85 * blob[..., None]
+            lesion = lesion * (1 - alpha * blob[..., None]) + colour * alpha * blob[..., None]
     else:
         lesion = _BENIGN + rng.normal(0, 8, 3) - 12 * inner
     edge = np.clip((radius - dist) / (0.06 * r0), 0, 1)[..., None]  # soft border
     img = img * (1 - edge) + lesion * edge
     img += rng.normal(0, 5, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+def draw_marker(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Paint a blue ink dot on the skin of ``img`` (H, W, 3) uint8, never on the lesion ``mask``.
+
+    The dot (radius 0.08·H) sits towards one corner of the central 0.6·H square, so it
+    survives the centre crops of preprocessing and evaluation; the corner is the one the
+    lesion leaves freest. Returns a new uint8 image.
+    """
+    height, width = mask.shape
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    radius = 0.08 * height
+    best = None
+    for sy, sx in rng.permutation([(-1, -1), (-1, 1), (1, -1), (1, 1)]):
+        off = rng.uniform(0.19, 0.23) * height
+        cy, cx = height / 2 + sy * off, width / 2 + sx * off
+        disc = np.clip(radius + 0.5 - np.hypot(yy - cy, xx - cx), 0, 1)  # anti-aliased edge
+        hidden = float((disc * mask).sum())
+        if best is None or hidden < best[0]:
+            best = (hidden, disc)
+    weight = (best[1] * ~mask)[..., None]  # the lesion stays on top, and its mask stays exact
+    ink = _INK + rng.normal(0, 6, 3)
+    out = img * (1 - weight) + ink * weight
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _superpixels(height: int, width: int, cell: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +196,9 @@ def _write_split(
     labels: np.ndarray,
     size: int,
     rng: np.random.Generator,
+    *,
+    signal: float,
+    marked: np.ndarray | None,
 ) -> None:
     height, width = size, size * 4 // 3
     images = out / lay.images
@@ -136,8 +209,10 @@ def _write_split(
         feats_dir = out / lay.features
         feats_dir.mkdir()
         sp_index, sp_rgb = _superpixels(height, width, max(4, size // 12))
-    for image_id, label in zip(ids, labels):
-        img, mask = synth_lesion(rng, height, width, bool(label))
+    for i, (image_id, label) in enumerate(zip(ids, labels)):
+        img, mask = synth_lesion(rng, height, width, bool(label), signal=signal)
+        if marked is not None and marked[i]:
+            img = draw_marker(rng, img, mask)
         Image.fromarray(img).save(images / f"{image_id}.jpg", quality=92)
         Image.fromarray(mask.astype(np.uint8) * 255).save(masks / f"{image_id}{lay.mask_suffix}")
         if lay.features:
@@ -158,6 +233,18 @@ def _write_split(
         _write_csv(out / lay.labels, [[i, f"{float(m):.1f}"] for i, m in zip(ids, labels)])
 
 
+def _markers(rng: np.random.Generator, labels: np.ndarray, rate: float) -> np.ndarray:
+    """Which images carry the marker: in each class exactly round(rate·n) agree with the label
+    (melanoma marked, other unmarked), so the requested rate holds in every split, not on average."""
+    marked = np.zeros(len(labels), dtype=bool)
+    for cls in (0, 1):
+        idx = np.flatnonzero(labels == cls)
+        agree = np.zeros(len(idx), dtype=bool)
+        agree[rng.permutation(len(idx))[: round(rate * len(idx))]] = True
+        marked[idx] = agree if cls == 1 else ~agree
+    return marked
+
+
 def write_synthetic(
     dataset: str,
     root: Path,
@@ -169,9 +256,14 @@ def write_synthetic(
     melanoma_fraction: float = 0.3,
     seed: int = 0,
     overwrite: bool = False,
+    task: str = "abcd",
+    signal: float | None = None,
+    confounder_rate: float | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Write a synthetic ``dataset`` under ``root``; return {split: {"images", "melanoma"}}.
+    """Write a synthetic ``dataset`` under ``root``; return {split: {"images", "melanoma"}}
+    (plus "marked", the images carrying the confounder, for the confounded task).
 
+    ``task``, ``signal`` and ``confounder_rate`` are described in the module docstring.
     Refuses to touch existing official files unless ``overwrite``. Everything is written to
     a temporary folder inside ``root`` first and moved into place at the end.
     """
@@ -185,6 +277,18 @@ def write_synthetic(
         raise UserError(f"--size must be at least 16 px, got {size}")
     if not 0.0 <= melanoma_fraction <= 1.0:
         raise UserError(f"--melanoma-fraction must be in [0, 1], got {melanoma_fraction}")
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if signal is None:
+        signal = DEFAULT_SIGNAL[task]
+    if not 0.0 <= signal <= 1.0:
+        raise UserError(f"--signal must be in [0, 1], got {signal}")
+    if task != "confounded" and confounder_rate is not None:
+        raise UserError(f"--confounder-rate needs --task confounded (task {task!r} has no confounder)")
+    if confounder_rate is None:
+        confounder_rate = DEFAULT_CONFOUNDER_RATE
+    if not 0.0 <= confounder_rate <= 1.0:
+        raise UserError(f"--confounder-rate must be in [0, 1], got {confounder_rate}")
     defaults = dict(zip(("train", "val", "test"), DEFAULT_COUNTS[dataset]))
     wanted = {"train": n_train, "val": n_val, "test": n_test}
     counts = {s: defaults[s] if wanted[s] is None else wanted[s] for s in LAYOUTS[dataset]}
@@ -209,8 +313,13 @@ def write_synthetic(
             ids = [f"ISIC_{i:07d}" for i in range(next_id, next_id + n)]
             next_id += n
             labels = _labels(rng, n, melanoma_fraction)
-            _write_split(tmp, dataset, split, lay, ids, labels, size, rng)
+            marked = None
+            if task == "confounded":
+                marked = _markers(rng, labels, confounder_rate if split == "train" else 0.5)
+            _write_split(tmp, dataset, split, lay, ids, labels, size, rng, signal=signal, marked=marked)
             result[split] = {"images": n, "melanoma": int(labels.sum())}
+            if marked is not None:
+                result[split]["marked"] = int(marked.sum())
         for name in existing:
             target = root / name
             shutil.rmtree(target) if target.is_dir() else target.unlink()

@@ -4,6 +4,7 @@ from attnmel.models.backbone import BACKBONES, check_weights, imagenet_weights_p
 from attnmel.models.registry import (
     PAPER_NAMES,
     ROI_SUFFIXES,
+    build_model,
     create_model,
     has_attention,
     list_models,
@@ -17,6 +18,7 @@ __all__ = [
     "PAPER_NAMES",
     "ROI_SUFFIXES",
     "ModelOutput",
+    "build_model",
     "check_weights",
     "create_model",
     "has_attention",

@@ -21,14 +21,17 @@ class AttentionGate(nn.Module):
     ``local``, and the attention map (B, 1, h, w) in (0, 1) at ``local``'s resolution.
     """
 
-    def __init__(self, local_channels: int, guide_channels: int, inter_channels: int = 256) -> None:
+    def __init__(
+        self, local_channels: int, guide_channels: int, inter_channels: int = 256, *, guide_bias: bool = False
+    ) -> None:
         super().__init__()
-        # Biases: W_f ⊛ F and W_g ⊛ G are only ever summed, so one bias on the sum is all the
-        # freedom there is; two would be a redundant pair whose sum alone matters. It sits on
-        # W_g, the coarse map (fewer additions), which is exact because bilinear upsampling
-        # maps a constant to the same constant. W keeps its bias: it sets the sigmoid's offset.
+        # Biases: Eq. 1 writes none on W_f and W_g, and the official code has none there (only
+        # on W, which sets the sigmoid's offset). A bias on W_g is not redundant: it sits inside
+        # the ReLU and shifts each channel's threshold. ``guide_bias=True`` adds it as an option
+        # (this project's earlier default); bilinear upsampling keeps a constant constant, so
+        # one bias on the coarse map covers the W_f + W_g sum.
         self.local_proj = nn.Conv2d(local_channels, inter_channels, kernel_size=1, bias=False)  # W_f
-        self.guide_proj = nn.Conv2d(guide_channels, inter_channels, kernel_size=1, bias=True)  # W_g
+        self.guide_proj = nn.Conv2d(guide_channels, inter_channels, kernel_size=1, bias=guide_bias)  # W_g
         self.score = nn.Conv2d(inter_channels, 1, kernel_size=1, bias=True)  # W
         self.reset_parameters()
 

@@ -18,6 +18,7 @@ from attnmel.errors import UserError
 __all__ = [
     "PAPER_NAMES",
     "ROI_SUFFIXES",
+    "build_model",
     "create_model",
     "has_attention",
     "list_models",
@@ -100,6 +101,16 @@ def paper_name(variant: str, roi: str = "none") -> str:
             f"roi {roi!r} needs a model with attention maps, but {variant!r} has none; use one of: {with_attention}"
         )
     return entry.paper_name + ROI_SUFFIXES[roi]
+
+
+def build_model(model_cfg, *, weights: str | None = None) -> nn.Module:
+    """The network a ``ModelConfig`` describes (``weights`` overrides its weights, e.g. "none"
+    when a checkpoint's state is loaded next); options that only attention variants have are
+    passed to those only."""
+    extra = {"gate_bias": model_cfg.gate_bias} if has_attention(model_cfg.variant) else {}
+    return create_model(
+        model_cfg.variant, backbone=model_cfg.backbone, weights=model_cfg.weights if weights is None else weights, **extra
+    )
 
 
 def has_attention(variant: str) -> bool:

@@ -91,12 +91,12 @@ class MelCNN(nn.Module):
 class AttnMelCNN(nn.Module):
     """The proposed network (Fig. 1): pool-3 and pool-4 attended under pool-5's guidance."""
 
-    def __init__(self, backbone: VGGBackbone, num_classes: int = 2) -> None:
+    def __init__(self, backbone: VGGBackbone, num_classes: int = 2, *, gate_bias: bool = False) -> None:
         super().__init__()
         self.backbone = backbone
         c3, c4, c5 = (info.channels for info in backbone.feature_info)
-        self.attn3 = AttentionGate(c3, c5)
-        self.attn4 = AttentionGate(c4, c5)
+        self.attn3 = AttentionGate(c3, c5, guide_bias=gate_bias)
+        self.attn4 = AttentionGate(c4, c5, guide_bias=gate_bias)
         self.head = _new_linear(c3 + c4 + c5, num_classes)
 
     def forward(self, x: Tensor) -> ModelOutput:
@@ -130,6 +130,9 @@ def melcnn(*, backbone: str = "vgg16_bn", weights: str = "none", num_classes: in
 
 
 @register_model(paper_name="AttnMel-CNN", attention=True)
-def attnmel(*, backbone: str = "vgg16_bn", weights: str = "none", num_classes: int = 2) -> AttnMelCNN:
-    """The paper's AttnMel-CNN; trained with an ROI it becomes -Lesion/-Dermo/-Bkg."""
-    return AttnMelCNN(make_backbone(backbone, weights)[0], num_classes)
+def attnmel(
+    *, backbone: str = "vgg16_bn", weights: str = "none", num_classes: int = 2, gate_bias: bool = False
+) -> AttnMelCNN:
+    """The paper's AttnMel-CNN; trained with an ROI it becomes -Lesion/-Dermo/-Bkg.
+    ``gate_bias`` adds a bias to the gates' W_g (not in Eq. 1 nor the official code)."""
+    return AttnMelCNN(make_backbone(backbone, weights)[0], num_classes, gate_bias=gate_bias)

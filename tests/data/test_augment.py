@@ -103,6 +103,7 @@ def test_bad_crop_sizes_are_rejected():
         eval_batch(images, crop=0, **IDENTITY)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_runs_on_the_gpu_with_a_gpu_generator():
     images = _position_images(16).cuda()

@@ -18,7 +18,7 @@ from attnmel.errors import UserError
 
 def _cfg(root, tmp_path, **kw) -> DataConfig:
     return DataConfig(
-        dataset="isic2017", root=str(root), image_size=32, crop_size=24, cache_dir=str(tmp_path / "cache"), **kw
+        dataset="isic2017", root=str(root), image_size=40, crop_size=32, cache_dir=str(tmp_path / "cache"), **kw
     )
 
 

@@ -28,7 +28,7 @@ def test_data_check_reports_the_official_counts(real_isic2017, cli):
 
 def test_bundle_on_real_images_keeps_lesion_masks_aligned(real_isic2017, tmp_path):
     cfg = DataConfig(
-        dataset="isic2017", root=str(real_isic2017), roi="lesion", image_size=64, crop_size=48,
+        dataset="isic2017", root=str(real_isic2017), roi="lesion", image_size=64, crop_size=64,
         max_train=64, max_eval=16, cache_dir=str(tmp_path),
     )
     bundle = load_bundle(cfg)

@@ -27,14 +27,17 @@ def _eq_1_to_3(gate: AttentionGate, local: torch.Tensor, guide_up: torch.Tensor)
 
 def _guide_projection(gate: AttentionGate, guide: torch.Tensor) -> torch.Tensor:
     w_g = gate.guide_proj.weight[:, :, 0, 0]
-    return torch.einsum("oc,bchw->bohw", w_g, guide) + gate.guide_proj.bias.view(1, -1, 1, 1)
+    projected = torch.einsum("oc,bchw->bohw", w_g, guide)
+    return projected if gate.guide_proj.bias is None else projected + gate.guide_proj.bias.view(1, -1, 1, 1)
 
 
-def test_matches_the_equations_with_a_global_guide():
+@pytest.mark.parametrize("guide_bias", [False, True])
+def test_matches_the_equations_with_a_global_guide(guide_bias):
     torch.manual_seed(0)
-    gate = AttentionGate(64, 32, inter_channels=16)
+    gate = AttentionGate(64, 32, inter_channels=16, guide_bias=guide_bias)
     for p in (gate.guide_proj.bias, gate.score.bias):  # non-zero biases so they are exercised
-        torch.nn.init.normal_(p)
+        if p is not None:
+            torch.nn.init.normal_(p)
     local, guide = _features(2, 64, 4, 4), _features(2, 32, 1, 1)  # 32 px input: pool5 is 1×1
     attended, attn = gate(local, guide)
     # A 1×1 guide upsampled bilinearly is the same vector at every location: a broadcast.
@@ -65,7 +68,9 @@ def test_shapes_range_and_per_location_scaling():
 def test_he_fan_in_initialisation_and_zero_biases():
     torch.manual_seed(3)
     gate = AttentionGate(256, 512)
-    assert gate.local_proj.bias is None  # one bias on the sum (on W_g) is all there is to learn
+    # Eq. 1 and the official code: no bias on W_f or W_g, one on W
+    assert gate.local_proj.bias is None and gate.guide_proj.bias is None and gate.score.bias is not None
+    assert AttentionGate(256, 512, guide_bias=True).guide_proj.bias is not None  # the named option
     for conv in (gate.local_proj, gate.guide_proj, gate.score):
         fan_in = conv.weight.shape[1]
         expected = math.sqrt(2.0 / fan_in)

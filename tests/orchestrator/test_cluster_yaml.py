@@ -48,6 +48,17 @@ def test_setup_installs_the_project_and_prefetches_imagenet_weights(config):
     assert any("/mnt/shared" in cmd for cmd in config["initialization_commands"])  # shared results storage
 
 
+def test_dashboard_and_jobs_api_listen_on_loopback_only(config):
+    # reached through `ray dashboard cluster.yaml` (SSH port forwarding), never the network
+    head = [cmd for cmd in config["head_start_ray_commands"] if "ray start --head" in cmd]
+    assert len(head) == 1 and "--dashboard-host=127.0.0.1" in head[0]
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    assert not any("0.0.0.0" in cmd for cmd in starts)
+    comments = [line for line in (REPO / "cluster.yaml").read_text().splitlines() if line.lstrip().startswith("#")]
+    assert any("ray dashboard cluster.yaml" in line for line in comments)
+    assert any("127.0.0.1" in line and "dashboard-host" in line for line in comments)
+
+
 def test_the_validator_would_catch_a_broken_config(config):
     broken = copy.deepcopy(config)
     broken["available_node_types"]["gpu_worker"]["min_wrkers"] = 1

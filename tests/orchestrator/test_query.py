@@ -110,3 +110,74 @@ def test_cli_query(root):
     bad = subprocess.run([*run, "SELECT FROM WHERE", "--results", str(root)], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("attnmel: error: query failed:") and bad.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY (SELECT 42) TO '{tmp}/x.csv'",
+        "ATTACH '{tmp}/x.db' AS other",
+        "SELECT * FROM read_csv('{secret}')",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM glob('{tmp}/*')",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET enable_external_access = true",
+        "SET lock_configuration = false",
+        "SELECT * FROM read_parquet('{root}/paper/trials.parquet')",  # even the result files themselves
+    ],
+)
+def test_sandbox_refuses_files_network_extensions_and_settings(root, tmp_path, sql):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a,b\n1,2\n")
+    sql = sql.format(tmp=tmp_path, secret=secret, root=root)
+    # refused by the sandbox itself, not by a missing network or extension
+    with pytest.raises(UserError, match="^query failed: .*(Permission Error|configuration has been locked)") as info:
+        run_query(sql, root)
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.csv"]  # nothing written or attached
+
+
+def test_sandbox_keeps_every_table_and_unsafe_lifts_it(root, tmp_path):
+    sql = "SELECT (SELECT count(*) FROM trials) AS t, (SELECT count(*) FROM epochs) AS e"
+    assert run_query(sql, root).to_dict("records") == run_query(sql, root, unsafe=True).to_dict("records")
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a,b\n1,2\n")
+    frame = run_query(f"SELECT a + b AS s FROM read_csv('{secret}')", root, unsafe=True)
+    assert frame["s"].tolist() == [3]
+    run_query(f"COPY (SELECT 42 AS x) TO '{tmp_path}/x.csv'", root, unsafe=True)
+    assert (tmp_path / "x.csv").read_text().split() == ["x", "42"]
+
+
+def test_predictions_and_attention_tables_union_by_name(tmp_path):
+    for sweep, extra in (("a", {}), ("b", {"fold": [1, 1]})):
+        folder = tmp_path / sweep
+        folder.mkdir()
+        pd.DataFrame({"sweep": [sweep], "trial_id": ["t0"]}).to_parquet(folder / "trials.parquet")
+        pd.DataFrame({"trial_id": ["t0", "t0"], "image_id": ["i1", "i2"], "prob": [0.25, 0.5], **extra}).to_parquet(
+            folder / "predictions.parquet"
+        )
+    (tmp_path / "b" / "attention.parquet").write_bytes(
+        pd.DataFrame({"image_id": ["i1"], "inside_roi": [0.75]}).to_parquet()
+    )
+    frame = run_query("SELECT image_id, prob, fold FROM predictions ORDER BY prob, fold NULLS FIRST", tmp_path)
+    assert frame["prob"].tolist() == [0.25, 0.25, 0.5, 0.5]
+    assert frame["fold"].isna().sum() == 2 and set(frame["fold"].dropna()) == {1}  # column only in sweep b
+    assert run_query("SELECT sum(inside_roi) AS s FROM attention", tmp_path)["s"].tolist() == [0.75]
+    (tmp_path / "b" / "attention.parquet").unlink()
+    with pytest.raises(UserError, match="attention"):
+        run_query("SELECT * FROM attention", tmp_path)  # no such files: no such table
+
+
+def test_cli_query_sandbox_and_unsafe(root, tmp_path):
+    run = [sys.executable, "-m", "orchestrator.cli", "query", "--results", str(root), "--format", "csv"]
+    target = tmp_path / "x.csv"
+    refused = subprocess.run([*run, f"COPY (SELECT 42) TO '{target}'"], capture_output=True, text=True, cwd=REPO)
+    assert refused.returncode == 2 and not target.exists()
+    assert refused.stderr.startswith("attnmel: error: query failed:") and refused.stderr.count("\n") == 1
+    allowed = subprocess.run(
+        [*run, "--unsafe", f"COPY (SELECT 42 AS x) TO '{target}'"], capture_output=True, text=True, cwd=REPO
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert target.read_text().split() == ["x", "42"]
+

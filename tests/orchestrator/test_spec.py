@@ -185,3 +185,54 @@ def test_spec_is_frozen_and_plain(tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.name = "x"  # type: ignore[misc]
     assert yaml.safe_load(yaml.safe_dump(spec_to_dict(spec))) == spec_to_dict(spec)
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("name: s\ndataset:\n  name: isic2017: x\n")
+    with pytest.raises(UserError) as info:
+        load_spec(bad)
+    assert str(info.value) == f"sweep spec {bad} is not valid YAML: line 3, column 17: mapping values are not allowed here"
+
+
+def test_synthetic_block_follows_write_synthetics_signature(tmp_path):
+    import inspect
+
+    from attnmel.data.synth import write_synthetic
+
+    keywords = {
+        name: p.default
+        for name, p in inspect.signature(write_synthetic).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and name != "overwrite"
+    }
+    assert {"n_train", "size", "seed", "melanoma_fraction"} <= set(keywords)
+    dataset = {"name": "isic2017", "root": str(tmp_path)}
+    spec = spec_from_dict(_raw(tmp_path, dataset={**dataset, "synthetic": keywords}))
+    assert spec.dataset.synthetic == keywords  # every keyword (its default is a valid value) is accepted
+    spec = spec_from_dict(_raw(tmp_path, dataset={**dataset, "synthetic": {"melanoma_fraction": "5e-1", "size": 64}}))
+    assert spec.dataset.synthetic == {"melanoma_fraction": 0.5, "size": 64}  # coerced by the annotation
+    for synthetic, match in (
+        ({"overwrite": True}, "dataset.synthetic.overwrite"),
+        ({"colour": 1}, "dataset.synthetic.colour"),
+        ({"size": "big"}, "dataset.synthetic.size"),
+        ({"seed": 1.5}, "dataset.synthetic.seed"),
+        ({"melanoma_fraction": [0.3]}, "dataset.synthetic.melanoma_fraction"),
+    ):
+        with pytest.raises(UserError, match=match):
+            spec_from_dict(_raw(tmp_path, dataset={**dataset, "synthetic": synthetic}))
+
+
+def test_sections_built_in_code_are_checked_like_yaml(tmp_path):
+    from orchestrator.spec import ResourceSpec, SchedulerSpec
+
+    for build, raw in (
+        (lambda: ResourceSpec(cpus=0), {"resources": {"cpus": 0}}),
+        (lambda: ResourceSpec(gpus=1.5), {"resources": {"gpus": 1.5}}),
+        (lambda: SchedulerSpec(reduction_factor=1), {"scheduler": {"reduction_factor": 1}}),
+    ):
+        with pytest.raises(UserError) as in_code:
+            build()
+        with pytest.raises(UserError) as from_yaml:
+            spec_from_dict(_raw(tmp_path, **raw))
+        assert str(in_code.value) == str(from_yaml.value) and str(in_code.value).startswith("spec key '")
+

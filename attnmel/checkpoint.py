@@ -1,0 +1,198 @@
+"""What a run directory holds on disk, and the only code that reads or writes it.
+
+A run directory (``attnmel train --out DIR``, or a sweep trial's scratch folder) holds:
+
+``last.pt``       resumable state: model, optimiser and scheduler state, the epoch history
+                  and the config; written every ``runtime.checkpoint_every`` epochs and at the
+                  last one, dropped once the run has finished (its final artefacts make it
+                  redundant). The previous one survives as ``last.prev.pt`` until the new one
+                  is complete, so a damaged file never costs more than one interval.
+``best.pt``       the best validation epoch's weights, normalisation and config: all that
+                  ``predict``, Table 3 and the figures need; no optimiser state.
+``epochs.jsonl``  one JSON object per finished epoch (small; the tables read it).
+``predictions.csv``, ``attention.json``, ``final.json``  written once, when the run ends.
+
+Every checkpoint is tensors and plain Python types only and is read with
+``torch.load(weights_only=True)``: a file handed to us is data, never code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attnmel.errors import UserError
+from attnmel.selection import best_epoch_row
+
+__all__ = [
+    "LAST",
+    "PREVIOUS",
+    "BEST",
+    "EPOCHS_LOG",
+    "PREDICTIONS",
+    "ATTENTION",
+    "FINAL",
+    "FORMAT",
+    "atomic_write_text",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_resume_state",
+    "read_epochs",
+    "write_epochs",
+    "write_predictions",
+    "read_predictions",
+    "read_summary",
+    "is_finished",
+]
+
+LAST, PREVIOUS, BEST = "last.pt", "last.prev.pt", "best.pt"
+EPOCHS_LOG, PREDICTIONS, ATTENTION, FINAL = "epochs.jsonl", "predictions.csv", "attention.json", "final.json"
+FORMAT = "attnmel-checkpoint/2"  # bumped when the payload's keys change meaning
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool = False) -> None:
+    """``torch.save`` ``payload`` to ``path`` atomically.
+
+    With ``keep_previous`` the file being replaced stays as ``last.prev.pt`` (a hard link, so
+    no copy of a checkpoint that can be 1 GB) until the next save, so a ``path`` damaged later
+    (a crash while copying it, a full disk) still leaves the state before it.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save({"format": FORMAT, **payload}, tmp)
+        if keep_previous and path.exists():
+            _link_or_copy(path, path.with_name(PREVIOUS))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` the same file as ``source`` (atomically; a copy where links fail)."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:  # a filesystem without hard links
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint of this project, as data only (``weights_only=True``).
+
+    ``kind`` ("resume" or "model") is checked when given. A file that is missing, damaged,
+    not a checkpoint, or one that would need code to load is a ``UserError`` naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Weights only load failed" in reason or "weights_only" in reason:
+            reason = "it holds Python objects that only code could rebuild (refused: files are data, never code)"
+        raise UserError(f"{path} is not a readable AttnMel checkpoint: {reason[:200]}") from None
+    except Exception as exc:  # pickle errors of many kinds: the file is damaged or foreign
+        raise UserError(f"{path} is not a readable AttnMel checkpoint: {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise UserError(f"{path} is not an AttnMel checkpoint of format {FORMAT} (found {found!r})")
+    if kind is not None and payload.get("kind") != kind:
+        raise UserError(f"{path} is a {payload.get('kind')!r} checkpoint, expected {kind!r}")
+    return payload
+
+
+def load_resume_state(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The newest readable resumable state of ``run_dir`` and a warning when one was damaged.
+
+    ``last.pt`` first, then ``last.prev.pt``; ``(None, None)`` for a fresh directory. When
+    ``last.pt`` is damaged and no previous state exists, the ``UserError`` names the file.
+    """
+    last, previous = run_dir / LAST, run_dir / PREVIOUS
+    if not last.exists() and not previous.exists():
+        return None, None
+    try:
+        return load_checkpoint(last, kind="resume"), None
+    except UserError as damaged:
+        if not previous.exists():
+            raise UserError(f"{damaged}; delete it to start the run over") from None
+        state = load_checkpoint(previous, kind="resume")
+        return state, f"{damaged}; resuming from {previous.name} (epoch {state['epoch']})"
+
+
+def read_epochs(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``epochs.jsonl`` (empty when absent); a line cut short by a crash is skipped."""
+    log = run_dir / EPOCHS_LOG
+    if not log.exists():
+        return []
+    rows = []
+    for line in log.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def write_epochs(run_dir: Path, history: Iterable[Mapping[str, Any]]) -> None:
+    """Rewrite ``epochs.jsonl`` with ``history`` (one JSON object per line)."""
+    atomic_write_text(run_dir / EPOCHS_LOG, "".join(json.dumps(dict(row)) + "\n" for row in history))
+
+
+def write_predictions(run_dir: Path, rows: Iterable[tuple[str, str, int, float]]) -> None:
+    """``predictions.csv``: split, image_id, label, prob (17 significant digits: exact floats)."""
+    lines = ["split,image_id,label,prob"]
+    lines += [f"{split},{image_id},{int(label)},{float(prob)!r}" for split, image_id, label, prob in rows]
+    atomic_write_text(run_dir / PREDICTIONS, "\n".join(lines) + "\n")
+
+
+def read_predictions(path: Path) -> list[dict[str, Any]]:
+    """Rows of a ``predictions.csv`` as dicts with typed values."""
+    with open(path, newline="") as handle:
+        return [
+            {"split": r["split"], "image_id": r["image_id"], "label": int(r["label"]), "prob": float(r["prob"])}
+            for r in csv.DictReader(handle)
+        ]
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether the run ended and wrote its final artefacts (``final.json``)."""
+    return (run_dir / FINAL).exists()
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any]:
+    """Best-epoch summary of a run directory from its small ``epochs.jsonl`` (no checkpoint read)."""
+    run_dir = Path(run_dir)
+    history = read_epochs(run_dir)
+    best = best_epoch_row(history)
+    if best is None:
+        raise UserError(f"no finished epoch in {run_dir} (expected {run_dir / EPOCHS_LOG})")
+    return {
+        "best_epoch": best["epoch"],
+        "val_auc": best["val_auc"],
+        "val_ap": best["val_ap"],
+        "test_auc": best["test_auc"],
+        "test_ap": best["test_ap"],
+        "epochs": len(history),
+        "done": is_finished(run_dir),
+    }
