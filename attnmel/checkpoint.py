@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from attnmel.atomic import atomic_output, atomic_write
 from attnmel.errors import UserError
 from attnmel.selection import best_epoch_row
 
@@ -41,7 +42,6 @@ __all__ = [
     "ATTENTION",
     "FINAL",
     "FORMAT",
-    "atomic_write_text",
     "save_checkpoint",
     "load_checkpoint",
     "load_resume_state",
@@ -58,16 +58,6 @@ EPOCHS_LOG, PREDICTIONS, ATTENTION, FINAL = "epochs.jsonl", "predictions.csv", "
 FORMAT = "attnmel-checkpoint/2"  # bumped when the payload's keys change meaning
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool = False) -> None:
     """``torch.save`` ``payload`` to ``path`` atomically.
 
@@ -75,25 +65,20 @@ def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool 
     no copy of a checkpoint that can be 1 GB) until the next save, so a ``path`` damaged later
     (a crash while copying it, a full disk) still leaves the state before it.
     """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         torch.save({"format": FORMAT, **payload}, tmp)
         if keep_previous and path.exists():
             _link_or_copy(path, path.with_name(PREVIOUS))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
     """Make ``target`` the same file as ``source`` (atomically; a copy where links fail)."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:  # a filesystem without hard links
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with atomic_output(target) as tmp:
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(source, tmp)
 
 
 def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
@@ -156,14 +141,14 @@ def read_epochs(run_dir: Path) -> list[dict[str, Any]]:
 
 def write_epochs(run_dir: Path, history: Iterable[Mapping[str, Any]]) -> None:
     """Rewrite ``epochs.jsonl`` with ``history`` (one JSON object per line)."""
-    atomic_write_text(run_dir / EPOCHS_LOG, "".join(json.dumps(dict(row)) + "\n" for row in history))
+    atomic_write(run_dir / EPOCHS_LOG, "".join(json.dumps(dict(row)) + "\n" for row in history))
 
 
 def write_predictions(run_dir: Path, rows: Iterable[tuple[str, str, int, float]]) -> None:
     """``predictions.csv``: split, image_id, label, prob (17 significant digits: exact floats)."""
     lines = ["split,image_id,label,prob"]
     lines += [f"{split},{image_id},{int(label)},{float(prob)!r}" for split, image_id, label, prob in rows]
-    atomic_write_text(run_dir / PREDICTIONS, "\n".join(lines) + "\n")
+    atomic_write(run_dir / PREDICTIONS, "\n".join(lines) + "\n")
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal, Self
 
 import yaml
 
+from attnmel.atomic import atomic_write
 from attnmel.errors import UserError
 from attnmel.names import BACKBONES, DATASETS, ROIS
 
@@ -440,7 +441,4 @@ def config_hash(cfg: TrainConfig) -> str:
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    tmp.replace(path)
+    atomic_write(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from attnmel import checkpoint as ckpt
+from attnmel.atomic import atomic_write
 from attnmel.config import TrainConfig, config_hash, config_to_dict, save_config
 from attnmel.data import DataBundle, EpochSampler, SplitTensors, load_bundle, train_batch
 from attnmel.errors import UserError
@@ -158,9 +159,9 @@ def _finalise(model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Pat
     if data.mask_split is not None:
         part = getattr(data, data.mask_split)
         attention = [{**r, "split": data.mask_split} for r in attention_rows(model, part.images, part.lesion, **eval_kw)]
-    ckpt.atomic_write_text(run_dir / ckpt.ATTENTION, json.dumps(attention, indent=1))
+    atomic_write(run_dir / ckpt.ATTENTION, json.dumps(attention, indent=1))
     final = {"best_epoch": best["epoch"], **best["metrics"], "numbers_key": numbers_key(cfg), "mask_split": data.mask_split}
-    ckpt.atomic_write_text(run_dir / ckpt.FINAL, json.dumps(final, indent=1))
+    atomic_write(run_dir / ckpt.FINAL, json.dumps(final, indent=1))
     for name in (ckpt.LAST, ckpt.PREVIOUS):  # resumable state is dead weight once the run ended
         (run_dir / name).unlink(missing_ok=True)
 
@@ -194,7 +195,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
     bundle = load_bundle(cfg.data)
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs proved usable
     save_config(cfg, run_dir / "config.yaml")
-    ckpt.atomic_write_text(run_dir / "data_info.json", json.dumps(bundle.info, indent=2, default=str))
+    atomic_write(run_dir / "data_info.json", json.dumps(bundle.info, indent=2, default=str))
 
     runner = prepare_model(model, device, train_precision, compile=bool(cfg.runtime.compile))
     optimizer = torch.optim.SGD(

@@ -290,6 +290,7 @@ def part_step(ctx: dict[str, Any]) -> dict[str, Any]:
     bf16_peak, tf32_peak = peak.get("bf16_dense_tflops"), peak.get("tf32_dense_tflops")
     compile_backend = args.compile_backend or ("inductor" if cuda else "eager")
     part: dict[str, Any] = {
+        "status": "running",
         "config": {"size": size, "batch": batch, "warmup_steps": args.warmup, "min_timed_seconds": args.min_seconds,
                    "settings": {"fp32": "float32 (cuDNN convolutions in TF32 when allowed, torch's default)",
                                 "bf16": "bf16 autocast", "bf16_cl": "bf16 autocast + channels_last",
@@ -298,6 +299,7 @@ def part_step(ctx: dict[str, Any]) -> dict[str, Any]:
         "flops_per_image": {},
         "results": [],
     }
+    ctx["report"]["parts"]["step"] = part  # saved as it grows: a run cut off keeps the rows measured
     say(f"\n== 1. training step: {size} px, batch {batch}, {ctx['env']['device_name']}")
     if bf16_peak:
         say(f"   peak used: {peak['card']} bf16 {bf16_peak} / TF32 {tf32_peak} TFLOP/s dense ({PEAK_SOURCE})")

@@ -64,17 +64,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _report_build(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from orchestrator.report import find_sweep_dirs, write_tables
 
     for sweep_dir in find_sweep_dirs(args.path):
-        trials_path, epochs_path = write_tables(sweep_dir)
-        statuses = pd.read_parquet(trials_path, columns=["status"])["status"].value_counts()
-        n_epochs = len(pd.read_parquet(epochs_path, columns=["epoch"]))
+        paths, built = write_tables(sweep_dir)
+        statuses = built.trials["status"].value_counts()
         counts = ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())) or "no trials"
-        print(f"{sweep_dir}: {statuses.sum()} trials ({counts}), {n_epochs} epoch rows "
-              f"-> {trials_path.name}, {epochs_path.name}")
+        print(f"{sweep_dir}: {statuses.sum()} trials ({counts}), {len(built.epochs)} epoch rows, "
+              f"{len(built.predictions)} prediction rows -> {', '.join(p.name for p in paths.values())}")
+        if "predictions" not in paths and len(built.trials):
+            print(f"{sweep_dir}: no per-image predictions (trials of an older version): "
+                  "confidence intervals, comparisons and Table 3 need a re-run")
     return 0
 
 
@@ -82,7 +82,7 @@ def _report_show(args: argparse.Namespace) -> int:
     from orchestrator.paper_table import format_summary, summarize
     from orchestrator.report import load_tables
 
-    trials, _ = load_tables(args.path)
+    trials = load_tables(args.path).trials
     summary, excluded = summarize(trials)
     sys.stdout.write(format_summary(summary, excluded, paper=args.paper))
     return 0
@@ -100,7 +100,7 @@ def _plot(args: argparse.Namespace, kind: str) -> int:
     from orchestrator.plot import plot_curves, plot_sensitivity, save_figure
     from orchestrator.report import load_tables
 
-    trials, epochs = load_tables(args.path)
+    trials, epochs, *_ = load_tables(args.path)
     if trials.empty:
         raise UserError(f"no trials in {args.path}")
     if kind == "sensitivity":

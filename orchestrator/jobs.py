@@ -146,7 +146,7 @@ def submit_sweep(
         args += ["--set", item]
     if storage:
         args += ["--storage", storage]
-    from attnmel.train import code_version
+    from attnmel.version import code_version
 
     stage = _stage(spec_path)
     try:

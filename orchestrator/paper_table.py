@@ -1,8 +1,11 @@
-"""The paper-style summary of a sweep's ``trials`` table (Tables 1 and 2 of Yan et al.).
+"""The paper-style tables of a sweep: Tables 1–2 (test AP and AUC) and Table 3 (Jaccard of
+the attention maps with the lesion masks), ours beside Yan et al.'s.
 
-One row per model setting: test AP and AUC as mean ± sample std over seeds, n, and with
+Tables 1–2: one row per model setting, test AP and AUC as mean ± std over seeds, n, and with
 ``--paper`` the paper's numbers beside ours. Only settings the paper reports (no ROI, or the
 paper's λ1 = 0.001, λ2 = 0.01) go in the paper table; other λ settings are listed after it.
+Where the trials stored per-image predictions, :func:`add_intervals` adds each setting's
+bootstrap interval (see :mod:`orchestrator.stats`).
 """
 
 from __future__ import annotations
@@ -13,26 +16,62 @@ import math
 import numpy as np
 import pandas as pd
 
+from attnmel.config import LossConfig
 from orchestrator.report import terminated
 
-__all__ = ["PAPER_LAMBDAS", "PAPER_ORDER", "at_paper_lambda", "format_summary", "paper_results", "summarize"]
+__all__ = [
+    "MAP_ORDER",
+    "PAPER_LAMBDAS",
+    "PAPER_ORDER",
+    "SETTING_KEYS",
+    "add_intervals",
+    "at_paper_lambda",
+    "format_summary",
+    "format_table3",
+    "format_trial_intervals",
+    "paper_jaccard",
+    "paper_results",
+    "summarize",
+    "summarize_attention",
+]
 
 log = logging.getLogger(__name__)
 
-PAPER_LAMBDAS = (0.001, 0.01)  # §2.3 of the paper: "We fix λ1 = 0.001, λ2 = 0.01"
+# §2.3 of the paper: "We fix λ1 = 0.001, λ2 = 0.01", which are the loss config's defaults.
+PAPER_LAMBDAS = (LossConfig().lambda1, LossConfig().lambda2)
 PAPER_ORDER = (
     "VGG-16", "VGG-16-GAP", "Mel-CNN", "AttnMel-CNN",
     "AttnMel-CNN-Dermo", "AttnMel-CNN-Lesion", "AttnMel-CNN-Bkg",
 )  # fmt: skip
-_GROUP_KEYS = ["dataset", "paper_name", "roi", "lambda1", "lambda2", "backbone", "pretrained"]
+# One model setting = everything but the seed; every per-setting table groups by these.
+# `variant` rides along (paper_name determines it) so that a setting can be named by its code
+# token, "attnmel+lesion".
+SETTING_KEYS = ("dataset", "variant", "roi", "paper_name", "lambda1", "lambda2", "backbone", "pretrained")
+MAP_ORDER = ("pool3", "pool4", "cam")  # the attention table's map names, in Table 3's order
+_PAPER_MAP = {"pool3": "pool3", "pool4": "pool4", "CAM": "cam"}  # paper_jaccard.csv → ours
+_TABLE3_DATASET = "isic2017"  # §3.3: Table 3 is computed on the ISIC 2017 test images
+
+
+def _read_csv(name: str) -> pd.DataFrame:
+    from importlib import resources
+
+    with resources.files("orchestrator").joinpath(name).open() as handle:
+        return pd.read_csv(handle)
 
 
 def paper_results() -> pd.DataFrame:
     """The paper's Tables 1 and 2 (the project's copy of ``paper_results.csv``)."""
-    from importlib import resources
+    return _read_csv("paper_results.csv")
 
-    with resources.files("orchestrator").joinpath("paper_results.csv").open() as handle:
-        return pd.read_csv(handle)
+
+def paper_jaccard() -> pd.DataFrame:
+    """The paper's Table 3 (``paper_jaccard.csv``): columns model, map (our names: pool3, pool4,
+    cam), jaccard."""
+    table = _read_csv("paper_jaccard.csv")
+    unknown = sorted(set(table["map"]) - set(_PAPER_MAP))
+    if unknown:  # the packaged file is ours; a new map name there must be mapped here
+        raise ValueError(f"paper_jaccard.csv: unknown map name(s) {', '.join(unknown)}")
+    return table.assign(map=table["map"].map(_PAPER_MAP))
 
 
 def at_paper_lambda(roi: str, lambda1: float, lambda2: float) -> bool:
@@ -51,11 +90,11 @@ def summarize(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     the paper's AP/AUC with our mean minus theirs; ``excluded`` counts the other trials by status.
     """
     done, excluded = terminated(trials)
-    columns = [*_GROUP_KEYS, "n", "seeds", "test_ap_mean", "test_ap_std", "test_auc_mean", "test_auc_std",
+    columns = [*SETTING_KEYS, "n", "seeds", "test_ap_mean", "test_ap_std", "test_auc_mean", "test_auc_std",
                "val_auc_mean", "in_paper", "paper_ap", "paper_auc", "ap_diff", "auc_diff"]  # fmt: skip
     if done.empty:
         return pd.DataFrame(columns=columns), excluded
-    grouped = done.groupby(_GROUP_KEYS, dropna=False, sort=False)
+    grouped = done.groupby(list(SETTING_KEYS), dropna=False, sort=False)
     summary = grouped.agg(
         n=("trial_id", "size"),
         seeds=("seed", "nunique"),

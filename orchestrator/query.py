@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from attnmel.errors import UserError
-from orchestrator.report import EPOCHS_FILE, TRIALS_FILE
+from orchestrator.tables import FILES
 
 __all__ = ["FORMATS", "TABLES", "SANDBOX", "connect", "format_frame", "results_root", "run_query"]
 
@@ -24,12 +24,7 @@ FORMATS = ("table", "csv", "json")
 DEFAULT_RESULTS = "results"
 RESULTS_ENV = "ATTNMEL_RESULTS"
 # SQL name → the file each sweep folder may hold (the first two are always written)
-TABLES = {
-    "trials": TRIALS_FILE,
-    "epochs": EPOCHS_FILE,
-    "predictions": "predictions.parquet",
-    "attention": "attention.parquet",
-}
+TABLES = FILES
 # DuckDB's "Securing DuckDB" settings: no files, network or extensions, then no way back.
 SANDBOX = (
     "SET enable_external_access = false",  # no COPY, ATTACH, read_*/glob, extension loading
@@ -87,7 +82,7 @@ def connect(root: str | Path, *, unsafe: bool = False) -> duckdb.DuckDBPyConnect
                 raise UserError(f"cannot read the {filename} files under {root}: {_first_line(exc)}") from None
     if not found:
         con.close()
-        raise UserError(f"no {TRIALS_FILE} or {EPOCHS_FILE} under {root}; run `attnmel report build {root}` first")
+        raise UserError(f"no {FILES['trials']} or {FILES['epochs']} under {root}; run `attnmel report build {root}` first")
     if not unsafe:
         for statement in SANDBOX:
             con.execute(statement)

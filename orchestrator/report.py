@@ -1,10 +1,9 @@
-"""A sweep's storage directory → the ``trials`` and ``epochs`` Parquet tables.
+"""A sweep's storage folder → the rows of its result tables (see :mod:`orchestrator.tables`).
 
-Reads only files (``sweep.json`` and each Tune trial directory's ``params.json``,
-``result.json`` and ``error.txt``), never Ray, so it works after a crash and on a copy of
-a sweep that ran elsewhere. The tables hold plain columns (strings, 64-bit ints, floats,
-bools), sorted rows and nothing that depends on when they were built, so rebuilding from
-the same files gives the same rows.
+Reads only files (``sweep.json``; each Tune trial directory's ``params.json``,
+``result.json`` and ``error.txt``; the predictions and attention scores in the trial's final
+checkpoint), never Ray, so it works after a crash and on a copy of a sweep that ran
+elsewhere, and nothing depends on when it runs: rebuilding gives the same rows.
 """
 
 from __future__ import annotations
@@ -18,85 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
+from attnmel.checkpoint import ATTENTION, FINAL, PREDICTIONS, read_predictions
 from attnmel.errors import UserError
+from attnmel.identity import IDENTITY_FIELDS
 from attnmel.selection import best_epoch_row
+from orchestrator import tables
 
-__all__ = [
-    "EPOCH_COLUMNS",
-    "TRIAL_COLUMNS",
-    "build_tables",
-    "find_sweep_dirs",
-    "load_tables",
-    "terminated",
-    "write_tables",
-]
+__all__ = ["build_tables", "find_sweep_dirs", "final_checkpoint", "load_tables", "terminated", "write_tables"]
 
 log = logging.getLogger(__name__)
-
-TRIALS_FILE, EPOCHS_FILE = "trials.parquet", "epochs.parquet"
-
-# Column → dtype. Nullable "Int64"/"boolean" store as plain Parquet int64/bool with nulls
-# (a trial that died before its first epoch has no best epoch). `status`: TERMINATED when the
-# last result says done; ERROR when it failed for good (error.txt, or Tune says so); STOPPED
-# when Tune ended it early (a scheduler such as ASHA); INCOMPLETE otherwise (running, or the
-# driver died). `tune_status` is Tune's own word from its experiment state, when readable;
-# `error` the last line of error.txt; `restarts` how often a retry or resume reported again.
-TRIAL_COLUMNS: dict[str, str] = {
-    "sweep": "str",
-    "trial_id": "str",
-    "trial_dir": "str",
-    "dataset": "str",
-    "variant": "str",
-    "paper_name": "str",
-    "roi": "str",
-    "seed": "Int64",
-    "lambda1": "float64",
-    "lambda2": "float64",
-    "backbone": "str",
-    "weights": "str",
-    "pretrained": "boolean",
-    "best_epoch": "Int64",
-    "val_auc": "float64",
-    "val_ap": "float64",
-    "test_auc": "float64",
-    "test_ap": "float64",
-    "epochs_run": "int64",
-    "wall_seconds": "float64",
-    "status": "str",
-    "tune_status": "str",
-    "error": "str",
-    "num_failures": "int64",
-    "restarts": "int64",
-    "node_ip": "str",
-    "node_id": "str",
-    "config_hash": "str",
-    "code_version": "str",
-    "params": "str",
-}
-
-EPOCH_COLUMNS: dict[str, str] = {
-    "sweep": "str",
-    "trial_id": "str",
-    "epoch": "int64",
-    "lr": "float64",
-    "train_loss": "float64",
-    "train_cls_loss": "float64",
-    "train_dice3": "float64",
-    "train_dice4": "float64",
-    "val_auc": "float64",
-    "val_ap": "float64",
-    "test_auc": "float64",
-    "test_ap": "float64",
-    "epoch_seconds": "float64",
-    "images_per_second": "float64",
-}
-
-# Every result `fit` yields carries these (docs/internals.md, "Identity fields of a run").
-IDENTITY_FIELDS = (
-    "dataset", "variant", "roi", "paper_name", "seed", "lambda1", "lambda2",
-    "backbone", "weights", "pretrained", "config_hash", "code_version",
-)  # fmt: skip
 
 # Tune names trial directories "<trainable>_<trial id>_<tag>_<date>"; grid/random search ids
 # are "<5 hex>_<5 digits>", other searchers' ids 8 hex digits.
@@ -179,8 +110,7 @@ def _trial_id(trial_dir: Path, rows: list[dict[str, Any]]) -> str:
 def _identity_from_params(params: dict[str, Any], trial_dir: Path) -> dict[str, Any]:
     """Identity of a trial that died before reporting anything, from its ``params.json``."""
     try:
-        # Imported here: only needed for such trials, and they pull in the training stack.
-        from attnmel.train import run_identity
+        from attnmel.identity import run_identity
         from orchestrator.spec import trial_config
 
         return run_identity(trial_config(params))
@@ -205,10 +135,27 @@ def _float(value: Any) -> float:
         return math.nan
 
 
-def _trial_tables(
+def final_checkpoint(trial_dir: Path) -> Path | None:
+    """The trial's newest Tune checkpoint folder that holds a finished run's artefacts."""
+    finished = [p.parent for p in trial_dir.glob(f"checkpoint_*/{FINAL}")]
+    return max(finished, key=lambda p: p.name) if finished else None
+
+
+def _final_rows(sweep: str, trial_id: str, trial_dir: Path) -> tuple[list[dict], list[dict]]:
+    """The trial's predictions and attention rows, from its final checkpoint (empty without one)."""
+    final = final_checkpoint(trial_dir)
+    if final is None or not (final / PREDICTIONS).exists():
+        return [], []
+    key = {"sweep": sweep, "trial_id": trial_id}
+    predictions = [{**key, **row} for row in read_predictions(final / PREDICTIONS)]
+    attention = [{**key, **row} for row in json.loads((final / ATTENTION).read_text())] if (final / ATTENTION).exists() else []
+    return predictions, attention
+
+
+def _trial_rows(
     sweep: str, trial_dir: Path, tune_statuses: dict[str, str], sweep_code_version: str | None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One trials row and its epochs rows for one trial directory."""
+) -> dict[str, list[dict[str, Any]]]:
+    """The rows of every table that one trial directory contributes."""
     rows = _read_results(trial_dir / "result.json")
     try:
         params = json.loads((trial_dir / "params.json").read_text())
@@ -272,32 +219,13 @@ def _trial_tables(
         "node_id": last.get("node_id"),  # Ray's node id tells apart nodes that share one host
         "params": json.dumps(params, sort_keys=True, default=str),
     }
-    metrics = [k for k in EPOCH_COLUMNS if k not in ("sweep", "trial_id")]
-    epoch_rows = [{"sweep": sweep, "trial_id": trial_id, **{k: row.get(k) for k in metrics}} for row in epochs]
-    return trial, epoch_rows
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def _typed_frame(records: list[dict[str, Any]], columns: dict[str, str], sort_by: list[str]) -> pd.DataFrame:
-    """Records → a frame with exactly ``columns`` in their dtypes, rows sorted."""
-    frame = pd.DataFrame.from_records(records, columns=list(columns))
-    for name, dtype in columns.items():
-        values = frame[name]
-        if dtype in ("float64",):
-            values = pd.to_numeric(values, errors="coerce").astype("float64")
-        elif dtype in ("int64", "Int64"):
-            values = pd.to_numeric(values, errors="coerce").astype("Int64")
-            if dtype == "int64":
-                values = values.fillna(0).astype("int64")
-        elif dtype == "boolean":
-            values = values.map(lambda v: None if _missing(v) else bool(v)).astype("boolean")
-        else:
-            values = values.map(lambda v: None if _missing(v) else str(v)).astype("str")
-        frame[name] = values
-    return frame.sort_values(sort_by, kind="stable").reset_index(drop=True)
+    predictions, attention = _final_rows(sweep, trial_id, trial_dir)
+    return {
+        "trials": [trial],
+        "epochs": [{**row, "sweep": sweep, "trial_id": trial_id} for row in epochs],
+        "predictions": predictions,
+        "attention": attention,
+    }
 
 
 def _sweep_meta(sweep_dir: Path) -> dict[str, Any]:
@@ -313,48 +241,44 @@ def _sweep_meta(sweep_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def build_tables(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read a sweep's storage directory into the ``(trials, epochs)`` frames."""
-    sweep_dir = Path(sweep_dir)
+def _arrow_tables(sweep_dir: Path) -> dict[str, pa.Table]:
     if not sweep_dir.is_dir():
         raise UserError(f"sweep directory {sweep_dir} does not exist")
     meta = _sweep_meta(sweep_dir)
     sweep = str(meta.get("name") or sweep_dir.name)
     statuses = _tune_statuses(sweep_dir)
-    trials, epochs = [], []
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in tables.SCHEMAS}
     for trial_dir in _trial_dirs(sweep_dir):
-        trial, rows = _trial_tables(sweep, trial_dir, statuses, meta.get("code_version"))
-        trials.append(trial)
-        epochs.extend(rows)
-    return (
-        _typed_frame(trials, TRIAL_COLUMNS, ["sweep", "trial_id", "trial_dir"]),
-        _typed_frame(epochs, EPOCH_COLUMNS, ["sweep", "trial_id", "epoch"]),
-    )
+        for name, part in _trial_rows(sweep, trial_dir, statuses, meta.get("code_version")).items():
+            rows[name] += part
+    return {name: tables.to_arrow(name, part) for name, part in rows.items()}
 
 
-def write_tables(sweep_dir: str | Path) -> tuple[Path, Path]:
-    """Build the tables and write ``trials.parquet`` and ``epochs.parquet`` atomically."""
+def build_tables(sweep_dir: str | Path) -> tables.ResultTables:
+    """Read a sweep's storage directory into its result tables (pandas frames)."""
+    built = _arrow_tables(Path(sweep_dir))
+    return tables.ResultTables(**{name: tables.frame(table) for name, table in built.items()})
+
+
+def write_tables(sweep_dir: str | Path) -> tuple[dict[str, Path], tables.ResultTables]:
+    """Build a sweep's tables and write them as Parquet beside it; returns the paths and the
+    tables written. A sweep whose trials left no predictions (runs of an older version) gets
+    no ``predictions``/``attention`` files, rather than empty ones."""
     sweep_dir = Path(sweep_dir)
-    trials, epochs = build_tables(sweep_dir)
-    targets = (sweep_dir / TRIALS_FILE, sweep_dir / EPOCHS_FILE)
-    temps = [target.with_name(f".{target.name}.tmp-{os.getpid()}") for target in targets]
-    try:
-        # Both temporaries first, then the renames: a crash never leaves a half-written table.
-        for frame, tmp in zip((trials, epochs), temps):
-            frame.to_parquet(tmp, index=False)
-        for tmp, target in zip(temps, targets):
-            os.replace(tmp, target)
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-    return targets
+    built = _arrow_tables(sweep_dir)
+    if built["predictions"].num_rows == 0:
+        built = {name: table for name, table in built.items() if name in ("trials", "epochs")}
+    paths = tables.write(sweep_dir, built)
+    frames = {name: tables.frame(table) if name in built else tables.empty(name) for name, table in
+              ((n, built.get(n)) for n in tables.SCHEMAS)}  # fmt: skip
+    return paths, tables.ResultTables(**frames)
 
 
 # --------------------------------------------------------------------------- loading
 
 
 def _is_sweep_dir(path: Path) -> bool:
-    return (path / "sweep.json").exists() or (path / TRIALS_FILE).exists() or bool(_trial_dirs(path))
+    return (path / "sweep.json").exists() or (path / tables.FILES["trials"]).exists() or bool(_trial_dirs(path))
 
 
 def find_sweep_dirs(path: str | Path) -> list[Path]:
@@ -370,25 +294,22 @@ def find_sweep_dirs(path: str | Path) -> list[Path]:
     return found
 
 
-def load_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Trials and epochs of a sweep directory or of every sweep under a results root.
+def load_tables(path: str | Path) -> tables.ResultTables:
+    """The tables of a sweep directory or of every sweep under a results root.
 
     Built fresh from the trial directories when they are there (so a running or crashed
     sweep shows its latest state), else read from the sweep's Parquet files.
     """
-    trials, epochs = [], []
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in tables.SCHEMAS}
     for sweep_dir in find_sweep_dirs(path):
-        if _trial_dirs(sweep_dir) or not (sweep_dir / TRIALS_FILE).exists():
-            t, e = build_tables(sweep_dir)
+        if _trial_dirs(sweep_dir) or not (sweep_dir / tables.FILES["trials"]).exists():
+            built = build_tables(sweep_dir)._asdict()
         else:
-            t = pd.read_parquet(sweep_dir / TRIALS_FILE)
-            epochs_file = sweep_dir / EPOCHS_FILE
-            e = pd.read_parquet(epochs_file) if epochs_file.exists() else _typed_frame([], EPOCH_COLUMNS, ["sweep"])
-        trials.append(t)
-        epochs.append(e)
-    return (
-        pd.concat(trials, ignore_index=True) if len(trials) > 1 else trials[0],
-        pd.concat(epochs, ignore_index=True) if len(epochs) > 1 else epochs[0],
+            built = {name: tables.read(sweep_dir, name) for name in tables.SCHEMAS}
+        for name, table in built.items():
+            parts[name].append(tables.empty(name) if table is None else table)
+    return tables.ResultTables(
+        **{name: pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] for name, frames in parts.items()}
     )
 
 

@@ -36,6 +36,7 @@ from attnmel.config import (
     setting,
 )
 from attnmel.errors import UserError
+from orchestrator.storage import is_uri
 from attnmel.names import DATASETS
 
 __all__ = [
@@ -61,7 +62,10 @@ __all__ = [
 ]
 
 # Selection is always by validation AUC, never test (DESIGN.md, "Rules of thumb").
-METRIC, MODE = "val_auc", "max"
+# Search and early stopping score a trial by its best validation AUC so far: the same number
+# the best-epoch rule and the tables use (the last epoch's AUC would disagree with them).
+METRIC, MODE = "best_val_auc", "max"
+_METRIC_NAMES = (METRIC, "val_auc")  # both mean validation AUC at the best epoch here
 
 # Shortcuts a ``smoke`` block may use, and the spec key each one sets.
 SMOKE_KEYS = {
@@ -204,11 +208,6 @@ class SweepSpec(_Section):
 # --------------------------------------------------------------------------- paths and names
 
 
-def is_uri(path: str) -> bool:
-    """``s3://…``, ``gs://…`` and friends are handed to Ray untouched."""
-    return "://" in path
-
-
 def _local_path(text: str) -> str:
     return str(Path(text).expanduser().resolve())
 
@@ -303,7 +302,7 @@ def _grid(raw: Any) -> GridSpec:
 def _selection_only(raw: dict[str, Any], where: str, use: str) -> dict[str, Any]:
     """Drop ``metric``/``mode``, accepted for readability, after checking they name validation AUC."""
     rest = {k: v for k, v in raw.items() if k not in ("metric", "mode")}
-    if raw.get("metric", METRIC) != METRIC or raw.get("mode", MODE) != MODE:
+    if raw.get("metric", METRIC) not in _METRIC_NAMES or raw.get("mode", MODE) != MODE:
         raise UserError(f"spec keys '{where}.metric/mode' must be {METRIC}/{MODE}: {use} uses validation AUC only")
     return rest
 

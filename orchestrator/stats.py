@@ -29,7 +29,7 @@ import sklearn
 from scipy.stats import norm, rankdata
 from sklearn.metrics import auc, average_precision_score, roc_auc_score, roc_curve
 
-from orchestrator.paper_table import PAPER_ORDER
+from orchestrator.paper_table import PAPER_ORDER, SETTING_KEYS
 from orchestrator.report import terminated
 from orchestrator.spec import split_variant
 
@@ -54,9 +54,6 @@ log = logging.getLogger(__name__)
 METRICS: dict[str, Callable[..., float]] = {"auc": roc_auc_score, "ap": average_precision_score}
 _LABEL = {"auc": "AUC", "ap": "AP"}
 PREDICTION_COLUMNS = ("sweep", "trial_id", "split", "image_id", "label", "prob")
-# One model setting = everything but the seed. `variant` rides along (paper_name determines
-# it) so that a setting can be named by its code token, "attnmel+lesion".
-SETTING_KEYS = ("dataset", "variant", "roi", "paper_name", "lambda1", "lambda2", "backbone", "pretrained")
 _TRIAL_KEY = ["sweep", "trial_id"]
 _BLOCK = 250  # resamples whose indices are drawn at once: bounded memory for large test sets
 

@@ -17,7 +17,7 @@ import torch
 
 from attnmel.data.layout import SPLITS, Sample, load_splits, stratified_subset
 from attnmel.data.preprocess import channel_stats, default_cache_dir, load_images, load_rois
-from attnmel.data.roi import ROIS, missing_roi_source
+from attnmel.data.roi import missing_roi_source
 from attnmel.errors import UserError
 
 if TYPE_CHECKING:

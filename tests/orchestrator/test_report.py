@@ -16,14 +16,10 @@ import pytest
 
 from attnmel.errors import UserError
 from orchestrator.paper_table import format_summary, summarize
-from orchestrator.report import (
-    EPOCH_COLUMNS,
-    TRIAL_COLUMNS,
-    build_tables,
-    find_sweep_dirs,
-    load_tables,
-    write_tables,
-)
+from orchestrator.report import build_tables, find_sweep_dirs, load_tables, write_tables
+from orchestrator.tables import SCHEMAS, read
+
+TRIAL_COLUMNS, EPOCH_COLUMNS = SCHEMAS["trials"].names, SCHEMAS["epochs"].names
 
 try:  # tests/orchestrator as a package or as a plain directory on sys.path
     from ._results_fixtures import (
@@ -47,7 +43,7 @@ def sweep(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tables(sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return build_tables(sweep)
+    return build_tables(sweep)[:2]
 
 
 def _trial(trials: pd.DataFrame, **match) -> pd.Series:
@@ -87,7 +83,7 @@ def test_best_epoch_ignores_test_and_takes_the_earliest_tie(tmp_path):
     for row, val, test in zip(rows, (0.70, 0.90, 0.80, 0.90), (0.99, 0.60, 0.98, 0.97)):
         row["val_auc"], row["test_auc"] = val, test
     write_trial(tmp_path, "aaaaa_00000", 0, identity(), rows)
-    trials, _ = build_tables(tmp_path)
+    trials, _, *_ = build_tables(tmp_path)
     row = trials.iloc[0]
     assert row["best_epoch"] == 2 and row["val_auc"] == 0.90 and row["test_auc"] == 0.60
     assert row["status"] == "TERMINATED"
@@ -119,7 +115,7 @@ def test_errored_and_crashed_trials(tables):
 
 
 def test_crashed_trial_identity_comes_from_its_params(tables):
-    from attnmel.train import run_identity
+    from attnmel.identity import run_identity
     from orchestrator.spec import trial_config
 
     crashed = _trial(tables[0], status="INCOMPLETE")
@@ -138,7 +134,7 @@ def test_tune_status_marks_scheduler_stops_and_truncated_lines_are_skipped(tmp_p
     with (stopped / "result.json").open("a") as handle:
         handle.write('{"epoch": 3, "val_auc": 0.9')  # cut short by a crash mid-write
     write_experiment_state(tmp_path, {"bbbbb_00000": "RUNNING", "bbbbb_00001": "TERMINATED"})
-    trials, epochs = build_tables(tmp_path)
+    trials, epochs, *_ = build_tables(tmp_path)
     assert trials["status"].tolist() == ["INCOMPLETE", "STOPPED"]
     assert trials["tune_status"].tolist() == ["RUNNING", "TERMINATED"]
     assert epochs.groupby("trial_id").size().tolist() == [2, 2]
@@ -149,20 +145,20 @@ def test_rebuild_is_identical_and_writes_are_atomic(sweep, tables):
     pd.testing.assert_frame_equal(again[0], tables[0])
     pd.testing.assert_frame_equal(again[1], tables[1])
     before = set(p.name for p in sweep.iterdir())
-    paths = write_tables(sweep)
+    paths = list(write_tables(sweep)[0].values())
     first = [p.read_bytes() for p in paths]
-    assert write_tables(sweep) == paths and [p.read_bytes() for p in paths] == first  # byte-identical
+    assert list(write_tables(sweep)[0].values()) == paths and [p.read_bytes() for p in paths] == first  # byte-identical
     assert set(p.name for p in sweep.iterdir()) == before | {"trials.parquet", "epochs.parquet"}  # no temp files
-    pd.testing.assert_frame_equal(pd.read_parquet(paths[0]), tables[0])
-    pd.testing.assert_frame_equal(pd.read_parquet(paths[1]), tables[1])
+    pd.testing.assert_frame_equal(read(sweep, "trials"), tables[0])
+    pd.testing.assert_frame_equal(read(sweep, "epochs"), tables[1])
+    assert len(pd.read_parquet(paths[0])) == len(tables[0])  # plain Parquet: pandas reads it as it is
 
 
 def test_columns_are_plain_types(sweep, tables):
     for frame in tables:
         assert {str(dtype) for dtype in frame.dtypes} <= PLAIN_DTYPES
         assert not any(dtype == object for dtype in frame.dtypes)
-    trials_path, epochs_path = write_tables(sweep)
-    for path in (trials_path, epochs_path):
+    for path in write_tables(sweep)[0].values():
         types = {str(field.type) for field in pq.read_schema(path)}
         assert types <= {"string", "large_string", "int64", "double", "bool"}, types
     assert tables[0]["params"].map(lambda text: isinstance(json.loads(text), dict)).all()
@@ -170,7 +166,7 @@ def test_columns_are_plain_types(sweep, tables):
 
 def test_empty_sweep_and_bad_paths(tmp_path):
     write_sweep_json(tmp_path / "empty", "empty")
-    trials, epochs = build_tables(tmp_path / "empty")
+    trials, epochs, *_ = build_tables(tmp_path / "empty")
     assert trials.empty and list(trials.columns) == list(TRIAL_COLUMNS) and epochs.empty
     assert {str(d) for d in trials.dtypes} <= PLAIN_DTYPES
     with pytest.raises(UserError, match="does not exist"):
@@ -184,7 +180,7 @@ def test_results_root_loads_every_sweep(tmp_path):
     paper_sweep(tmp_path, "a", seeds=1, epochs=2, crashed=False)
     lambda_sweep(tmp_path, "b", seeds=1, epochs=2)
     assert [p.name for p in find_sweep_dirs(tmp_path)] == ["a", "b"]
-    trials, epochs = load_tables(tmp_path)
+    trials, epochs, *_ = load_tables(tmp_path)
     assert set(trials["sweep"]) == {"a", "b"} and len(trials) == (7 + 1) + (2 * 9 + 1)
     # A sweep copied without its trial directories is read from its Parquet tables.
     write_tables(tmp_path / "a")
@@ -192,7 +188,7 @@ def test_results_root_loads_every_sweep(tmp_path):
     copy.mkdir()
     for name in ("trials.parquet", "epochs.parquet"):
         (copy / name).write_bytes((tmp_path / "a" / name).read_bytes())
-    copied, _ = load_tables(copy)
+    copied = load_tables(copy).trials
     pd.testing.assert_frame_equal(copied, build_tables(tmp_path / "a")[0])
 
 

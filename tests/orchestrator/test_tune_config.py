@@ -10,13 +10,13 @@ from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import LogUniform
 
 from orchestrator.spec import load_spec, spec_from_dict, trial_config
-from orchestrator.tune import _search_space, build_tuner
+from orchestrator.tune import KEEP_CHECKPOINTS, _search_space, trial_resources, tune_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _tune_config(spec):
-    return build_tuner(spec)._local_tuner._tune_config  # noqa: SLF001 (Tuner exposes no getter)
+    return tune_settings(spec).tune_config
 
 
 def test_optuna_and_asha_maximise_validation_auc(tmp_path):
@@ -24,7 +24,8 @@ def test_optuna_and_asha_maximise_validation_auc(tmp_path):
     spec = load_spec(REPO / "experiments/lambda_optuna.yaml", overrides=[f"storage={tmp_path}"])
     config = _tune_config(spec)
     assert isinstance(config.search_alg, OptunaSearch)
-    assert (config.search_alg.metric, config.search_alg.mode) == ("val_auc", "max") == (config.metric, config.mode)
+    # the best validation AUC so far: the same number the best-epoch rule and the tables use
+    assert (config.search_alg.metric, config.search_alg.mode) == ("best_val_auc", "max") == (config.metric, config.mode)
     assert config.num_samples == spec.search.num_samples
     assert isinstance(config.scheduler, ASHAScheduler)
     assert config.scheduler._max_t == spec.train["optim"]["epochs"]  # noqa: SLF001
@@ -49,14 +50,14 @@ def test_grid_search_is_the_explicit_trial_list_with_resources_and_retries(tmp_p
         "storage": str(tmp_path / "results"),
     }
     spec = spec_from_dict(raw)
-    tuner = build_tuner(spec)
-    inner = tuner._local_tuner  # noqa: SLF001
-    config, run = inner._tune_config, inner.get_run_config()  # noqa: SLF001
+    settings = tune_settings(spec)
+    config, run = settings.tune_config, settings.run_config
     assert config.search_alg is None and config.num_samples == 1
-    points = inner._param_space["point"]["grid_search"]  # noqa: SLF001
-    assert len(points) == 2 * (1 + 2)
+    points = settings.param_space["point"]["grid_search"]
+    assert len(points) == 2 * (1 + 2) == settings.total
     assert run.failure_config.max_failures == 3
-    assert (run.checkpoint_config.num_to_keep, run.checkpoint_config.checkpoint_score_attribute) == (1, "val_auc")
+    # the newest two, never by score: the experiment state always names a kept checkpoint
+    assert (run.checkpoint_config.num_to_keep, run.checkpoint_config.checkpoint_score_attribute) == (2, None)
+    assert KEEP_CHECKPOINTS == 2
     assert run.storage_path == spec.storage and run.name == "g"
-    resources = inner.trainable._resources.required_resources  # noqa: SLF001 (set by tune.with_resources)
-    assert (resources["CPU"], resources["GPU"]) == (2, 0.5)
+    assert trial_resources(spec) == {"cpu": 2, "gpu": 0.5}

@@ -1,0 +1,104 @@
+"""Sweep storage on a local path, a shared filesystem or an object store URI (``s3://…``).
+
+One set of file helpers over ``pyarrow.fs`` so the driver treats every kind of storage the
+same way; local paths use the project's one atomic write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from attnmel.atomic import atomic_write
+from attnmel.errors import UserError
+
+__all__ = ["is_uri", "exists", "write_json", "read_json", "list_dir", "remove_dir", "remove", "check_writable"]
+
+
+def is_uri(path: str) -> bool:
+    """``s3://…``, ``gs://…`` and friends are handed to Ray untouched."""
+    return "://" in path
+
+
+def _fs(path: str) -> tuple[Any, str]:
+    import pyarrow.fs
+
+    if is_uri(path):
+        return pyarrow.fs.FileSystem.from_uri(path)
+    return pyarrow.fs.LocalFileSystem(), path
+
+
+def exists(path: str) -> bool:
+    """Whether a file or folder is at ``path``."""
+    import pyarrow.fs
+
+    fs, inner = _fs(path)
+    return fs.get_file_info(inner).type != pyarrow.fs.FileType.NotFound
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    """Write JSON atomically (a plain PUT on object stores, which are atomic per object)."""
+    text = json.dumps(data, indent=2, sort_keys=True)
+    if not is_uri(path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, text)
+        return
+    fs, inner = _fs(path)
+    with fs.open_output_stream(inner) as out:
+        out.write(text.encode())
+
+
+def read_json(path: str) -> dict[str, Any]:
+    """A JSON file as a dict."""
+    fs, inner = _fs(path)
+    with fs.open_input_stream(inner) as handle:
+        return json.loads(handle.read().decode())
+
+
+def list_dir(path: str) -> list[str]:
+    """Base names of the entries directly inside ``path`` (empty when it does not exist)."""
+    import pyarrow.fs
+
+    fs, inner = _fs(path)
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(inner, allow_not_found=True))
+    except (OSError, ValueError):
+        return []
+    return sorted(info.base_name for info in infos)
+
+
+def remove_dir(path: str) -> None:
+    """Delete a folder and everything in it (nothing when it is gone already)."""
+    fs, inner = _fs(path)
+    try:
+        fs.delete_dir(inner)
+    except FileNotFoundError:
+        pass
+
+
+def remove(path: str) -> None:
+    """Delete a file or a folder at ``path`` (nothing when it is gone already)."""
+    import pyarrow.fs
+
+    fs, inner = _fs(path)
+    kind = fs.get_file_info(inner).type
+    if kind == pyarrow.fs.FileType.Directory:
+        fs.delete_dir(inner)
+    elif kind == pyarrow.fs.FileType.File:
+        fs.delete_file(inner)
+
+
+def check_writable(storage: str) -> None:
+    """Refuse a local storage path that cannot hold a sweep, before anything starts."""
+    if is_uri(storage):
+        return
+    path = Path(storage)
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"storage {storage}: {parent} is a file, not a folder (spec key 'storage' / --storage)")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"storage {storage}: {parent} is not writable (spec key 'storage' / --storage)")
+            return
