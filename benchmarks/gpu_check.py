@@ -494,7 +494,8 @@ def train_overrides(args: argparse.Namespace, *, epochs: int, passes: int | None
     }
     if args.quick:
         sets.update({"data.image_size": str(args.source_size), "data.crop_size": str(args.size),
-                     "data.max_train": "16", "data.max_eval": "12", "optim.batch_size": str(args.batch),
+                     "data.max_train": "8", "data.max_eval": "8", "data.passes": "1",
+                     "optim.batch_size": str(args.batch),
                      "runtime.eval_batch_size": "8"})
     else:
         sets.update({"data.image_size": "256", "data.crop_size": "224"})
@@ -1047,7 +1048,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     q = args.quick
     args.size, args.source_size, args.batch = (32, 40, 4) if q else (224, 256, 32)
     args.warmup = 1 if q else 5
-    args.min_seconds, args.min_steps, args.max_steps, args.chunk = (0.0, 2, 2, 1) if q else (1.0, 10, 400, 5)
+    args.min_seconds, args.min_steps, args.max_steps, args.chunk = (0.0, 1, 1, 1) if q else (1.0, 10, 400, 5)
     args.aug_batches = (4, 16) if q else (32, 256)
     args.aug_pool = 16 if q else 512
     args.pack_epochs = 2 if q else 4

@@ -19,6 +19,7 @@ __all__ = ["build_parser", "main"]
 COMMAND_MODULES = (
     "attnmel.cli_data",
     "attnmel.cli_train",
+    "attnmel.cli_predict",
     "orchestrator.commands_sweep",
     "orchestrator.commands_results",
 )

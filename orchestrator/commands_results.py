@@ -1,4 +1,4 @@
-"""``attnmel report build|show``, ``attnmel query`` and ``attnmel plot sensitivity|curves``.
+"""``attnmel report build|show|compare``, ``attnmel query`` and ``attnmel plot sensitivity|curves|attention``.
 
 None of these import Ray: they read a sweep's files or its Parquet tables, so they run
 anywhere the results were copied to.
@@ -13,6 +13,9 @@ from attnmel.errors import UserError
 
 __all__ = ["register"]
 
+_RESAMPLES = 2000  # bootstrap resamples of a CI by default
+_MIN_RESAMPLES = 1000
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``report``, ``query`` and ``plot`` commands to the ``attnmel`` parser."""
@@ -23,10 +26,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("path", help="a sweep directory, or a results root holding several (each is built)")
     build.set_defaults(func=_report_build)
-    show = report_commands.add_parser("show", help="the paper-style table per dataset (mean ± std over seeds)")
+    show = report_commands.add_parser(
+        "show", help="the paper-style table per dataset: mean ± std over seeds, 95%% CIs, or Table 3"
+    )
     show.add_argument("path", help="a sweep directory, or a results root holding several")
-    show.add_argument("--paper", action="store_true", help="put the paper's AP and AUC beside ours")
+    show.add_argument(
+        "--paper", action="store_true", help="put the paper's AP and AUC beside ours, and say if they lie in our CI"
+    )
+    show.add_argument(
+        "--ci",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="95%% bootstrap CI of each setting's seed-averaged test AP and AUC (needs per-image predictions; "
+        "default: on)",
+    )
+    show.add_argument("--per-trial", action="store_true", help="also list every trial's test AP and AUC with its CI")
+    _resamples_argument(show)
+    show.add_argument(
+        "--table3",
+        action="store_true",
+        help="print Table 3 instead: Jaccard of the attention maps (CAM for VGG-16-GAP) with the lesion masks",
+    )
     show.set_defaults(func=_report_show)
+    compare = report_commands.add_parser(
+        "compare",
+        help="paired test of two settings on the same test images (DeLong for AUC, bootstrap for AP)",
+        description="Compare setting A with setting B, seed by seed and on the seed-averaged probabilities. "
+        "A setting is [DATASET:]NAME[@λ1,λ2]: a paper name (AttnMel-CNN-Lesion) or a variant token "
+        "(attnmel+lesion, vgg16_gap).",
+    )
+    compare.add_argument("path", help="a sweep directory, or a results root holding several")
+    compare.add_argument("a", metavar="A", help="setting A, e.g. AttnMel-CNN-Lesion or attnmel+lesion@0.001,0.01")
+    compare.add_argument("b", metavar="B", help="setting B, e.g. AttnMel-CNN")
+    compare.add_argument("--metric", choices=("auc", "ap"), default="auc", help="metric to compare (default: auc)")
+    compare.add_argument("--split", choices=("test", "val"), default="test", help="images to compare on")
+    _resamples_argument(compare, what="bootstrap resamples of the AP test")
+    compare.set_defaults(func=_report_compare)
 
     query = subparsers.add_parser(
         "query",
@@ -61,6 +96,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     curves.add_argument(
         "--all-lambdas", action="store_true", help="draw every λ setting, not only the paper's λ"
     )
+    attention = plot_commands.add_parser(
+        "attention",
+        help="the paper's Fig. 3: attention maps (and VGG-16-GAP's CAM) of each model's best trial",
+        description="Rows: the images, then pool-3 and pool-4 attention of AttnMel-CNN, -Lesion, -Dermo "
+        "(those in the sweep; VGG-16-GAP's CAM last), each model's best finished trial by validation AUC. "
+        "Columns: N images of the split, half melanoma, first by image id. Loads the trials' checkpoints "
+        "and reads the images from the dataset in their config.",
+    )
+    attention.add_argument("path", help="a sweep directory (or a results root of sweeps of one dataset)")
+    attention.add_argument("--images", type=int, default=6, metavar="N", help="number of images (default: 6)")
+    attention.add_argument("--out", required=True, help="image file to write (.png, .pdf or .svg)")
+    attention.add_argument("--split", choices=("test", "val"), default="test", help="images to show (default: test)")
+    attention.add_argument("--data-root", help="the dataset's folder here, when not where the trials read it")
+    attention.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present")
+    attention.set_defaults(func=_plot_attention)
 
 
 def _report_build(args: argparse.Namespace) -> int:
@@ -78,13 +128,73 @@ def _report_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resamples_argument(parser: argparse.ArgumentParser, what: str = "bootstrap resamples of each CI") -> None:
+    parser.add_argument(
+        "--resamples", type=int, default=_RESAMPLES, metavar="N", help=f"{what} (default: {_RESAMPLES})"
+    )
+
+
+def _check_resamples(value: int) -> None:
+    if value < _MIN_RESAMPLES:
+        raise UserError(
+            f"--resamples must be at least {_MIN_RESAMPLES} (a 95% percentile interval rests on its 2.5% tails), "
+            f"got {value}"
+        )
+
+
 def _report_show(args: argparse.Namespace) -> int:
-    from orchestrator.paper_table import format_summary, summarize
+    from orchestrator.paper_table import (
+        add_intervals, format_summary, format_table3, format_trial_intervals, summarize, summarize_attention,
+    )  # fmt: skip
     from orchestrator.report import load_tables
 
-    trials = load_tables(args.path).trials
-    summary, excluded = summarize(trials)
+    if args.table3 and args.per_trial:
+        raise UserError("--per-trial lists AP/AUC intervals; it does not apply to --table3")
+    _check_resamples(args.resamples)
+    tables = load_tables(args.path)
+    if args.table3:
+        sys.stdout.write(format_table3(summarize_attention(tables.trials, tables.attention)))
+        return 0
+    summary, excluded = summarize(tables.trials)
+    if not args.ci or summary.empty:
+        sys.stdout.write(format_summary(summary, excluded, paper=args.paper))
+        return 0
+    if tables.predictions.empty:
+        sys.stdout.write(format_summary(summary, excluded, paper=args.paper))
+        print("confidence intervals need per-image predictions, which these trials (of an older version) "
+              "did not store: re-run them to get CIs")  # fmt: skip
+        return 0
+    from orchestrator.stats import variant_intervals
+
+    try:
+        per_setting, per_trial = variant_intervals(tables.trials, tables.predictions, n_resamples=args.resamples)
+    except ValueError as error:
+        sys.stdout.write(format_summary(summary, excluded, paper=args.paper))
+        raise UserError(f"no confidence intervals: {error} (--no-ci shows the table alone)") from None
+    summary = add_intervals(summary, per_setting)
     sys.stdout.write(format_summary(summary, excluded, paper=args.paper))
+    if args.per_trial:
+        sys.stdout.write("\n" + format_trial_intervals(per_trial, summary, paper=args.paper))
+    return 0
+
+
+def _report_compare(args: argparse.Namespace) -> int:
+    from orchestrator.report import load_tables
+    from orchestrator.stats import compare_settings, format_compare
+
+    _check_resamples(args.resamples)
+    tables = load_tables(args.path)
+    if tables.predictions.empty:
+        raise UserError(
+            f"no per-image predictions in {args.path}: its trials (of an older version, or unfinished) did not "
+            "store any, and a paired test needs them"
+        )
+    try:
+        frame = compare_settings(tables.trials, tables.predictions, args.a, args.b, metric=args.metric,
+                                 split=args.split, n_resamples=args.resamples)  # fmt: skip
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    sys.stdout.write(format_compare(frame, args.a, args.b, args.metric))
     return 0
 
 
@@ -117,3 +227,13 @@ def _plot_sensitivity(args: argparse.Namespace) -> int:
 
 def _plot_curves(args: argparse.Namespace) -> int:
     return _plot(args, "curves")
+
+
+def _plot_attention(args: argparse.Namespace) -> int:
+    from orchestrator.plot import attention_grid, check_output, plot_attention, save_figure
+
+    check_output(args.out)  # before loading models and images
+    save_figure(plot_attention(attention_grid(args.path, args.images, args.split, data_root=args.data_root,
+                                              device=args.device)), args.out)  # fmt: skip
+    print(args.out)
+    return 0

@@ -1,32 +1,33 @@
-"""Figures from the result tables: λ1 × λ2 sensitivity heat maps and per-epoch curves.
+"""Figures from a sweep's results: λ1 × λ2 sensitivity heat maps, per-epoch curves, and the
+attention maps of each model's best trial on the same test images (the paper's Fig. 3).
 
-Both take the ``trials`` / ``epochs`` frames of :mod:`orchestrator.report` and write one
-image file (matplotlib's Agg backend, so no display is needed).
+Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global backend
+state) and written by :func:`save_figure`.
 """
 
 from __future__ import annotations
 
 import math
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import FormatStrFormatter
 
-matplotlib.use("Agg")  # files only; must precede pyplot
+from attnmel.atomic import atomic_output
+from attnmel.errors import UserError
+from orchestrator.paper_table import PAPER_LAMBDAS, PAPER_ORDER, at_paper_lambda
+from orchestrator.report import find_sweep_dirs, load_tables, terminated
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter  # noqa: E402
-
-from attnmel.errors import UserError  # noqa: E402
-from orchestrator.paper_table import PAPER_LAMBDAS, PAPER_ORDER, at_paper_lambda  # noqa: E402
-from orchestrator.report import terminated  # noqa: E402
-
-__all__ = ["METRICS", "plot_curves", "plot_sensitivity", "save_figure"]
+__all__ = [
+    "METRICS", "AttentionGrid", "attention_grid", "check_output", "plot_attention", "plot_curves", "plot_sensitivity",
+    "save_figure",
+]  # fmt: skip
 
 METRICS = ("auc", "ap")
 _ROI_ORDER = ("lesion", "dermo", "bkg")
@@ -39,22 +40,23 @@ def _check_metric(metric: str) -> None:
         raise UserError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
 
 
-def save_figure(fig: Figure, out: str | Path) -> Path:
-    """Write ``fig`` to ``out`` atomically (format from the suffix) and close it."""
+def check_output(out: str | Path) -> str:
+    """The image format of ``out`` (png, pdf, svg); ``UserError`` for another suffix or a missing folder."""
     out = Path(out)
     fmt = out.suffix.lstrip(".").lower()
     if fmt not in ("png", "pdf", "svg"):
         raise UserError(f"--out {out}: use a .png, .pdf or .svg file name")
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: directory {out.parent} does not exist")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    return fmt
+
+
+def save_figure(fig: Figure, out: str | Path) -> Path:
+    """Write ``fig`` to ``out`` atomically (format from the suffix)."""
+    fmt = check_output(out)
+    with atomic_output(out) as tmp:
         fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-        plt.close(fig)
-    return out
+    return Path(out)
 
 
 def _stats(values: pd.Series) -> tuple[float, float, int]:
@@ -95,7 +97,8 @@ def plot_sensitivity(trials: pd.DataFrame, metric: str = "auc") -> Figure:
     lambda2s = sorted(set(regularised["lambda2"]))
     width = max(4.5, 1.05 * len(lambda2s) + 2.2)
     height = max(3.8, 0.75 * len(lambda1s) + 1.8)
-    fig, axes = plt.subplots(len(rows), 2, figsize=(2 * width, height * len(rows)), squeeze=False)
+    fig = Figure(figsize=(2 * width, height * len(rows)))
+    axes = fig.subplots(len(rows), 2, squeeze=False)
     for (dataset, roi), panel_row in zip(rows, axes):
         cells = regularised[(regularised["dataset"] == dataset) & (regularised["roi"] == roi)]
         reference = attn[(attn["dataset"] == dataset) & (attn["roi"] == "none")]
@@ -199,12 +202,13 @@ def plot_curves(
     if merged.empty:
         raise UserError("no epochs of finished trials to plot")
     datasets = sorted(set(merged["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(8.5 * len(datasets), 5), squeeze=False)
+    fig = Figure(figsize=(8.5 * len(datasets), 5))
+    axes = fig.subplots(1, len(datasets), squeeze=False)
     for dataset, ax in zip(datasets, axes[0]):
         part = merged[merged["dataset"] == dataset]
         settings, omitted = _curve_settings(part, all_lambdas)
         many = pd.Series([s.paper_name for s in settings]).value_counts()
-        colours = plt.get_cmap("tab10" if len(settings) <= 10 else "tab20")
+        colours = matplotlib.colormaps["tab10" if len(settings) <= 10 else "tab20"]
         for k, (name, l1, l2) in enumerate(settings):
             rows = part[(part["paper_name"] == name) & (part["lambda1"] == l1) & (part["lambda2"] == l2)]
             table = rows.pivot_table(index="epoch", columns=keys, values=column, aggfunc="last")
@@ -225,5 +229,139 @@ def plot_curves(
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- Fig. 3
+
+CAM_MODEL = "VGG-16-GAP"
+_SPLITS = ("test", "val")
+
+
+@dataclass
+class AttentionGrid:
+    """What Fig. 3 shows: N evaluated crops and, per row, one model's maps of them."""
+
+    dataset: str
+    split: str
+    image_ids: list[str]
+    labels: list[int]
+    images: np.ndarray  # (N, c, c, 3) uint8: the evaluated centre crops
+    rows: list[tuple[str, str, np.ndarray, np.ndarray]]  # (paper name, map, (N, m, m) in [0, 1], probs (N,))
+    trials: dict[str, str]  # paper name → "sweep/trial_id" of its best trial
+
+
+def _finished_trials(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """TERMINATED trials of every sweep under ``path`` with their directory (``dir``), and the
+    sweeps' predictions."""
+    frames, predictions = [], []
+    for sweep_dir in find_sweep_dirs(path):
+        tables = load_tables(sweep_dir)
+        done = terminated(tables.trials)[0].assign(dir=lambda t: [str(sweep_dir / d) for d in t["trial_dir"]])
+        frames.append(done)
+        predictions.append(tables.predictions)
+    return pd.concat(frames, ignore_index=True), pd.concat(predictions, ignore_index=True)
+
+
+def _choose_images(predictions: pd.DataFrame, chosen: pd.DataFrame, split: str, n: int) -> pd.DataFrame:
+    """``n`` images every chosen trial scored: half melanoma (rounded up), half not, each by id."""
+    keys = set(zip(chosen["sweep"], chosen["trial_id"]))
+    of_chosen = pd.MultiIndex.from_frame(predictions[["sweep", "trial_id"]]).isin(keys)
+    rows = predictions[of_chosen & (predictions["split"] == split).to_numpy()]
+    if rows.empty:
+        raise UserError(f"no per-image {split} predictions for the chosen trials (run with this version; "
+                        "older trials did not store them)")  # fmt: skip
+    counts = rows.groupby("image_id")["trial_id"].size()
+    common = rows[rows["image_id"].isin(counts[counts == len(keys)].index)]
+    images = common.drop_duplicates("image_id")[["image_id", "label"]].sort_values("image_id")
+    melanoma, other = images[images["label"] == 1], images[images["label"] == 0]
+    n_mel = min(len(melanoma), max((n + 1) // 2, n - len(other)))
+    return pd.concat([melanoma.head(n_mel), other.head(n - n_mel)], ignore_index=True)
+
+
+def attention_grid(
+    path: str | Path, n_images: int, split: str = "test", *, data_root: str | None = None, device: str = "auto"
+) -> AttentionGrid:
+    """Fig. 3's data: per AttnMel model of the sweep (paper order; VGG-16-GAP's CAM last) its best
+    finished trial by validation AUC, and its maps of ``n_images`` images of ``split``, half
+    melanoma, read from the dataset in the trial's config and preprocessed as in evaluation."""
+    import torch
+
+    from attnmel.data.augment import centre_crop
+    from attnmel.data.layout import load_splits
+    from attnmel.predict import final_checkpoint, load_model  # torch: only for this figure
+
+    if n_images < 1:
+        raise UserError(f"--images must be at least 1, got {n_images}")
+    if split not in _SPLITS:
+        raise UserError(f"unknown split {split!r}; choose one of {', '.join(_SPLITS)}")
+    done, predictions = _finished_trials(path)
+    names = [n for n in PAPER_ORDER if n.startswith("AttnMel-CNN")] + [CAM_MODEL]
+    names = [n for n in names if n in set(done["paper_name"])]
+    if not names:
+        raise UserError(f"no finished AttnMel-CNN or {CAM_MODEL} trials in {path}")
+    done = done[done["paper_name"].isin(names) & done["val_auc"].notna()]
+    if done["dataset"].nunique() > 1:
+        raise UserError(f"{path} holds sweeps of {', '.join(sorted(set(done['dataset'])))}; give one sweep directory")
+    chosen = done.sort_values(["val_auc", "trial_id"], ascending=[False, True]).drop_duplicates("paper_name")
+    chosen = chosen.set_index("paper_name").loc[names].reset_index()
+    picked = _choose_images(predictions, chosen, split, n_images)
+    ids = picked["image_id"].tolist()
+
+    models, checkpoints = {}, {}
+    for trial in chosen.itertuples():
+        final = final_checkpoint(Path(trial.dir))
+        if final is None:
+            raise UserError(f"best {trial.paper_name} trial {trial.dir} has no finished checkpoint")
+        models[trial.paper_name] = load_model(final / "best.pt", device=device)
+    data = next(iter(models.values())).config.data
+    root = Path(data_root or data.root)
+    samples = {s.image_id: s for s in load_splits(data.dataset, root, val_fraction=data.val_fraction,
+                                                   val_seed=data.val_seed)[split]}  # fmt: skip
+    missing = [i for i in ids if i not in samples]
+    if missing:
+        raise UserError(f"{root} has no {split} image {missing[0]} (is it the trials' dataset? --data-root)")
+
+    rows, crops = [], None
+    for name, model in models.items():
+        raw = np.stack([model.preprocess(samples[i].image) for i in ids])  # (N, 3, S, S)
+        if crops is None:
+            crops = centre_crop(raw, model.config.data.crop_size).transpose(0, 2, 3, 1)
+        maps: dict[str, list] = {}
+        probs = []
+        for _, p, batch_maps in model.score(torch.from_numpy(raw), with_maps=True):
+            probs.append(p)
+            for key, value in batch_maps.items():
+                maps.setdefault(key, []).append(value)
+        rows += [(name, key, np.concatenate(value), np.concatenate(probs)) for key, value in maps.items()]
+    trials = {t.paper_name: f"{t.sweep}/{t.trial_id}" for t in chosen.itertuples()}
+    return AttentionGrid(data.dataset, split, ids, picked["label"].tolist(), np.ascontiguousarray(crops), rows, trials)
+
+
+def plot_attention(grid: AttentionGrid) -> Figure:
+    """The Fig. 3 grid: the images on top, then one row per model and map, blended as heat maps
+    (jet, re-normalised to [0, 1]); each map cell gives that model's melanoma probability."""
+    n, rows = len(grid.image_ids), len(grid.rows) + 1
+    fig = Figure(figsize=(1.7 * n + 1.6, 1.7 * rows + 0.8))
+    axes = fig.subplots(rows, n, squeeze=False)
+    names = {"pool3": "pool-3", "pool4": "pool-4", "cam": "CAM"}
+    for j, (image_id, label) in enumerate(zip(grid.image_ids, grid.labels)):
+        axes[0, j].imshow(grid.images[j])
+        axes[0, j].set_title(f"{image_id}\n{'melanoma' if label else 'other'}", fontsize=8)
+        for i, (model, key, maps, probs) in enumerate(grid.rows, start=1):
+            ax = axes[i, j]
+            side = grid.images.shape[1]
+            ax.imshow(grid.images[j])
+            ax.imshow(maps[j], cmap="jet", alpha=0.5, vmin=0, vmax=1, extent=(-0.5, side - 0.5, side - 0.5, -0.5))
+            ax.text(0.03, 0.04, f"p={probs[j]:.2f}", transform=ax.transAxes, fontsize=7, color="white")
+    for i, ax_row in enumerate(axes):
+        for ax in ax_row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        label = "image" if i == 0 else f"{grid.rows[i - 1][0]}\n{names.get(grid.rows[i - 1][1], grid.rows[i - 1][1])}"
+        ax_row[0].set_ylabel(label, fontsize=8)
+    fig.suptitle(f"Attention maps ({grid.dataset} {grid.split} images; each model's best trial by validation AUC)",
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
     return fig

@@ -240,3 +240,108 @@ def lambda_sweep(root: Path, name: str = "lambda", seeds: int = 2, epochs: int =
                     epoch_metrics(rng, epochs))  # fmt: skip
         index += 1
     return sweep_dir, grid
+
+
+# --------------------------------------------------------------------------- final artefacts
+
+# Settings of `scored_sweep`: how strongly each model's score separates the classes (0: chance).
+SCORED_SIGNALS = {("attnmel", "lesion"): 3.0, ("vgg16_gap", "none"): 1.0, ("attnmel", "none"): 0.0}
+_MAPS = {"vgg16_gap": ("cam",), "attnmel": ("pool3", "pool4")}
+
+
+def write_final(
+    trial_dir: Path,
+    predictions: list[tuple[str, str, int, float]],
+    attention: list[dict[str, Any]] | None = None,
+    *,
+    checkpoint: str = "checkpoint_000001",
+    best_epoch: int = 1,
+) -> Path:
+    """A finished trial's final checkpoint folder, as `fit` leaves it: ``predictions.csv``
+    (split, image_id, label, prob), ``attention.json`` (one dict per map) and ``final.json``."""
+    from attnmel.checkpoint import ATTENTION, FINAL, write_predictions
+
+    folder = trial_dir / checkpoint
+    folder.mkdir(parents=True, exist_ok=True)
+    write_predictions(folder, predictions)
+    if attention is not None:
+        (folder / ATTENTION).write_text(json.dumps(attention, indent=1))
+    splits = {row.get("split") for row in attention or []}
+    (folder / FINAL).write_text(json.dumps({"best_epoch": best_epoch, "mask_split": splits.pop() if splits else None}))
+    return folder
+
+
+def _images(split: str, n: int) -> tuple[list[str], np.ndarray]:
+    """Image ids and labels of a split: every third image a melanoma."""
+    return [f"ISIC_{split}_{i:04d}" for i in range(n)], (np.arange(n) % 3 == 0).astype(int)
+
+
+def scored_sweep(
+    root: Path,
+    name: str = "scored",
+    *,
+    signals: dict[tuple[str, str], float] | None = None,
+    lambdas: tuple[tuple[float, float], ...] = ((0.001, 0.01),),
+    seeds: int = 2,
+    n_test: int = 45,
+    n_val: int = 15,
+    mask_split: str = "test",
+    unscored: tuple[tuple[str, str], ...] = (),
+    epochs: int = 3,
+    seed: int = 5,
+) -> tuple[Path, dict[str, Any]]:
+    """A finished sweep whose trials stored per-image predictions and attention scores.
+
+    Each (variant, roi) in ``signals`` (default :data:`SCORED_SIGNALS`) runs once per seed and,
+    when regularised, per λ pair in ``lambdas``; its melanoma probability on an image is
+    sigmoid(signal·(label − ½) + N(0, 1)), fresh noise per trial, so a larger signal ranks the
+    images better. Attention rows (pool3/pool4, or cam for VGG-16-GAP) are scored on
+    ``mask_split``. The best epoch's test AUC/AP are those of the stored probabilities.
+    ``unscored`` settings run too but store nothing, as trials of an older version.
+    Returns the sweep directory and ``truth``: ``predictions`` and ``attention`` frames of
+    everything written, keyed by trial_id, and ``trials`` (trial_id → identity).
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    import pandas as pd
+
+    signals = SCORED_SIGNALS if signals is None else signals
+    sweep_dir = root / name
+    write_sweep_json(sweep_dir, name)
+    rng = np.random.default_rng(seed)
+    splits = {"val": _images("val", n_val), "test": _images("test", n_test)}
+    truth: dict[str, Any] = {"predictions": [], "attention": [], "trials": {}}
+    index = 0
+    settings = [(v, r, s) for (v, r), s in signals.items()] + [(v, r, None) for v, r in unscored]
+    for variant, roi, signal in settings:
+        for l1, l2 in lambdas if roi != "none" else lambdas[:1]:
+            for trial_seed in range(seeds):
+                tid = f"ef56a_{index:05d}"
+                ident = identity(variant, roi, trial_seed, l1, l2)
+                history = epoch_metrics(rng, epochs)
+                rows, attention = [], None
+                if signal is not None:
+                    for split, (ids, labels) in splits.items():
+                        probs = 1 / (1 + np.exp(-(signal * (labels - 0.5) + rng.normal(size=labels.size))))
+                        rows += [(split, i, int(y), float(p)) for i, y, p in zip(ids, labels, probs)]
+                        if split == "test":  # the tables' best-epoch numbers are these probabilities'
+                            best = best_epoch_row(history)
+                            best.update(test_auc=float(roc_auc_score(labels, probs)),
+                                        test_ap=float(average_precision_score(labels, probs)))  # fmt: skip
+                    attention = [
+                        {"map": m, "n_images": len(splits[mask_split][0]), "split": mask_split,
+                         "jaccard_mean": float(rng.uniform(0.2, 0.7)), "jaccard_std": float(rng.uniform(0.05, 0.2))}
+                        for m in _MAPS[variant]
+                    ]  # fmt: skip
+                params = {"variant": variant, "roi": roi, "seed": trial_seed, "lambda1": l1, "lambda2": l2}
+                trial_dir = write_trial(sweep_dir, tid, index, ident, history, params=params)
+                if signal is not None:
+                    write_final(trial_dir, rows, attention, best_epoch=best_epoch_row(history)["epoch"])
+                    truth["predictions"] += [dict(zip(("trial_id", "split", "image_id", "label", "prob"), (tid, *r)))
+                                             for r in rows]  # fmt: skip
+                    truth["attention"] += [{"trial_id": tid, **a} for a in attention]
+                truth["trials"][tid] = ident
+                index += 1
+    truth["predictions"] = pd.DataFrame(truth["predictions"])
+    truth["attention"] = pd.DataFrame(truth["attention"])
+    return sweep_dir, truth

@@ -26,7 +26,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def lambda_tables(tmp_path_factory):
     sweep_dir, grid = lambda_sweep(tmp_path_factory.mktemp("results"), seeds=2)
-    return sweep_dir, grid, *build_tables(sweep_dir)
+    return sweep_dir, grid, *build_tables(sweep_dir)[:2]  # trials, epochs
 
 
 def test_sensitivity_heat_maps(lambda_tables, tmp_path):
@@ -55,7 +55,7 @@ def test_sensitivity_heat_maps(lambda_tables, tmp_path):
 
 def test_curves_mean_over_seeds(tmp_path):
     sweep_dir = paper_sweep(tmp_path, seeds=2, epochs=3, crashed=False)
-    trials, epochs = build_tables(sweep_dir)
+    trials, epochs, *_ = build_tables(sweep_dir)
     fig = plot_curves(trials, epochs)
     (ax,) = fig.axes
     lines = {line.get_label().split(" (n=")[0]: line for line in ax.get_lines()}
@@ -77,7 +77,7 @@ def test_curves_keep_the_paper_lambda_unless_asked(lambda_tables):
 
 
 def test_nothing_to_plot_and_bad_outputs_are_user_errors(tmp_path):
-    trials, epochs = build_tables(paper_sweep(tmp_path, seeds=1, epochs=2, crashed=False))
+    trials, epochs, *_ = build_tables(paper_sweep(tmp_path, seeds=1, epochs=2, crashed=False))
     with pytest.raises(UserError, match="regularised"):
         plot_sensitivity(trials[trials["roi"] == "none"])
     with pytest.raises(UserError, match="metric"):
@@ -92,8 +92,11 @@ def test_nothing_to_plot_and_bad_outputs_are_user_errors(tmp_path):
 
 def test_cli_plot(lambda_tables, tmp_path):
     sweep_dir = lambda_tables[0]
-    run = [sys.executable, "-m", "orchestrator.cli", "plot", "sensitivity", str(sweep_dir)]
-    done = subprocess.run([*run, "--out", str(tmp_path / "s.png"), "--metric", "ap"], capture_output=True,
-                          text=True, cwd=REPO)  # fmt: skip
+    args = ["plot", "sensitivity", str(sweep_dir), "--out", str(tmp_path / "s.png"), "--metric", "ap"]
+    # A fresh interpreter also shows that figures never import pyplot (global state, a backend).
+    code = (f"import sys; from orchestrator.cli import main; code = main({args!r}); "
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; sys.exit(code)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "s.png").read_bytes()[:8] == PNG_MAGIC
+

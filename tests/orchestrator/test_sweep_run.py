@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from attnmel.config import config_hash
 from orchestrator.spec import load_spec, spec_from_dict, trial_config
@@ -39,14 +41,22 @@ def test_sweep_end_to_end_on_embedded_ray(tmp_path, make_spec, cli_env):
     for trial in trials.itertuples():
         trial_dir = sweep_dir / trial.trial_dir
         assert config_hash(trial_config(json.loads((trial_dir / "params.json").read_text()))) == trial.config_hash
-        # Tune kept the best checkpoint by validation AUC and the latest one, nothing else
+        # A finished trial keeps its final checkpoint only: the best epoch's weights (no
+        # optimiser state, no resumable last.pt), its predictions and Table 3 scores.
         rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
-        by_epoch = {row["epoch"]: row["checkpoint_dir_name"] for row in rows}
-        kept = {p.name for p in trial_dir.glob("checkpoint_*")}
-        assert kept == {by_epoch[trial.best_epoch], by_epoch[2]}
-        for epoch in {trial.best_epoch, 2}:  # each checkpoint holds the model of its own epoch
-            state = torch.load(trial_dir / by_epoch[epoch] / "last.pt", map_location="cpu", weights_only=False)
-            assert state["epoch"] == epoch
+        kept = sorted(p.name for p in trial_dir.glob("checkpoint_*"))
+        assert kept == [rows[-1]["checkpoint_dir_name"]]
+        files = {p.name for p in (trial_dir / kept[0]).iterdir()}
+        assert {"best.pt", "predictions.csv", "attention.json", "final.json"} <= files and "last.pt" not in files
+        state = torch.load(trial_dir / kept[0] / "best.pt", map_location="cpu", weights_only=True)
+        assert state["epoch"] == trial.best_epoch and "optimizer" not in state
+
+    # one predictions row per (trial, split, image); the test AUC recomputed from them is the trial's
+    predictions = pd.read_parquet(sweep_dir / "predictions.parquet")
+    assert not predictions.duplicated(["trial_id", "split", "image_id"]).any()
+    for trial in trials.itertuples():
+        test = predictions[(predictions["trial_id"] == trial.trial_id) & (predictions["split"] == "test")]
+        assert len(test) > 0 and roc_auc_score(test["label"], test["prob"]) == pytest.approx(trial.test_auc, abs=1e-12)
 
     # the results answer SQL through `attnmel query`
     proc = run_attnmel(
@@ -61,7 +71,7 @@ def test_sweep_end_to_end_on_embedded_ray(tmp_path, make_spec, cli_env):
 
 def _assert_no_scratch_left(trials) -> None:
     """The trials' private run directories (model checkpoints!) are gone from the node."""
-    from orchestrator.tune import SCRATCH_ROOT
+    from orchestrator.trainable import SCRATCH_ROOT
 
     left = [p.name for p in SCRATCH_ROOT.glob("*") if any(f"-{t}-" in p.name for t in trials["trial_id"])]
     assert not left

@@ -1,0 +1,424 @@
+"""Scoring images with a trained run: ``attnmel predict`` and the maps behind Fig. 3.
+
+A run's ``best.pt`` is loaded as data (``weights_only``) and rebuilt into its network; any
+image then goes through exactly the evaluation pipeline of training (the 0.8·min(H, W)
+centre square resized to ``data.image_size``, its centre ``data.crop_size`` crop, the run's
+stored normalisation), so a run's own test images score as in its ``predictions.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from torch import nn
+
+from attnmel.atomic import atomic_write
+from attnmel.checkpoint import BEST, FINAL, PREDICTIONS, load_checkpoint
+from attnmel.config import TrainConfig, config_from_dict
+from attnmel.data.augment import centre_crop
+from attnmel.data.layout import IMAGE_EXTENSIONS, LAYOUTS, SUPERPIXELS_SUFFIX
+from attnmel.data.preprocess import center_crop_box, preprocess_image, preprocess_map
+from attnmel.errors import UserError
+from attnmel.evaluation import predict_batches
+from attnmel.metrics import renormalised_maps
+from attnmel.models import build_model, paper_name
+from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
+
+__all__ = [
+    "MAP_TITLES",
+    "PANEL",
+    "LoadedModel",
+    "load_model",
+    "final_checkpoint",
+    "resolve_checkpoint",
+    "collect_images",
+    "predict_files",
+    "overlay_image",
+]
+
+MAP_TITLES = {"pool3": "pool-3 attention", "pool4": "pool-4 attention", "cam": "class activation map"}
+PANEL = 256  # overlay panel height in pixels
+_GAP, _HEADER = 6, 44
+_MASK_SUFFIXES = tuple(dict.fromkeys(lay.mask_suffix for splits in LAYOUTS.values() for lay in splits.values()))
+
+
+@dataclass
+class LoadedModel:
+    """A trained network ready to score images, with what its evaluation needs."""
+
+    model: nn.Module
+    config: TrainConfig
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    name: str  # the paper's name, e.g. "AttnMel-CNN-Lesion"
+    checkpoint: Path
+    device: torch.device
+    precision: Precision
+
+    def preprocess(self, path: str | Path) -> np.ndarray:
+        """(3, S, S) uint8 of one image file, as the run's cache holds it (``UserError`` if unreadable)."""
+        return preprocess_image(Path(path), self.config.data.image_size, self.config.data.crop_fraction)
+
+    def score(
+        self, images_u8: torch.Tensor, *, batch_size: int | None = None, with_maps: bool = False,
+        map_size: int | None = None,
+    ) -> Iterator[tuple[slice, np.ndarray, dict[str, np.ndarray]]]:  # fmt: skip
+        """Batches of (rows, melanoma probabilities (B,), maps) for (N, 3, S, S) uint8 images.
+
+        Maps are {"pool3", "pool4"} or {"cam"} (or empty), each (B, m, m) in [0, 1]: min-max
+        re-normalised and bilinearly upsampled to ``map_size`` (default: the crop), as the
+        paper shows them.
+        """
+        crop = self.config.data.crop_size
+        size = map_size or crop
+        batches = predict_batches(
+            self.model, images_u8.to(self.device), crop=crop, mean=self.mean, std=self.std,
+            batch_size=batch_size or self.config.runtime.eval_batch_size, precision=self.precision,
+            with_maps=with_maps,
+        )  # fmt: skip
+        for rows, probs, maps in batches:
+            shown = {k: renormalised_maps(v, (size, size))[:, 0].cpu().numpy() for k, v in maps.items()}
+            yield rows, probs.double().cpu().numpy(), shown
+
+
+def load_model(checkpoint: str | Path, *, device: str = "auto") -> LoadedModel:
+    """Rebuild the network of a run's ``best.pt`` on ``device``; a file that is not such a
+    checkpoint (or would need code to load) is a ``UserError`` naming it."""
+    path = Path(checkpoint)
+    payload = load_checkpoint(path, kind="model")
+    try:
+        cfg = config_from_dict(payload["config"])
+        mean = tuple(float(v) for v in payload["normalization"]["mean"])
+        std = tuple(float(v) for v in payload["normalization"]["std"])
+        state = payload["model"]
+    except UserError as exc:
+        raise UserError(f"{path}: its stored config is not valid here: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable AttnMel checkpoint: missing or bad field {exc}") from None
+    if len(mean) != 3 or len(std) != 3:
+        raise UserError(f"{path}: normalisation must have 3 channels, got mean {mean} and std {std}")
+    model = build_model(cfg.model, weights="none")  # the weights come from the checkpoint
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise UserError(f"{path}: its weights do not fit the {cfg.model.variant} network it names ({first})") from None
+    torch_device = resolve_device(device)
+    _, precision = resolve_precision(cfg.runtime, torch_device)
+    model = prepare_model(model, torch_device, precision, compile=False)
+    name = paper_name(cfg.model.variant, cfg.data.roi)
+    return LoadedModel(model.eval(), cfg, mean, std, name, path, torch_device, precision)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- which checkpoint
+
+
+def final_checkpoint(trial_dir: Path) -> Path | None:
+    """The trial's newest Tune checkpoint folder that holds a finished run (``final.json``)."""
+    finished = [p.parent for p in Path(trial_dir).glob(f"checkpoint_*/{FINAL}")]
+    return max(finished, key=lambda p: p.name) if finished else None
+
+
+def _results_root(results: str | Path | None) -> Path:
+    return Path(results or os.environ.get("ATTNMEL_RESULTS") or "results").expanduser()
+
+
+def _best_of_trial(trial_dir: Path) -> Path:
+    final = final_checkpoint(trial_dir)
+    if final is None or not (final / BEST).is_file():
+        raise UserError(f"trial {trial_dir} has no finished checkpoint (checkpoint_*/{FINAL} with {BEST}); "
+                        "is it still running or did it fail?")  # fmt: skip
+    return final / BEST
+
+
+def resolve_checkpoint(ref: str | Path, results: str | Path | None = None) -> Path:
+    """The ``best.pt`` that ``ref`` names: a checkpoint file, a run directory, a trial directory,
+    or a trial id searched under ``results`` (else ``$ATTNMEL_RESULTS``, else ``./results``)."""
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if (path / BEST).is_file():
+            return path / BEST
+        if any(path.glob("checkpoint_*")) or (path / "params.json").exists():
+            return _best_of_trial(path)
+        raise UserError(f"{path} holds no {BEST}: give a run directory, a sweep trial's directory or a checkpoint file")
+    if os.sep in str(ref) or str(ref).endswith(".pt"):
+        raise UserError(f"run or checkpoint {path} does not exist")
+    root = _results_root(results)
+    if not root.is_dir():
+        raise UserError(f"{ref!r} is neither a path nor a trial id found under results root {root} (does not exist; "
+                        "use --results)")  # fmt: skip
+    # Tune names trial folders "<trainable>_<trial id>_<tag>_<date>": match the id as a whole token.
+    token = re.compile(rf"(?:^|_){re.escape(str(ref))}(?:_|$)")
+    trials = sorted(p for p in root.glob("*/*") if p.is_dir() and token.search(p.name) and (p / "params.json").exists())
+    if not trials:
+        raise UserError(f"no run directory, checkpoint or trial {ref!r} (searched trial folders under {root})")
+    if len(trials) > 1:
+        listed = ", ".join(str(t) for t in trials[:4]) + (" …" if len(trials) > 4 else "")
+        raise UserError(f"trial id {ref!r} matches {len(trials)} trials under {root}: {listed}; give its directory")
+    return _best_of_trial(trials[0])
+
+
+# --------------------------------------------------------------------------- which images
+
+
+def collect_images(inputs: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """The files to score, in order, and notes on what folders held besides images.
+
+    A file is taken as given (whatever its name; decoding decides). A folder gives its
+    .jpg/.jpeg/.png files, sorted; ISIC superpixel maps (``*_superpixels.png``), hidden files
+    and files of other kinds (e.g. the official metadata CSV) are left out with one note.
+    A path that does not exist, or an empty selection, is a ``UserError``.
+    """
+    files: list[Path] = []
+    notes: list[str] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_file():
+            files.append(path)
+            continue
+        if not path.is_dir():
+            raise UserError(f"image or folder {path} does not exist")
+        entries = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        superpixels = [p for p in entries if p.name.endswith(SUPERPIXELS_SUFFIX)]
+        others = [p for p in entries if p.suffix.lower() not in IMAGE_EXTENSIONS]
+        files += [p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and p not in superpixels]
+        left = []
+        if superpixels:
+            left.append(f"{len(superpixels)} ISIC superpixel map(s) (*{SUPERPIXELS_SUFFIX})")
+        if others:
+            names = ", ".join(p.name for p in others[:5]) + (", …" if len(others) > 5 else "")
+            left.append(f"{len(others)} file(s) that are not {'/'.join(IMAGE_EXTENSIONS)} images ({names})")
+        if left:
+            notes.append(f"{path}: left out {' and '.join(left)}")
+    unique = list(dict.fromkeys(files))  # a file named twice (also via its folder) is scored once
+    if not unique:
+        raise UserError(f"no {'/'.join(IMAGE_EXTENSIONS)} images in {', '.join(str(i) for i in inputs)}")
+    return unique, notes
+
+
+def _decode(model: LoadedModel, path: Path) -> tuple[np.ndarray | None, str | None]:
+    try:
+        return model.preprocess(path), None
+    except UserError as exc:
+        return None, str(exc)
+    except Exception as exc:  # e.g. Pillow's DecompressionBombError: one bad file must not stop the rest
+        return None, f"{path}: unreadable image ({type(exc).__name__}: {exc})"
+
+
+def _chunks(pool: ThreadPoolExecutor, model: LoadedModel, files: list[Path], size: int):
+    """(files, decoded) per chunk, the next chunk decoding while the caller scores this one."""
+    parts = [files[i : i + size] for i in range(0, len(files), size)]
+
+    def submit(part: list[Path]) -> list[Future]:
+        return [pool.submit(_decode, model, f) for f in part]
+
+    pending = submit(parts[0]) if parts else []
+    for k, part in enumerate(parts):
+        current, pending = pending, submit(parts[k + 1]) if k + 1 < len(parts) else []
+        yield part, [f.result() for f in current]
+
+
+# --------------------------------------------------------------------------- overlays
+
+
+def _find_mask(masks: Path, image: Path) -> Path | None:
+    for name in [image.stem + s for s in _MASK_SUFFIXES] + [image.stem + ".png"]:
+        candidate = masks / name
+        if candidate.is_file() and candidate.resolve() != image.resolve():
+            return candidate
+    return None
+
+
+def _read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool lesion mask of an image of ``size`` (W, H); ``UserError`` when it does not fit."""
+    try:
+        with Image.open(path) as im:
+            mask = np.asarray(im.convert("L")) > 0
+    except Exception as exc:
+        raise UserError(f"{path}: unreadable mask ({type(exc).__name__}: {exc})") from None
+    if mask.shape != (size[1], size[0]):
+        raise UserError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is {size[0]}x{size[1]}")
+    return mask
+
+
+def _heat(crop_rgb: np.ndarray, amap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a [0, 1] map (P, P) as a jet heat map over an RGB panel (P, P, 3) uint8."""
+    colours = matplotlib.colormaps["jet"](amap)[..., :3] * 255.0
+    return (crop_rgb * (1 - alpha) + colours * alpha).round().clip(0, 255).astype(np.uint8)
+
+
+def _contour(panel: Image.Image, mask: np.ndarray, colour=(255, 255, 255)) -> None:
+    """Draw the outline of a bool mask (panel-sized) on ``panel`` in place."""
+    inside = Image.fromarray(mask.astype(np.uint8) * 255)
+    edge = np.asarray(inside.filter(ImageFilter.MaxFilter(3))) != np.asarray(inside.filter(ImageFilter.MinFilter(3)))
+    pixels = np.asarray(panel).copy()
+    pixels[edge] = colour
+    panel.paste(Image.fromarray(pixels))
+
+
+def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.Resampling.BILINEAR)) >= 128
+
+
+def overlay_image(
+    path: Path, model: LoadedModel, crop_u8: np.ndarray, maps: dict[str, np.ndarray], prob: float,
+    mask: np.ndarray | None = None,
+) -> Image.Image:  # fmt: skip
+    """One PNG-ready picture: the whole input (its own aspect; the evaluated square outlined),
+    the evaluated crop, then each map (``PANEL``² in [0, 1]) blended over the crop; the lesion
+    outline in white on every panel when ``mask`` (H, W) is given."""
+    data = model.config.data
+    with Image.open(path) as im:
+        im.draft("RGB", (PANEL * 4, PANEL * 4))  # JPEG: decode at reduced scale, enough for a thumbnail
+        width, height = im.size  # the draft size; the geometry below is scale-free
+        full = im.convert("RGB")
+    thumb_w = max(1, round(PANEL * width / height))
+    thumb = full.resize((thumb_w, PANEL), Image.Resampling.BILINEAR)
+    left, top, right, _ = center_crop_box(width, height, data.crop_fraction)
+    scale = (right - left) / data.image_size * PANEL / height  # resized pixels → thumbnail pixels
+    offset = (data.image_size - data.crop_size) // 2
+    x0, y0 = left * PANEL / height + offset * scale, top * PANEL / height + offset * scale
+    side = data.crop_size * scale
+    crop = Image.fromarray(np.ascontiguousarray(crop_u8.transpose(1, 2, 0))).resize((PANEL, PANEL), Image.Resampling.BILINEAR)
+    panels = [thumb, crop] + [Image.fromarray(_heat(np.asarray(crop, dtype=np.float64), m)) for m in maps.values()]
+    if mask is not None:
+        _contour(thumb, _resize_mask(mask, (thumb_w, PANEL)))
+        crop_mask = centre_crop(preprocess_map(mask, data.image_size, data.crop_fraction), data.crop_size)
+        shown = _resize_mask(crop_mask.astype(bool), (PANEL, PANEL))
+        for panel in panels[1:]:
+            _contour(panel, shown)
+    ImageDraw.Draw(thumb).rectangle([x0, y0, x0 + side - 1, y0 + side - 1], outline=(255, 255, 0), width=2)
+
+    titles = ["input (box: evaluated)", "evaluated crop"] + [MAP_TITLES.get(k, k) for k in maps]
+    font = ImageFont.load_default(size=13)
+    # A narrow input keeps its aspect; its slot widens to fit the title, the panel centred in it.
+    slots = [max(p.width, int(font.getlength(t)) + 4) for p, t in zip(panels, titles)]
+    out = Image.new("RGB", (sum(slots) + _GAP * (len(panels) - 1), _HEADER + PANEL), "white")
+    draw = ImageDraw.Draw(out)
+    draw.text((2, 2), f"{path.name} · P(melanoma) = {prob:.3f} · {model.name}", fill="black", font=font)
+    x = 0
+    for panel, title, slot in zip(panels, titles, slots):
+        out.paste(panel, (x + (slot - panel.width) // 2, _HEADER))
+        draw.text((x + 2, _HEADER - 17), title, fill="black", font=font)
+        x += slot + _GAP
+    return out
+
+
+# --------------------------------------------------------------------------- the command's work
+
+
+@dataclass
+class PredictReport:
+    """What ``predict_files`` did: rows written, files skipped (one line each), notes."""
+
+    rows: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    overlays: list[Path] = field(default_factory=list)
+
+
+def _overlay_names(files: list[Path]) -> dict[Path, str]:
+    """``<stem>.png`` per file; repeated stems (same name in two folders) get ``-2``, ``-3``…"""
+    seen: dict[str, int] = {}
+    names = {}
+    for f in files:
+        seen[f.stem] = seen.get(f.stem, 0) + 1
+        names[f] = f"{f.stem}.png" if seen[f.stem] == 1 else f"{f.stem}-{seen[f.stem]}.png"
+    return names
+
+
+def predict_files(
+    model: LoadedModel,
+    files: list[Path],
+    out: Path,
+    *,
+    overlay: bool = False,
+    masks: Path | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+    warn=None,
+) -> PredictReport:
+    """Score ``files`` in batches; write ``out/predictions.csv`` (image, prob, model, checkpoint)
+    and with ``overlay`` one ``out/overlays/<stem>.png`` per image. An unreadable file is
+    skipped with one line passed to ``warn`` (default: stderr), the rest go on."""
+    from tqdm import tqdm
+
+    report = PredictReport()
+    batch = batch_size or model.config.runtime.eval_batch_size
+    out.mkdir(parents=True, exist_ok=True)
+    if overlay:
+        (out / "overlays").mkdir(exist_ok=True)
+    names = _overlay_names(files)
+    bar = tqdm(total=len(files), unit="img", desc="predict", file=sys.stderr,
+               disable=True if not progress or len(files) <= batch else None)  # fmt: skip
+
+    def say(line: str) -> None:
+        (warn or (lambda text: tqdm.write(f"attnmel: warning: {text}", file=sys.stderr)))(line)
+
+    checkpoint = str(model.checkpoint.resolve())
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for part, decoded in _chunks(pool, model, files, batch):
+            good = [(f, a) for f, (a, _) in zip(part, decoded) if a is not None]
+            for f, (_, reason) in zip(part, decoded):
+                if reason is not None:
+                    report.skipped.append(f"skipped {reason}")
+                    say(report.skipped[-1])
+            if good:
+                images = torch.from_numpy(np.stack([a for _, a in good]))
+                for rows, probs, maps in model.score(images, batch_size=batch, with_maps=overlay, map_size=PANEL):
+                    for (f, arr), prob, k in zip(good[rows], probs, range(rows.start, rows.stop)):
+                        report.rows.append({"image": str(f), "prob": float(prob), "model": model.name,
+                                            "checkpoint": checkpoint})  # fmt: skip
+                        if overlay:
+                            crop = centre_crop(arr, model.config.data.crop_size)  # numpy slices like tensors
+                            picture = overlay_image(f, model, crop, {n: m[k - rows.start] for n, m in maps.items()},
+                                                    float(prob), _mask_for(masks, f, report, say))  # fmt: skip
+                            target = out / "overlays" / names[f]
+                            _save_png(picture, target)
+                            report.overlays.append(target)
+            bar.update(len(part))
+    bar.close()
+    _write_csv(out / PREDICTIONS, report.rows)
+    return report
+
+
+def _mask_for(masks: Path | None, image: Path, report: PredictReport, say) -> np.ndarray | None:
+    found = _find_mask(masks, image) if masks is not None else None
+    if found is None:
+        return None
+    try:
+        with Image.open(image) as im:
+            size = im.size
+        return _read_mask(found, size)
+    except UserError as exc:
+        report.warnings.append(f"{exc}; overlay drawn without the lesion outline")
+        say(report.warnings[-1])
+        return None
+
+
+def _save_png(picture: Image.Image, target: Path) -> None:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    atomic_write(target, buffer.getvalue())
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["image", "prob", "model", "checkpoint"])
+    writer.writerows([r["image"], repr(r["prob"]), r["model"], r["checkpoint"]] for r in rows)  # exact floats
+    atomic_write(path, text.getvalue())
