@@ -11,9 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+from attnmel.names import DATASETS
+
 __all__ = ["register", "cmd_check", "cmd_synth", "cmd_download"]
 
-_DATASETS = ("isic2016", "isic2017")  # duplicated from attnmel.data so --help needs no torch import
 _PARTS = ("images", "labels", "lesion", "dermo")
 
 
@@ -99,7 +100,7 @@ def register(subparsers) -> None:
     sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
 
     check = sub.add_parser("check", help="validate a dataset folder and count images, labels and ROI maps")
-    check.add_argument("--dataset", required=True, choices=_DATASETS)
+    check.add_argument("--dataset", required=True, choices=DATASETS)
     check.add_argument("--root", required=True, help="folder holding the official ISIC files")
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("--val-fraction", type=float, default=0.2, help="isic2016: share of training held out")
@@ -108,7 +109,7 @@ def register(subparsers) -> None:
     check.set_defaults(func=cmd_check)
 
     synth = sub.add_parser("synth", help="write a synthetic dataset in the official layout")
-    synth.add_argument("--dataset", required=True, choices=_DATASETS)
+    synth.add_argument("--dataset", required=True, choices=DATASETS)
     synth.add_argument("--root", required=True)
     synth.add_argument("--n-train", type=int, default=None, help="default 48 (2017) / 64 (2016)")
     synth.add_argument("--n-val", type=int, default=None, help="default 16 (2017); isic2016 has none")
@@ -143,7 +144,7 @@ def register(subparsers) -> None:
     synth.set_defaults(func=cmd_synth)
 
     download = sub.add_parser("download", help="fetch the official challenge archives (resumable)")
-    download.add_argument("--dataset", required=True, choices=_DATASETS)
+    download.add_argument("--dataset", required=True, choices=DATASETS)
     download.add_argument("--root", required=True)
     download.add_argument(
         "--parts", nargs="+", choices=_PARTS, default=None, help="default: all (isic2016 has no dermo part)"

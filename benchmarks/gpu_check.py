@@ -31,6 +31,7 @@ import contextlib
 import copy
 import dataclasses
 import datetime as dt
+import importlib.util
 import json
 import math
 import os
@@ -352,7 +353,6 @@ def part_step(ctx: dict[str, Any]) -> dict[str, Any]:
                 fraction_of_tf32_peak=_ratio(tflops, tf32_peak) if setting == "fp32" else None,
                 peak_memory_gib=torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
             )
-            del bench, model
         except Exception as e:  # one failed setting must not cost the others
             row.update(status="error", error=f"{type(e).__name__}: {e}"[:2000])
         if cuda:
@@ -454,7 +454,7 @@ def part_augment(ctx: dict[str, Any]) -> dict[str, Any]:
     for batch in args.aug_batches:
         def augment() -> None:
             index = torch.randint(0, pool_n, (batch,), device=device, generator=gen)
-            out, out_rois = train_batch(pool.index_select(0, index), rois.index_select(0, index), crop=crop,
+            out, _ = train_batch(pool.index_select(0, index), rois.index_select(0, index), crop=crop,
                                         mean=mean, std=std, generator=gen)
             holder[0] = out
 
@@ -655,7 +655,7 @@ def _steady_ips(result: dict[str, Any], window: tuple[float, float] | None = Non
 
 def part_packing(ctx: dict[str, Any]) -> dict[str, Any]:
     """One trial alone, then two at once on the same GPU: images/s each and the sum's ratio."""
-    args, device, clock, work = ctx["args"], ctx["device"], ctx["clock"], ctx["work"]
+    args, clock, work = ctx["args"], ctx["clock"], ctx["work"]
     overrides = train_overrides(args, epochs=args.pack_epochs, passes=1, compile_off=True)
     part: dict[str, Any] = {"config": {"overrides": overrides,
                                        "note": "passes 1 per epoch; epoch 1 (cuDNN autotuning) left out; "
@@ -898,9 +898,7 @@ def part_cuda_tests(ctx: dict[str, Any]) -> dict[str, Any]:
     """``pytest -m cuda`` on the test files that carry the marker (collecting only those, so test
     modules that need Ray or DuckDB do not break collection on a machine without them)."""
     clock = ctx["clock"]
-    try:
-        import pytest  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("pytest") is None:
         say("\n== 5. CUDA tests: pytest is not installed here — skipped (carry a pytest wheel, see docs/gpu_check.md)")
         return {"status": "skipped", "reason": "pytest not installed"}
     files = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("test_*.py")
@@ -1068,11 +1066,19 @@ def check_inputs(args: argparse.Namespace) -> torch.device:
     if not args.data.is_dir():
         raise UserError(f"--data {args.data}: no such folder")
     load_splits("isic2017", args.data)  # raises UserError naming the first problem
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise UserError(f"--device {args.device}: choose cuda, cuda:N or cpu") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {args.device}: CUDA is not available here")
     if device.type not in ("cuda", "cpu"):
         raise UserError(f"--device {args.device}: choose cuda, cuda:N or cpu")
+    if device.type == "cuda":
+        if device.index is None:  # torch.cuda.set_device refuses a CUDA device without an index
+            device = torch.device("cuda", torch.cuda.current_device())
+        if device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {args.device}: only {torch.cuda.device_count()} CUDA device(s) here")
     return device
 
 
@@ -1126,6 +1132,8 @@ def main(argv: list[str] | None = None) -> int:
                 report["parts"][name] = {**report["parts"][name], "status": "error",
                                          "error": f"{type(e).__name__}: {e}"[:2000],
                                          "traceback": traceback.format_exc()[-4000:]}
+                if name == "step" and report["parts"][name].get("results"):  # keep the side-by-side table
+                    report["parts"][name]["by_case"] = summarise_steps(report["parts"][name]["results"])
                 say(f"   {name} failed: {type(e).__name__}: {e}")
         report["parts"][name]["seconds"] = time.perf_counter() - started
         if device.type == "cuda":

@@ -191,12 +191,20 @@ def _yes_no(value: bool | None) -> str:
     return "—" if value is None or pd.isna(value) else ("yes" if value else "no")
 
 
-def _setting_text(row: dict) -> str:
-    """A setting as people write it: paper name, plus λ where it is regularised."""
+def _setting_text(row: dict, setup: bool = False) -> str:
+    """A setting as people write it: paper name, plus λ where it is regularised (and with
+    ``setup`` the backbone and weights)."""
     text = f"{row['dataset']} {row['paper_name']}"
     if row["roi"] != "none":
         text += f" (λ1={row['lambda1']:g}, λ2={row['lambda2']:g})"
+    if setup:
+        text += f" [{row['backbone']}, {'pretrained' if row['pretrained'] else 'scratch'}]"
     return text
+
+
+def _lambda_text(row: dict) -> str:
+    """λ1, λ2 of a regularised setting; a dash without ROI (its effective λ is 0)."""
+    return f"{row['lambda1']:g}, {row['lambda2']:g}" if row["roi"] != "none" else "—"
 
 
 def _setup_header(dataset: str, part: pd.DataFrame) -> tuple[str, bool]:
@@ -251,7 +259,8 @@ def format_summary(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bo
             table["n"] = rows["n"].astype(int)
             out += [title, table.to_string(index=False), ""]
     if not summary.empty:
-        out.append("test AP/AUC: mean ± sample std over seeds of the test metrics at each trial's best validation epoch")
+        out.append("test AP/AUC: mean ± sample std over seeds of the test metrics at each trial's best "
+                   "validation epoch")
         if intervals:
             out += _interval_notes(summary, paper)
         if paper:
@@ -272,13 +281,14 @@ def _interval_notes(summary: pd.DataFrame, paper: bool) -> list[str]:
         if paper:
             out.append("paper in CI: whether the paper's number lies inside that interval")
     rows = summary.to_dict("records")
-    missing = [_setting_text(r) for r in rows if pd.isna(r["auc_est"])]
+    setup = len(summary[["backbone", "pretrained"]].drop_duplicates()) > 1
+    missing = [_setting_text(r, setup) for r in rows if pd.isna(r["auc_est"])]
     if missing:
         out.append(f"no CI for {', '.join(missing)}: CIs need per-image predictions, which trials of an older "
                    "version did not store (re-run them)")  # fmt: skip
     for r in rows:
         if not pd.isna(r["ci_trials"]) and int(r["ci_trials"]) < int(r["n"]):
-            out.append(f"{_setting_text(r)}: the CI uses {int(r['ci_trials'])} of its {int(r['n'])} trials "
+            out.append(f"{_setting_text(r, setup)}: the CI uses {int(r['ci_trials'])} of its {int(r['n'])} trials "
                        "(the others have no predictions)")  # fmt: skip
     return out
 
@@ -295,13 +305,15 @@ def format_trial_intervals(per_trial: pd.DataFrame, summary: pd.DataFrame, *, pa
         records = rows.to_dict("records")
         table = pd.DataFrame({"model": rows["paper_name"].to_numpy()})
         if (rows["roi"] != "none").any():
-            table["λ1, λ2"] = [f"{r['lambda1']:g}, {r['lambda2']:g}" if r["roi"] != "none" else "—" for r in records]
+            table["λ1, λ2"] = [_lambda_text(r) for r in records]
         if vary_setup:
             _setup_columns(table, rows)
         table["seed"] = rows["seed"].to_numpy()
         table["trial"] = rows["trial_id"].to_numpy()
         for metric, label in (("ap", "AP"), ("auc", "AUC")):
-            table[f"test {label} [95% CI]"] = [_with_ci(r[metric], r[f"{metric}_low"], r[f"{metric}_high"]) for r in records]
+            table[f"test {label} [95% CI]"] = [
+                _with_ci(r[metric], r[f"{metric}_low"], r[f"{metric}_high"]) for r in records
+            ]
             if paper:
                 table[f"paper {label} in CI"] = [
                     _yes_no(_inside(papers.get(_setting_key(r), {}).get(f"paper_{metric}", np.nan),
@@ -371,7 +383,7 @@ def format_table3(table: pd.DataFrame) -> str:
         header, vary_setup = _setup_header(dataset, rows)
         records = rows.to_dict("records")
         frame = pd.DataFrame({"model": rows["paper_name"].to_numpy()})
-        frame["λ1, λ2"] = [f"{r['lambda1']:g}, {r['lambda2']:g}" if r["roi"] != "none" else "—" for r in records]
+        frame["λ1, λ2"] = [_lambda_text(r) for r in records]
         if vary_setup:
             _setup_columns(frame, rows)
         frame["map"] = [_MAP_TEXT.get(r["map"], r["map"]) for r in records]
@@ -382,7 +394,8 @@ def format_table3(table: pd.DataFrame) -> str:
         frame["n"] = rows["n"].astype(int).to_numpy()
         frame["images"] = [str(r["images_min"]) if r["images_min"] == r["images_max"]
                            else f"{r['images_min']}–{r['images_max']}" for r in records]  # fmt: skip
-        out += [f"{header} — Table 3: Jaccard of the binarised maps with the lesion masks", frame.to_string(index=False), ""]
+        title = f"{header} — Table 3: Jaccard of the binarised maps with the lesion masks"
+        out += [title, frame.to_string(index=False), ""]
     out.append("Jaccard: per image, the map re-normalised to [0, 1], upsampled to the mask and thresholded at 0.5, "
                "against the lesion mask; averaged over the images (images = per trial), then mean ± sample std "
                "over the n trials (seeds)")  # fmt: skip

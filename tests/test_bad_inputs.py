@@ -10,12 +10,13 @@ output locations: ``--out``, the sweep storage, SQL targets). Cases fail before 
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import shutil
 import socket
-import subprocess
-import sys
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,6 @@ import yaml
 
 from orchestrator.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-CLI = REPO / ".venv" / "bin" / "attnmel"
 D = "ISIC-2017_"  # official 2017 name prefix
 
 # Small enough that a run fails (or trains an epoch) in a second; weights 'none': no download.
@@ -626,20 +625,34 @@ def _tree(root: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+# What a real process would print for a warning; these categories are hidden by default.
+_HIDDEN = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
+def _call(args: list[str]) -> tuple[int, str, list[str]]:
+    """``attnmel ARGS`` in-process: exit code, stdout, and the stderr lines a user would see,
+    counting the warnings Python would print (pytest would otherwise swallow them)."""
+    out, err = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, redirect_stdout(out), redirect_stderr(err):
+        warnings.simplefilter("always")
+        try:
+            rc = main(args)
+        except SystemExit as exc:  # argparse
+            rc = exc.code
+        except BaseException as exc:  # noqa: BLE001 - the point: anything but UserError is a bug
+            pytest.fail(f"attnmel {' '.join(args)} raised {type(exc).__name__}: {exc}"[:2000])
+    shown = [w for w in caught if not issubclass(w.category, _HIDDEN)]
+    lines = [f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}" for w in shown]
+    return rc, out.getvalue(), lines + err.getvalue().strip().splitlines()
+
+
 @pytest.mark.parametrize("bad", CASES, ids=[c.name for c in CASES])
-def test_bad_input_is_one_line_and_creates_nothing(bad: Case, dataset, module_env, tmp_path, request, capsys):
+def test_bad_input_is_one_line_and_creates_nothing(bad: Case, dataset, module_env, tmp_path, request):
     ctx = Ctx(tmp=tmp_path, source=dataset, request=request)
     args = bad.build(ctx)
     before = _tree(tmp_path)
-    capsys.readouterr()
-    try:
-        rc = main(args)
-    except SystemExit as exc:  # argparse
-        rc = exc.code
-    except BaseException as exc:  # noqa: BLE001 - the point: anything but UserError is a bug
-        pytest.fail(f"attnmel {' '.join(args)} raised {type(exc).__name__}: {exc}"[:2000])
-    out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
+    rc, out, lines = _call(args)
+    err = "\n".join(lines)
     assert rc == 2, f"exit code {rc}; stderr: {err[-2000:]}; stdout: {out[-1000:]}"
     assert len(lines) == 1 and lines[0].startswith("attnmel: error: "), err[-3000:]
     assert "Traceback" not in out + err
@@ -677,19 +690,18 @@ def _run_rows(run: Path) -> list[dict]:
     return [{k: row[k] for k in keys} for row in read_epochs(run)]
 
 
-def test_truncated_last_resumes_from_previous_state(interrupted_run, dataset, module_env, tmp_path, capsys):
+def test_truncated_last_resumes_from_previous_state(interrupted_run, dataset, module_env, tmp_path):
     """A damaged ``last.pt`` beside a good ``last.prev.pt``: one warning naming both, the run
     goes on from the previous epoch and ends with the uninterrupted run's numbers."""
     from attnmel.checkpoint import read_predictions
 
     run = Path(shutil.copytree(interrupted_run, tmp_path / "run"))
     _truncate(run / "last.pt")
-    capsys.readouterr()
-    assert main(_train_args(dataset, run, "optim.epochs=3")) == 0
-    out, err = capsys.readouterr()
-    warnings = [line for line in out.splitlines() + err.splitlines() if "warning" in line]
-    assert len(warnings) == 1 and "last.pt" in warnings[0] and "last.prev.pt (epoch 1)" in warnings[0], out + err
-    assert "Traceback" not in out + err
+    rc, out, err = _call(_train_args(dataset, run, "optim.epochs=3"))
+    assert rc == 0, err
+    said = [line for line in out.splitlines() + err if "warning" in line]
+    assert len(said) == 1 and "last.pt" in said[0] and "last.prev.pt (epoch 1)" in said[0], said
+    assert "Traceback" not in out
 
     reference = tmp_path / "reference"
     assert main(_train_args(dataset, reference, "optim.epochs=3")) == 0
@@ -698,25 +710,20 @@ def test_truncated_last_resumes_from_previous_state(interrupted_run, dataset, mo
 
 
 @pytest.fixture(scope="module")
-def nan_run(dataset, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """``attnmel train … --set optim.lr=1e30 --set optim.momentum=0`` through the real
-    console script; its output and its ``--out`` folder."""
-    tmp = tmp_path_factory.mktemp("nan")
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
-    env.update(ATTNMEL_CACHE=str(tmp / "cache"), ATTNMEL_OFFLINE="1", OMP_NUM_THREADS="1")
-    args = _train_args(dataset, tmp / "run", "optim.lr=1e30", "optim.momentum=0")
-    command = [str(CLI)] if CLI.exists() else [sys.executable, "-m", "orchestrator.cli"]
-    proc = subprocess.run([*command, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
-    return proc, tmp / "run"
+def nan_run(dataset, module_env, tmp_path_factory) -> tuple[int, list[str], Path]:
+    """``attnmel train … --set optim.lr=1e30 --set optim.momentum=0``: exit code, stderr
+    lines and its ``--out`` folder."""
+    run = tmp_path_factory.mktemp("nan") / "run"
+    rc, out, lines = _call(_train_args(dataset, run, "optim.lr=1e30", "optim.momentum=0"))
+    assert "Traceback" not in out
+    return rc, lines, run
 
 
 def test_nan_loss_is_one_line_naming_epoch_and_step(nan_run):
     """A diverging run stops with the epoch and step: one line, exit 2, no traceback."""
-    proc, _ = nan_run
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert len(lines) == 1 and lines[0].startswith("attnmel: error: "), proc.stderr[-3000:]
-    assert "Traceback" not in proc.stdout + proc.stderr
+    rc, lines, _ = nan_run
+    assert rc == 2, lines
+    assert len(lines) == 1 and lines[0].startswith("attnmel: error: "), lines
     assert "epoch 1" in lines[0] and "step " in lines[0], lines[0]
 
 

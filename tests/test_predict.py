@@ -32,7 +32,7 @@ def runs(tmp_path_factory):
     """Synthetic ISIC 2017 and two finished one-epoch runs on it: AttnMel-CNN and VGG-16-GAP."""
     base = tmp_path_factory.mktemp("predict")
     root = base / "data"
-    write_synthetic("isic2017", root, n_train=24, n_val=12, n_test=12, size=48, seed=3)
+    write_synthetic("isic2017", root, n_train=16, n_val=8, n_test=8, size=48, melanoma_fraction=0.5, seed=3)
     out = {"root": root}
     for variant in ("attnmel", "vgg16_gap"):
         cfg = apply_overrides(TrainConfig(), [
@@ -202,6 +202,7 @@ def test_trial_ids_and_directories_resolve_to_the_final_checkpoint(sweep, tmp_pa
     assert load_model(expected, device="cpu").name == "AttnMel-CNN"
 
 
+@pytest.mark.slow
 def test_plot_attention_grid_from_each_models_best_trial(sweep, runs, tmp_path):
     from orchestrator.plot import attention_grid, plot_attention
 

@@ -11,10 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-try:  # tests/orchestrator as a package or as a plain directory on sys.path
-    from ._sweep_helpers import TINY_TRAIN
-except ImportError:
-    from _sweep_helpers import TINY_TRAIN
+from _sweep_helpers import TINY_TRAIN
 
 
 @pytest.fixture(scope="session")

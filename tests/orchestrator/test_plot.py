@@ -14,10 +14,7 @@ from attnmel.errors import UserError
 from orchestrator.plot import plot_curves, plot_sensitivity, save_figure
 from orchestrator.report import build_tables
 
-try:  # tests/orchestrator as a package or as a plain directory on sys.path
-    from ._results_fixtures import lambda_sweep, paper_sweep
-except ImportError:
-    from _results_fixtures import lambda_sweep, paper_sweep
+from _results_fixtures import lambda_sweep, paper_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

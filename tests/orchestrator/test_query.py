@@ -15,10 +15,7 @@ from attnmel.errors import UserError
 from orchestrator.query import format_frame, results_root, run_query
 from orchestrator.report import build_tables, write_tables
 
-try:  # tests/orchestrator as a package or as a plain directory on sys.path
-    from ._results_fixtures import lambda_sweep, paper_sweep
-except ImportError:
-    from _results_fixtures import lambda_sweep, paper_sweep
+from _results_fixtures import lambda_sweep, paper_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 

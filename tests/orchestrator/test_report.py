@@ -21,13 +21,7 @@ from orchestrator.tables import SCHEMAS, read
 
 TRIAL_COLUMNS, EPOCH_COLUMNS = SCHEMAS["trials"].names, SCHEMAS["epochs"].names
 
-try:  # tests/orchestrator as a package or as a plain directory on sys.path
-    from ._results_fixtures import (
-        CRASHED_PARAMS, epoch_metrics, identity, lambda_sweep, paper_sweep, replayed, write_experiment_state,
-        write_sweep_json, write_trial,
-    )  # fmt: skip
-except ImportError:
-    from _results_fixtures import (
+from _results_fixtures import (
         CRASHED_PARAMS, epoch_metrics, identity, lambda_sweep, paper_sweep, replayed, write_experiment_state,
         write_sweep_json, write_trial,
     )  # fmt: skip

@@ -18,10 +18,7 @@ import orchestrator.commands_results as commands_results
 from orchestrator.cli import build_parser, main
 from orchestrator.paper_table import paper_results
 
-try:  # tests/orchestrator as a package or as a plain directory on sys.path
-    from ._results_fixtures import paper_sweep, scored_sweep
-except ImportError:
-    from _results_fixtures import paper_sweep, scored_sweep
+from _results_fixtures import paper_sweep, scored_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 # Bootstrap resamples in these tests: the CLI's floor (1000) is lowered so that a show of
@@ -201,7 +198,8 @@ def test_compare_is_antisymmetric_and_ap_uses_the_paired_bootstrap(scored, capsy
     labels, lesion = _test_probs(scored[1], LESION)
     _, plain = _test_probs(scored[1], PLAIN)
     averaged = _compare_rows(out)["seed-averaged"]
-    expected = average_precision_score(labels, lesion.mean(axis=1)) - average_precision_score(labels, plain.mean(axis=1))
+    ap = {name: average_precision_score(labels, probs.mean(axis=1)) for name, probs in (("a", lesion), ("b", plain))}
+    expected = ap["a"] - ap["b"]
     assert float(averaged[4]) == pytest.approx(expected, abs=5e-4) and expected > 0
     assert float(averaged[8]) < 0.05 and f"paired stratified bootstrap, {RESAMPLES} resamples" in out
 

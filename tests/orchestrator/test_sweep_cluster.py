@@ -7,10 +7,7 @@ import pytest
 
 from orchestrator.spec import load_spec
 
-try:  # tests/orchestrator as a package or as a plain directory on sys.path
-    from ._sweep_helpers import check_tables
-except ImportError:
-    from _sweep_helpers import check_tables
+from _sweep_helpers import check_tables
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -9,10 +9,7 @@ import pytest
 
 from orchestrator.cli import main
 
-try:  # tests/orchestrator as a package or as a plain directory on sys.path
-    from ._sweep_helpers import run_attnmel
-except ImportError:
-    from _sweep_helpers import run_attnmel
+from _sweep_helpers import run_attnmel
 
 
 def _closed_port() -> int:

@@ -18,10 +18,7 @@ from pathlib import Path
 
 import pytest
 
-try:  # tests/orchestrator as a package or as a plain directory on sys.path
-    from ._sweep_helpers import check_tables, run_attnmel
-except ImportError:
-    from _sweep_helpers import check_tables, run_attnmel
+from _sweep_helpers import check_tables, run_attnmel
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -6,10 +6,7 @@ import json
 
 import pytest
 
-try:  # tests/orchestrator as a package or as a plain directory on sys.path
-    from ._sweep_helpers import REAL_ISIC2017, check_tables, run_attnmel
-except ImportError:
-    from _sweep_helpers import REAL_ISIC2017, check_tables, run_attnmel
+from _sweep_helpers import REAL_ISIC2017, check_tables, run_attnmel
 
 pytestmark = [
     pytest.mark.realdata,

@@ -12,10 +12,7 @@ from sklearn.metrics import roc_auc_score
 from attnmel.config import config_hash
 from orchestrator.spec import load_spec, spec_from_dict, trial_config
 
-try:  # tests/orchestrator as a package or as a plain directory on sys.path
-    from ._sweep_helpers import check_tables, read_tables, run_attnmel
-except ImportError:
-    from _sweep_helpers import check_tables, read_tables, run_attnmel
+from _sweep_helpers import check_tables, read_tables, run_attnmel
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
