@@ -13,7 +13,7 @@ import io
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,7 +323,8 @@ def overlay_image(
 
 @dataclass
 class PredictReport:
-    """What ``predict_files`` did: rows written, files skipped (one line each), notes."""
+    """What ``predict_files`` did: the rows written, one line per skipped file and per other
+    problem (a mask that does not fit its image), the overlays written."""
 
     rows: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -350,7 +351,7 @@ def predict_files(
     masks: Path | None = None,
     batch_size: int | None = None,
     progress: bool = True,
-    warn=None,
+    warn: Callable[[str], None] | None = None,
 ) -> PredictReport:
     """Score ``files`` in batches; write ``out/predictions.csv`` (image, prob, model, checkpoint)
     and with ``overlay`` one ``out/overlays/<stem>.png`` per image. An unreadable file is
@@ -396,7 +397,9 @@ def predict_files(
     return report
 
 
-def _mask_for(masks: Path | None, image: Path, report: PredictReport, say) -> np.ndarray | None:
+def _mask_for(
+    masks: Path | None, image: Path, report: PredictReport, say: Callable[[str], None]
+) -> np.ndarray | None:
     found = _find_mask(masks, image) if masks is not None else None
     if found is None:
         return None

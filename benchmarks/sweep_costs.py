@@ -333,6 +333,7 @@ def _profiled_trial(params: dict[str, Any]) -> None:
     entered = time.time()
     fresh = "attnmel.train" not in sys.modules
     start = time.perf_counter()
+    import attnmel.train  # noqa: F401  what train_trial imports first: torch, torchvision, the models
     import orchestrator.trainable
     from ray import tune
 
@@ -340,9 +341,8 @@ def _profiled_trial(params: dict[str, Any]) -> None:
     sink = Path(params["profile_dir"]) / f"{tune.get_context().get_trial_id()}.jsonl"
     with open(sink, "a") as handle:
         handle.write(json.dumps({"name": "enter", "t": entered, "dt": imported, "pid": os.getpid(), "fresh": fresh}) + "\n")
-    with _probes(sink):
+    with _probes(sink):  # the last tune.report never returns: done=True makes Tune stop the trial there
         orchestrator.trainable.train_trial({k: v for k, v in params.items() if k != "profile_dir"})
-        _emit("return", time.time(), 0.0)
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -447,6 +447,7 @@ def overhead_numbers(run: dict[str, Any], trials: dict[str, dict[str, Any]], slo
         "n": len(trials), "ideal": epochs / slots, "wall": run["wall"], "sweep_wall": run["sweep_wall"],
         "startup": run["startup"], "driver": driver, "worker": worker, "pids": len({t["pid"] for t in trials.values()}),
         "epoch": _median([s for t in trials.values() for s in t["epoch_seconds"]]),
+        "gaps": handover_gaps(run["trials"], slots, start="started", end="finished"),
     }  # fmt: skip
 
 
@@ -457,7 +458,7 @@ def print_overhead(label: str, o: dict[str, Any]) -> None:
           f"line 'storage' {o['startup']:.1f} s), sweep wall (Tune fit) {sweep:.0f} s ({100 * (sweep / o['ideal'] - 1):.0f} % over); "
           f"outside epochs per trial: driver view median {_median(list(o['driver'].values())):.2f} s, "
           f"worker view (time_total_s - epochs) median {_median(list(o['worker'].values())):.2f} s; "
-          f"{o['pids']} worker processes")  # fmt: skip
+          f"{o['pids']} worker processes; a trial ends -> the next starts: median {_median(o['gaps']):.2f} s")  # fmt: skip
 
 
 def profiled_sweep(spec_file: Path, profile_dir: Path) -> dict[str, Any]:
@@ -511,6 +512,13 @@ def profiled_sweep(spec_file: Path, profile_dir: Path) -> dict[str, Any]:
     return {"wall": wall, "errors": len(results.errors), "driver": driver, "worker": worker}
 
 
+def handover_gaps(driver: dict[str, dict[str, float]], slots: int, *, start: str = "start", end: str = "complete") -> list[float]:
+    """Seconds from a trial's end to the start of the trial that takes its slot (the driver's clock)."""
+    starts = sorted(ev[start] for ev in driver.values() if start in ev)[slots:]
+    ends = sorted(ev[end] for ev in driver.values() if end in ev)
+    return [t - max((e for e in ends if e <= t), default=t) for t in starts]
+
+
 def profile_table(profile: dict[str, Any], trials: dict[str, dict[str, Any]]) -> str:
     """Mean seconds per trial of each part of a trial's time outside its epochs."""
     parts: dict[str, list[float]] = {}
@@ -523,13 +531,13 @@ def profile_table(profile: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
         for e in events:
             by[e["name"]] = by.get(e["name"], 0.0) + e["dt"]
         enter = next(e for e in events if e["name"] == "enter")
-        ret = next((e["t"] for e in events if e["name"] == "return"), None)
+        last = max(e["t"] + e["dt"] for e in events)  # the end of the last report's checkpoint copy
         steps = [e for e in events if e["name"] == "fit step"]
         first_epoch = next(e["t"] for e in events if e["name"] == "train_one_epoch")
         setup = first_epoch - steps[0]["t"]
         row = {
             "Tune: trial start -> trainable entered (actor start/reuse)": enter["t"] - drv["start"],
-            "imports in a fresh worker (attnmel, torch)": enter["dt"],
+            "imports in a fresh worker (torch, attnmel)": enter["dt"],
             "trainable before fit (trial_config, scratch clean-up, get_checkpoint)":
                 steps[0]["t"] - enter["t"] - enter["dt"],
             "fit set-up: build_model": by.get("build_model", 0.0),
@@ -542,7 +550,7 @@ def profile_table(profile: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
             "snapshot + removal": by.get("snapshot", 0.0) + by.get("snapshot removal", 0.0),
             "Tune copy to storage (in tune.report)": by.get("Tune copy to storage", 0.0),
             "tune.report waiting for the driver": by.get("tune.report", 0.0) - by.get("Tune copy to storage", 0.0),
-            "trainable returned -> driver marks it complete": drv["complete"] - ret if ret else float("nan"),
+            "last report's copy done -> driver marks the trial complete": drv["complete"] - last,
         }
         inside_fit = sum(e["dt"] for e in steps) - setup - epochs
         accounted = (by.get("save best.pt", 0) + by.get("save last.pt", 0) + by.get("write_epochs", 0) + by.get("_finalise", 0))
@@ -673,6 +681,10 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"\nprofiled re-run (checkpoint_every {k}, same Tune settings, calls timed in the workers): "
                       f"Tune fit wall {profile['wall']:.1f} s vs ideal {ideal:.1f} s ({100 * (profile['wall'] / ideal - 1):.0f} % over)")
                 print(profile_table(profile, trials))
+                gaps = handover_gaps(profile["driver"], 2)
+                pids = {e["pid"] for events in profile["worker"].values() for e in events if e["name"] == "enter"}
+                print(f"between trials (not in any trial's time): a trial ends -> the next starts in its slot, median "
+                      f"{_median(gaps):.2f} s over {len(gaps)} hand-overs; {len(pids)} worker processes for {len(trials)} trials")
         if "storage" in args.parts and overhead_trials:
             report_storage(overhead_trials, args.epochs)
         if args.many:

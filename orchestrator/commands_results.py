@@ -167,7 +167,9 @@ def _report_show(args: argparse.Namespace) -> int:
     from orchestrator.stats import variant_intervals
 
     try:
-        per_setting, per_trial = variant_intervals(tables.trials, tables.predictions, n_resamples=args.resamples)
+        per_setting, per_trial = variant_intervals(
+            tables.trials, tables.predictions, n_resamples=args.resamples, per_trial=args.per_trial
+        )
     except ValueError as error:
         sys.stdout.write(format_summary(summary, excluded, paper=args.paper))
         raise UserError(f"no confidence intervals: {error} (--no-ci shows the table alone)") from None

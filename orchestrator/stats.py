@@ -356,8 +356,9 @@ def variant_intervals(
     n_resamples: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    per_trial: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Bootstrap intervals of AUC and AP per model setting and per trial.
+    """Bootstrap intervals of AUC and AP per model setting and (``per_trial``) per trial.
 
     Only TERMINATED trials with ``split`` predictions count. Returns ``(per_setting, per_trial)``:
 
@@ -386,6 +387,8 @@ def variant_intervals(
         for _, trial in part.iterrows():
             frame = scored[_key(trial)]
             frames.append(frame)
+            if not per_trial:
+                continue
             try:
                 row = intervals(frame["label"].to_numpy(), frame["prob"].to_numpy(dtype=np.float64))
             except ValueError as error:

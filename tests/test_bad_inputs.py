@@ -730,7 +730,7 @@ def test_nan_loss_is_one_line_naming_epoch_and_step(nan_run):
 def test_nan_loss_leaves_no_empty_run_folder(nan_run):
     """Issue 6: a run that diverged in its first epoch must not leave a folder that looks
     like a run with no epochs (an empty ``epochs.jsonl``)."""
-    _, run = nan_run
+    _, _, run = nan_run
     leftovers = sorted(p.name for p in run.iterdir()) if run.exists() else []
     log = run / "epochs.jsonl"
     assert not log.exists() or log.read_text().strip(), f"{run} left with {leftovers} and an empty epochs.jsonl"

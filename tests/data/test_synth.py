@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from attnmel.data.layout import check_layout, load_splits
 from attnmel.data.preprocess import preprocess_image, preprocess_map
 from attnmel.data.roi import load_roi
-from attnmel.data.synth import write_synthetic
+from attnmel.data.synth import DEFAULT_CONFOUNDER_RATE, DEFAULT_SIGNAL, synth_lesion, write_synthetic
 from attnmel.errors import UserError
 
 
@@ -113,3 +113,123 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(UserError, match="n-train"):
         write_synthetic("isic2017", tmp_path, n_train=0)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the confounded task -------------------------------------------------------------------
+
+
+def _ink(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels of the blue marker ink, found from colour alone (skin and every
+    lesion colour have far more red than blue)."""
+    x = rgb.astype(np.int64)
+    return (x[..., 2] - x[..., 0]) > 60
+
+
+def _read_split(root, split):
+    """[(label, rgb, mask)] of one split, read back from the written files."""
+    out = []
+    for s in load_splits("isic2017", root)[split]:
+        rgb = np.asarray(Image.open(s.image).convert("RGB"))
+        out.append((s.label, rgb, load_roi(s, "lesion").astype(bool)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def confounded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("confounded")
+    counts = write_synthetic(
+        "isic2017", root, n_train=60, n_val=40, n_test=40, size=48, melanoma_fraction=0.4, seed=7,
+        task="confounded", signal=0.5, confounder_rate=0.8,
+    )
+    return root, counts
+
+
+def test_confounder_agrees_with_the_label_at_the_rate_in_training_and_at_chance_elsewhere(confounded):
+    root, counts = confounded
+    for split in ("train", "val", "test"):
+        rows = _read_split(root, split)
+        labels = np.array([label for label, _, _ in rows])
+        marked = np.array([_ink(rgb).sum() >= 5 for _, rgb, _ in rows])
+        assert marked.sum() == counts[split]["marked"]
+        agree = float(np.mean(marked == (labels == 1)))
+        mel, other = marked[labels == 1].mean(), marked[labels == 0].mean()
+        if split == "train":
+            assert abs(agree - 0.8) <= 0.03, agree  # held per class, so only rounding is off
+            assert mel > 0.7 and other < 0.3
+        else:  # half of each class is marked: the dot carries no information about the label
+            assert abs(mel - 0.5) <= 0.07 and abs(other - 0.5) <= 0.07, (mel, other)
+            assert abs(agree - 0.5) <= 0.07
+
+
+def test_masks_align_with_the_lesions_and_never_cover_the_ink(confounded):
+    root, _ = confounded
+    for split in ("train", "val", "test"):  # masks exist for every split, test included
+        for _, rgb, mask in _read_split(root, split):
+            grey = rgb.astype(np.float64).mean(axis=2)
+            ink = _ink(rgb)
+            assert not (ink & mask).any()
+            skin = np.median(grey[~mask & ~ink])
+            dark = (grey < skin - 25) & ~ink  # lesion pixels are clearly darker than the skin
+            iou = (dark & mask).sum() / (dark | mask).sum()
+            assert iou > 0.8, (split, iou)
+
+
+def test_signal_fades_the_melanoma_cues_to_the_benign_look():
+    def darkness_auc(signal: float) -> float:
+        rng = np.random.default_rng(0)
+        labels, scores = [], []
+        for i in range(60):
+            img, mask = synth_lesion(rng, 32, 42, melanoma=bool(i % 2), signal=signal)
+            labels.append(i % 2)
+            scores.append(-img[mask].mean())
+        return roc_auc_score(labels, scores)
+
+    assert darkness_auc(1.0) > 0.95
+    assert 0.3 < darkness_auc(0.0) < 0.7
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    full, _ = synth_lesion(rng_a, 24, 32, melanoma=True)
+    same, _ = synth_lesion(rng_b, 24, 32, melanoma=True, signal=1.0)
+    assert np.array_equal(full, same)
+
+
+def test_default_task_is_abcd_without_any_marker(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    counts = write_synthetic("isic2017", a, n_train=8, n_val=4, n_test=4, size=32, seed=2)
+    write_synthetic("isic2017", b, n_train=8, n_val=4, n_test=4, size=32, seed=2, task="abcd", signal=1.0)
+    assert all("marked" not in c for c in counts.values())
+    for path in sorted(a.rglob("*")):
+        if path.is_file():
+            assert path.read_bytes() == (b / path.relative_to(a)).read_bytes(), path
+    for split in ("train", "val", "test"):
+        assert all(not _ink(rgb).any() for _, rgb, _ in _read_split(a, split))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"task": "ruler"}, "unknown task"),
+        ({"task": "confounded", "signal": 1.5}, "--signal must be in"),
+        ({"signal": -0.1}, "--signal must be in"),
+        ({"task": "confounded", "confounder_rate": 1.2}, "--confounder-rate must be in"),
+        ({"confounder_rate": 0.9}, "--confounder-rate needs --task confounded"),
+    ],
+)
+def test_bad_task_knobs(tmp_path, kwargs, message):
+    with pytest.raises(UserError, match=message) as info:
+        write_synthetic("isic2017", tmp_path, n_train=4, n_val=2, n_test=2, size=24, **kwargs)
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_synth_confounded(tmp_path, cli):
+    root = tmp_path / "d"
+    args = ("data", "synth", "--dataset", "isic2017", "--root", root, "--n-train", "10", "--n-val", "4")
+    done = cli(*args, "--n-test", "4", "--size", "32", "--task", "confounded", "--confounder-rate", "0.8")
+    assert done.returncode == 0, done.stderr
+    assert "train 10 (3 melanoma, 3 marked)" in done.stdout  # round(0.8·3) melanoma + round(0.2·7) others
+    bad = cli("data", "synth", "--dataset", "isic2017", "--root", tmp_path / "e", "--signal", "2")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["attnmel: error: --signal must be in [0, 1], got 2.0"]
+    assert not (tmp_path / "e").exists() or list((tmp_path / "e").iterdir()) == []
+    helptext = " ".join(cli("data", "synth", "--help").stdout.split())
+    assert f"{DEFAULT_SIGNAL['confounded']} for confounded" in helptext
+    assert f"(default {DEFAULT_CONFOUNDER_RATE})" in helptext

@@ -54,3 +54,112 @@ def check_tables(sweep_dir: Path, *, n_trials: int, epochs: int) -> tuple[Any, A
         assert trial.test_auc == pytest.approx(best["test_auc"])
         assert trial.test_ap == pytest.approx(best["test_ap"])
     return trials, table
+
+
+# --------------------------------------------------------------------------- killing drivers
+
+
+def session_members(sid: int) -> dict[int, str]:
+    """pid → name of the live processes in session ``sid`` (from /proc): a driver started
+    with ``start_new_session`` and every process it (and Ray) started, whatever their group."""
+    import os
+
+    members = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) == sid and fields[0] != "Z" and int(entry.name) != os.getpid():
+            members[int(entry.name)] = name  # fields: state, ppid, pgrp, session, ...
+    return members
+
+
+def kill_driver_group(proc: subprocess.Popen, *, timeout: float = 30) -> None:
+    """SIGKILL the driver's process group at once (a crashed machine, not a polite stop), then
+    every process of its session that left the group (Ray's raylet, GCS, workers, agents)."""
+    import os
+    import signal
+    import time
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    deadline = time.monotonic() + timeout
+    while (members := session_members(proc.pid)) and time.monotonic() < deadline:
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
+    assert not session_members(proc.pid), f"processes of the killed driver survive: {session_members(proc.pid)}"
+
+
+class WatchedDriver:
+    """``attnmel ARGS`` in its own session, stdout and stderr read line by line into ``lines``
+    (and ``log``); ``kill_when(line)`` is asked about every line and, with ``line=None``,
+    every ``poll`` seconds (for moments seen on disk), and SIGKILLs the whole driver the
+    moment it says yes. ``wait()`` returns the exit code, or None when it was killed."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, kill_when=None, *, poll: float = 0.02):
+        import threading
+
+        self.lines: list[str] = []
+        self.killed_at: str | None = None  # the line (or "<disk>") that triggered the kill
+        self._kill_when, self._poll, self._lock = kill_when, poll, threading.Lock()
+        self._log = open(log, "a")
+        self._log.write(f"$ attnmel {' '.join(args)}\n")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", *args], env=env, cwd=REPO, text=True, bufsize=1,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if kill_when is not None:
+            threading.Thread(target=self._watch_disk, daemon=True).start()
+
+    def _kill(self, why: str) -> None:
+        with self._lock:
+            if self.killed_at is None and self.proc.poll() is None:
+                self.killed_at = why
+                kill_driver_group(self.proc)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._log.write(line)
+            if self._kill_when is not None and self.killed_at is None and self._kill_when(line):
+                self._kill(line.strip())
+
+    def _watch_disk(self) -> None:
+        import time
+
+        while self.proc.poll() is None and self.killed_at is None:
+            if self._kill_when(None):
+                self._kill("<disk>")
+            time.sleep(self._poll)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit code, or None when killed; a driver still running after ``timeout`` is
+        killed and fails the test."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_driver_group(self.proc)
+            self._reader.join(5)
+            raise AssertionError(f"driver still running after {timeout} s:\n{self.output[-3000:]}") from None
+        self._reader.join(10)
+        if self.killed_at is None:  # ended on its own; reap what Ray may have left behind
+            kill_driver_group(self.proc)
+        self._log.flush()
+        return None if self.killed_at is not None else self.proc.returncode
