@@ -51,6 +51,7 @@ __all__ = [
     "read_predictions",
     "read_summary",
     "is_finished",
+    "final_checkpoint",
 ]
 
 LAST, PREVIOUS, BEST = "last.pt", "last.prev.pt", "best.pt"
@@ -163,6 +164,13 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
 def is_finished(run_dir: Path) -> bool:
     """Whether the run ended and wrote its final artefacts (``final.json``)."""
     return (run_dir / FINAL).exists()
+
+
+def final_checkpoint(trial_dir: str | Path) -> Path | None:
+    """A sweep trial's newest Tune checkpoint folder (``checkpoint_NNNNNN``) holding a finished
+    run (``final.json``), or None."""
+    finished = [p.parent for p in Path(trial_dir).glob(f"checkpoint_*/{FINAL}")]
+    return max(finished, key=lambda p: p.name) if finished else None
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from torch import nn
 
 from attnmel.atomic import atomic_write
-from attnmel.checkpoint import BEST, FINAL, PREDICTIONS, load_checkpoint
+from attnmel.checkpoint import BEST, FINAL, PREDICTIONS, final_checkpoint, load_checkpoint
 from attnmel.config import TrainConfig, config_from_dict
 from attnmel.data.augment import centre_crop
 from attnmel.data.layout import IMAGE_EXTENSIONS, LAYOUTS, SUPERPIXELS_SUFFIX
@@ -41,7 +41,6 @@ __all__ = [
     "PANEL",
     "LoadedModel",
     "load_model",
-    "final_checkpoint",
     "resolve_checkpoint",
     "collect_images",
     "predict_files",
@@ -123,12 +122,6 @@ def load_model(checkpoint: str | Path, *, device: str = "auto") -> LoadedModel:
 
 
 # --------------------------------------------------------------------------- which checkpoint
-
-
-def final_checkpoint(trial_dir: Path) -> Path | None:
-    """The trial's newest Tune checkpoint folder that holds a finished run (``final.json``)."""
-    finished = [p.parent for p in Path(trial_dir).glob(f"checkpoint_*/{FINAL}")]
-    return max(finished, key=lambda p: p.name) if finished else None
 
 
 def _results_root(results: str | Path | None) -> Path:

@@ -290,7 +290,8 @@ def attention_grid(
 
     from attnmel.data.augment import centre_crop
     from attnmel.data.layout import load_splits
-    from attnmel.predict import final_checkpoint, load_model  # torch: only for this figure
+    from attnmel.checkpoint import final_checkpoint
+    from attnmel.predict import load_model  # torch: only for this figure
 
     if n_images < 1:
         raise UserError(f"--images must be at least 1, got {n_images}")

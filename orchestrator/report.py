@@ -19,13 +19,13 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from attnmel.checkpoint import ATTENTION, FINAL, PREDICTIONS, read_predictions
+from attnmel.checkpoint import ATTENTION, PREDICTIONS, final_checkpoint, read_predictions
 from attnmel.errors import UserError
 from attnmel.identity import IDENTITY_FIELDS
 from attnmel.selection import best_epoch_row
 from orchestrator import tables
 
-__all__ = ["build_tables", "find_sweep_dirs", "final_checkpoint", "load_tables", "terminated", "write_tables"]
+__all__ = ["build_tables", "find_sweep_dirs", "load_tables", "terminated", "write_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,6 @@ def _float(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-def final_checkpoint(trial_dir: Path) -> Path | None:
-    """The trial's newest Tune checkpoint folder that holds a finished run's artefacts."""
-    finished = [p.parent for p in trial_dir.glob(f"checkpoint_*/{FINAL}")]
-    return max(finished, key=lambda p: p.name) if finished else None
 
 
 def _final_rows(sweep: str, trial_id: str, trial_dir: Path) -> tuple[list[dict], list[dict]]:
