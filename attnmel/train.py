@@ -42,9 +42,11 @@ NonFiniteLossError = NonFiniteError  # the name the training loop raises under
 
 
 def numbers_key(cfg: TrainConfig) -> str:
-    """Hash of what determines the numbers (not device, threads, checkpointing or fault injection)."""
+    """Hash of what determines the numbers (not device, threads, compilation, checkpointing or
+    fault injection: a run may resume under other such settings)."""
     runtime = replace(
-        cfg.runtime, device="auto", num_threads=None, fail_at_epoch=None, eval_batch_size=64, checkpoint_every=1
+        cfg.runtime, device="auto", num_threads=None, fail_at_epoch=None, eval_batch_size=64, checkpoint_every=1,
+        compile=None,
     )
     return config_hash(replace(cfg, runtime=runtime))
 
