@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/attnmel sweep run experiments/demo.yaml --unique
+	$(BIN)/attnmel sweep run experiments/demo.yaml --unique --figures
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _cluster_args(run)
     run.add_argument("--unique", action="store_true", help="if the sweep folder exists, use the next free name (-2, -3, ...)")
     run.add_argument("--dry-run", action="store_true", help="validate the spec, print it and the trial count, run nothing")
+    run.add_argument("--figures", action="store_true", help="at the end, write curves.png (and sensitivity.png for a λ grid) into the sweep folder")
     run.set_defaults(func=_run)
 
     resume = commands.add_parser("resume", help="continue an interrupted sweep from its storage folder")
@@ -83,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from orchestrator.tune import run_sweep
 
-    return run_sweep(spec, address=args.address, num_cpus=args.num_cpus, unique=args.unique)
+    return run_sweep(spec, address=args.address, num_cpus=args.num_cpus, unique=args.unique, figures=args.figures)
 
 
 def _resume(args: argparse.Namespace) -> int:

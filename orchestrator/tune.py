@@ -196,7 +196,37 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     return True
 
 
-def _finish(sweep_dir: str, results: Any, started: float) -> int:
+def _summary(built: Any) -> str:
+    """The paper-style table, with the seed ensembles' bootstrap intervals when there are predictions."""
+    from orchestrator.paper_table import add_intervals, format_summary, summarize
+    from orchestrator.stats import variant_intervals
+
+    summary, excluded = summarize(built.trials)
+    if not built.predictions.empty and not summary.empty:
+        try:
+            per_setting, _ = variant_intervals(built.trials, built.predictions, n_resamples=1000, per_trial=False)
+            summary = add_intervals(summary, per_setting)
+        except ValueError as exc:  # e.g. a test split with one class: the table without intervals
+            print(f"no confidence intervals: {exc}")
+    return format_summary(summary, excluded)
+
+
+def _figures(sweep_dir: str, built: Any) -> None:
+    """``curves.png`` and, for a sweep with a λ grid, ``sensitivity.png`` in the sweep folder."""
+    from orchestrator.plot import plot_curves, plot_sensitivity, save_figure
+
+    regularised = built.trials[built.trials["roi"] != "none"]
+    figures = {"curves.png": lambda: plot_curves(built.trials, built.epochs)}
+    if regularised[["lambda1", "lambda2"]].drop_duplicates().shape[0] > 1:
+        figures["sensitivity.png"] = lambda: plot_sensitivity(built.trials)
+    for name, draw in figures.items():
+        try:
+            print(f"figure: {save_figure(draw(), Path(sweep_dir) / name)}")
+        except UserError as exc:
+            print(f"figure {name}: {exc}")
+
+
+def _finish(sweep_dir: str, results: Any, started: float, *, figures: bool = False) -> int:
     """Write the tables, print where they are and a summary; 1 when any trial errored."""
     wall = time.monotonic() - started
     errors = len(results.errors)
@@ -204,12 +234,13 @@ def _finish(sweep_dir: str, results: Any, started: float) -> int:
     if storage.is_uri(sweep_dir):
         print(f"tables: copy the sweep locally and run `attnmel report build DIR` ({sweep_dir} is remote)")
         return 1 if errors else 0
-    from orchestrator.paper_table import format_summary, summarize
     from orchestrator.report import write_tables
 
     paths, built = write_tables(sweep_dir)
     print(f"tables: {', '.join(str(p) for p in paths.values())}")
-    print(format_summary(*summarize(built.trials)))
+    print(_summary(built))
+    if figures:
+        _figures(sweep_dir, built)
     return 1 if errors else 0
 
 
@@ -225,7 +256,9 @@ def _unique_name(spec: SweepSpec) -> SweepSpec:
     return spec
 
 
-def _start(spec: SweepSpec, target: str, *, address: str | None, num_cpus: int | None, local: bool) -> int:
+def _start(
+    spec: SweepSpec, target: str, *, address: str | None, num_cpus: int | None, local: bool, figures: bool = False
+) -> int:
     started_ray, ended = connect(address, num_cpus=num_cpus), set()
     try:
         if local:
@@ -240,7 +273,7 @@ def _start(spec: SweepSpec, target: str, *, address: str | None, num_cpus: int |
         started = time.monotonic()
         results = build_tuner(spec).fit()
         ended = _trial_ids(results)
-        return _finish(target, results, started)
+        return _finish(target, results, started, figures=figures)
     finally:
         if started_ray:
             ray.shutdown()
@@ -251,8 +284,12 @@ def _runs_here(address: str | None) -> bool:
     return not (address or os.environ.get("RAY_ADDRESS")) and not ray.is_initialized()
 
 
-def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: int | None = None, unique: bool = False) -> int:
-    """Validate everything, run the sweep, write the tables; returns the exit code.
+def run_sweep(
+    spec: SweepSpec, *, address: str | None = None, num_cpus: int | None = None, unique: bool = False,
+    figures: bool = False,
+) -> int:
+    """Validate everything, run the sweep, write the tables (and with ``figures`` the curves and
+    sensitivity PNGs); returns the exit code.
 
     ``address`` (or ``RAY_ADDRESS``) joins a running cluster, else an embedded Ray with
     ``num_cpus`` CPUs starts here; a Ray session this process already holds is used as is.
@@ -265,7 +302,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: int | No
                         "or pick a new name (--unique, or --set name=...)")  # fmt: skip
     local = _runs_here(address)
     check_inputs(spec, local=local)
-    return _start(spec, target, address=address, num_cpus=num_cpus, local=local)
+    return _start(spec, target, address=address, num_cpus=num_cpus, local=local, figures=figures)
 
 
 def _never_started(path: str) -> bool:
