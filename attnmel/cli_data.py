@@ -122,7 +122,7 @@ def register(subparsers) -> None:
         choices=("abcd", "confounded"),
         default="abcd",
         help="abcd: the classes differ only in the lesion (default); confounded: weaker lesion cues plus a "
-        "blue ink dot beside the lesion that agrees with the label in training only",
+        "green sticker beside the lesion that agrees with the label in training only",
     )
     synth.add_argument(
         "--signal",
@@ -137,7 +137,7 @@ def register(subparsers) -> None:
         type=float,
         default=None,
         metavar="R",
-        help="confounded only: share of training images whose ink dot agrees with the label "
+        help="confounded only: share of training images whose sticker agrees with the label "
         "(default 0.9); validation and test are always at chance (0.5)",
     )
     synth.add_argument("--force", action="store_true", help="replace existing official files under --root")

@@ -310,7 +310,7 @@ def attention_grid(
     picked = _choose_images(predictions, chosen, split, n_images)
     ids = picked["image_id"].tolist()
 
-    models, checkpoints = {}, {}
+    models = {}
     for trial in chosen.itertuples():
         final = final_checkpoint(Path(trial.dir))
         if final is None:

@@ -22,19 +22,8 @@ from typing import Any
 
 import yaml
 
-from attnmel.config import (
-    Checked,
-    TrainConfig,
-    as_mapping,
-    check_keys,
-    coerce,
-    config_from_dict,
-    config_to_dict,
-    parse_override,
-    read_yaml,
-    set_nested,
-    setting,
-)
+from attnmel.checked import Checked, as_mapping, check_keys, coerce, parse_override, read_yaml, set_nested, setting
+from attnmel.config import TrainConfig, config_from_dict, config_to_dict
 from attnmel.errors import UserError
 from orchestrator.storage import is_uri
 from attnmel.names import DATASETS

@@ -17,20 +17,22 @@ Knobs (keyword arguments of ``write_synthetic``, ``attnmel data synth --task/--s
   with full cues; the files are those of earlier versions for the same seed.
 * ``task="confounded"``: a known-answer benchmark for attention regularisation. The class
   signal still lives only inside the lesion, but weakened; outside it, a spurious cue — a
-  blue skin-marker ink dot, as real dermoscopy images show, placed towards a corner of the
-  centre crop and never on the lesion — agrees with the label in most *training* images
-  and is independent of the label in validation and test. A network that looks at the
-  lesion generalises; one that learns the ink dot does not.
+  pale green round sticker, like the colour and scale stickers of real dermoscopy images,
+  towards a corner of the centre crop and never on the lesion — agrees with the label in
+  most *training* images and is independent of it in validation and test. A network that
+  looks at the lesion generalises; one that learns the sticker does not. The sticker is as
+  light as the skin and green, unlike any lesion colour, so that a lesion detector (what the
+  Dice-regularised attention learns) does not fire on it.
 * ``signal`` in [0, 1]: strength of the melanoma cues, interpolating each of them (asymmetry,
   border, darkness, colour variegation) from the full look (1) to the benign look (0).
   Default 1.0 for ``abcd`` and ``DEFAULT_SIGNAL["confounded"]`` for ``confounded``.
 * ``confounder_rate`` in [0, 1] (confounded task only; default ``DEFAULT_CONFOUNDER_RATE``):
-  the share of training images whose ink dot agrees with the label (melanoma marked, other
+  the share of training images whose sticker agrees with the label (melanoma marked, other
   unmarked), held exactly within each class. Validation and test use 0.5: half of each
-  class is marked, so the dot says nothing about the label there. ISIC 2016 has no
+  class is marked, so the sticker says nothing about the label there. ISIC 2016 has no
   validation folder; the one carved from its training split inherits the training rate.
 
-Masks (Part 1) are written for every split, including test, and never include the dot.
+Masks (Part 1) are written for every split, including test, and never include the sticker.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ _SKIN = np.array([222.0, 178.0, 156.0])
 _BENIGN = np.array([165.0, 112.0, 80.0])
 _MELANOMA = np.array([105.0, 62.0, 45.0])
 _VARIEGATION = np.array([[40.0, 28.0, 28.0], [92.0, 100.0, 128.0], [165.0, 62.0, 62.0], [72.0, 42.0, 30.0]])
-_INK = np.array([50.0, 80.0, 170.0])  # blue skin-marker ink: no lesion colour is this blue
+_STICKER = np.array([140.0, 205.0, 130.0])  # pale green: skin-light, and no skin or lesion colour is green
 
 
 def synth_lesion(
@@ -124,9 +126,9 @@ def synth_lesion(
 
 
 def draw_marker(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Paint a blue ink dot on the skin of ``img`` (H, W, 3) uint8, never on the lesion ``mask``.
+    """Stick a pale green disc on the skin of ``img`` (H, W, 3) uint8, never on the lesion ``mask``.
 
-    The dot (radius 0.08·H) sits towards one corner of the central 0.6·H square, so it
+    The disc (radius 0.08·H) sits towards one corner of the central 0.6·H square, so it
     survives the centre crops of preprocessing and evaluation; the corner is the one the
     lesion leaves freest. Returns a new uint8 image.
     """
@@ -142,8 +144,8 @@ def draw_marker(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> 
         if best is None or hidden < best[0]:
             best = (hidden, disc)
     weight = (best[1] * ~mask)[..., None]  # the lesion stays on top, and its mask stays exact
-    ink = _INK + rng.normal(0, 6, 3)
-    out = img * (1 - weight) + ink * weight
+    colour = _STICKER + rng.normal(0, 6, 3)
+    out = img * (1 - weight) + colour * weight
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
