@@ -724,19 +724,16 @@ def reevaluate(run_dir: Path, device: torch.device) -> dict[str, Any]:
     from attnmel.config import load_config
     from attnmel.data import eval_batch, load_bundle
     from attnmel.metrics import ap_auc
-    from attnmel.models import create_model
 
     cfg = load_config(run_dir / "config.yaml")
     out: dict[str, Any] = {}
-    try:
-        checkpoint = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
-        out["weights_only_load"] = True
-    except Exception as e:  # the design says checkpoints load with weights_only=True: a finding if not
-        out["weights_only_load"] = f"failed: {type(e).__name__}: {e}"[:500]
-        checkpoint = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
-    state = {k.replace("_orig_mod.", ""): v for k, v in checkpoint["model"].items()}  # a compiled model's keys
-    model = create_model(cfg.model.variant, backbone=cfg.model.backbone, weights="none")
-    model.load_state_dict(state)
+    from attnmel.checkpoint import load_checkpoint
+    from attnmel.models import build_model
+
+    checkpoint = load_checkpoint(run_dir / "best.pt", kind="model")  # weights_only=True: data, never code
+    out["weights_only_load"] = True
+    model = build_model(cfg.model, weights="none")
+    model.load_state_dict(checkpoint["model"])
     model = model.to(device).eval()
     out["epoch"] = checkpoint.get("epoch")
     bundle = load_bundle(cfg.data)
