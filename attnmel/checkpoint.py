@@ -21,8 +21,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import shutil
-import zipfile
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ __all__ = [
     "FINAL",
     "FORMAT",
     "save_checkpoint",
+    "read_tensors",
     "load_checkpoint",
     "load_resume_state",
     "read_epochs",
@@ -82,6 +84,24 @@ def _link_or_copy(source: Path, target: Path) -> None:
             shutil.copyfile(source, tmp)
 
 
+def read_tensors(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain types only, never code. Any
+    failure (damaged file, foreign format, a pickle that would need code) is a ``UserError``
+    naming the file and ``what`` it should have been."""
+    try:
+        with warnings.catch_warnings():  # torch warns about legacy pickles before refusing them
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors have no common base class
+        # Not torch's own advice: it suggests weights_only=False, which would run the file's code.
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Weights only" in text:
+            reason = "it holds Python objects that only code could rebuild (refused: files are data, never code)"
+        else:
+            reason = f"{type(exc).__name__}: {text}"[:200]
+        raise UserError(f"{path} is not readable as {what}: {reason}") from None
+
+
 def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
     """Read a checkpoint of this project, as data only (``weights_only=True``).
 
@@ -91,15 +111,7 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, A
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Weights only load failed" in reason or "weights_only" in reason:
-            reason = "it holds Python objects that only code could rebuild (refused: files are data, never code)"
-        raise UserError(f"{path} is not a readable AttnMel checkpoint: {reason[:200]}") from None
-    except Exception as exc:  # pickle errors of many kinds: the file is damaged or foreign
-        raise UserError(f"{path} is not a readable AttnMel checkpoint: {type(exc).__name__}") from None
+    payload = read_tensors(path, "an AttnMel checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise UserError(f"{path} is not an AttnMel checkpoint of format {FORMAT} (found {found!r})")

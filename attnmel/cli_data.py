@@ -130,7 +130,7 @@ def register(subparsers) -> None:
         default=None,
         metavar="S",
         help="melanoma cue strength in [0, 1], 1 = full ABCD cues, 0 = looks benign "
-        "(default 1.0 for abcd, 0.3 for confounded)",
+        "(default 1.0 for abcd, 0.12 for confounded)",
     )
     synth.add_argument(
         "--confounder-rate",
@@ -138,7 +138,7 @@ def register(subparsers) -> None:
         default=None,
         metavar="R",
         help="confounded only: share of training images whose sticker agrees with the label "
-        "(default 0.9); validation and test are always at chance (0.5)",
+        "(default 0.95); validation and test are always at chance (0.5)",
     )
     synth.add_argument("--force", action="store_true", help="replace existing official files under --root")
     synth.set_defaults(func=cmd_synth)

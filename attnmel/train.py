@@ -55,6 +55,13 @@ def _different_run(run_dir: Path) -> UserError:
     return UserError(f"{run_dir} holds a run with a different config; use a new --out directory")
 
 
+def _remove_run_files(run_dir: Path, *, remove_dir: bool) -> None:
+    for name in ("config.yaml", "data_info.json", ckpt.EPOCHS_LOG):
+        (run_dir / name).unlink(missing_ok=True)
+    if remove_dir and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+
+
 def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
     """Independent, reproducible seeds per (run seed, epoch, stream)."""
     return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
@@ -195,6 +202,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
     torch.manual_seed(cfg.runtime.seed)  # model initialisation
     model = build_model(cfg.model)
     bundle = load_bundle(cfg.data)
+    fresh_dir = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs proved usable
     save_config(cfg, run_dir / "config.yaml")
     atomic_write(run_dir / "data_info.json", json.dumps(bundle.info, indent=2, default=str))
@@ -216,54 +224,60 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history = list(state["history"])
-    ckpt.write_epochs(run_dir, history)  # drops rows of epochs whose checkpoint never landed
+    if history or (run_dir / ckpt.EPOCHS_LOG).exists():
+        ckpt.write_epochs(run_dir, history)  # drops rows of epochs whose checkpoint never landed
 
     data = _bundle_to(bundle, device)
     eval_kw = dict(crop=cfg.data.crop_size, mean=bundle.mean, std=bundle.std,
                    batch_size=cfg.runtime.eval_batch_size, precision=eval_precision)  # fmt: skip
     generator = torch.Generator(device=device)
-    for epoch in range(len(history) + 1, cfg.optim.epochs + 1):
-        if cfg.runtime.fail_at_epoch == epoch:
-            raise RuntimeError(f"injected failure at epoch {epoch} (runtime.fail_at_epoch)")
-        torch.manual_seed(_epoch_seed(cfg.runtime.seed, epoch, 0))  # dropout
-        generator.manual_seed(_epoch_seed(cfg.runtime.seed, epoch, 1))  # augmentation
-        order = sampler.epoch_indices(epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        started = time.perf_counter()
-        losses = train_one_epoch(runner, optimizer, data.train, order, cfg=cfg, mean=bundle.mean, std=bundle.std,
-                                 generator=generator, epoch=epoch, precision=train_precision)  # fmt: skip
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        train_seconds = time.perf_counter() - started
-        scheduler.step()
-        val_ap, val_auc, _ = evaluate(runner, data.val.images, data.val.labels, what=f"validation outputs at epoch {epoch}", **eval_kw)
-        test_ap, test_auc, _ = evaluate(runner, data.test.images, data.test.labels, what=f"test outputs at epoch {epoch}", **eval_kw)
-        row: dict[str, Any] = {
-            "epoch": epoch, "lr": lr, **losses,
-            "val_auc": val_auc, "val_ap": val_ap, "test_auc": test_auc, "test_ap": test_ap,
-            "epoch_seconds": time.perf_counter() - started,
-            "images_per_second": len(order) / train_seconds if train_seconds > 0 else math.nan,
-        }  # fmt: skip
-        history.append(row)
-        best = best_epoch_row(history)
-        is_best, done = best["epoch"] == epoch, epoch == cfg.optim.epochs
-        if is_best:
-            ckpt.save_checkpoint(_model_payload(model, cfg, bundle, row), run_dir / ckpt.BEST)
-        saved = done or epoch % cfg.runtime.checkpoint_every == 0
-        if done:
-            _finalise(model, cfg, data, run_dir, eval_kw)
-        elif saved:
-            resume = {
-                "kind": "resume",
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "history": history,
-                "config": config_to_dict(cfg),
-                "numbers_key": numbers_key(cfg),
-            }
-            ckpt.save_checkpoint(resume, run_dir / ckpt.LAST, keep_previous=True)
-        ckpt.write_epochs(run_dir, history)
-        yield {**row, **_best_fields(best), "is_best": is_best, "checkpoint": saved, "done": done, **identity}
+    try:
+        for epoch in range(len(history) + 1, cfg.optim.epochs + 1):
+            if cfg.runtime.fail_at_epoch == epoch:
+                raise RuntimeError(f"injected failure at epoch {epoch} (runtime.fail_at_epoch)")
+            torch.manual_seed(_epoch_seed(cfg.runtime.seed, epoch, 0))  # dropout
+            generator.manual_seed(_epoch_seed(cfg.runtime.seed, epoch, 1))  # augmentation
+            order = sampler.epoch_indices(epoch)
+            lr = optimizer.param_groups[0]["lr"]
+            started = time.perf_counter()
+            losses = train_one_epoch(runner, optimizer, data.train, order, cfg=cfg, mean=bundle.mean, std=bundle.std,
+                                     generator=generator, epoch=epoch, precision=train_precision)  # fmt: skip
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            train_seconds = time.perf_counter() - started
+            scheduler.step()
+            val_ap, val_auc, _ = evaluate(runner, data.val.images, data.val.labels, what=f"validation outputs at epoch {epoch}", **eval_kw)
+            test_ap, test_auc, _ = evaluate(runner, data.test.images, data.test.labels, what=f"test outputs at epoch {epoch}", **eval_kw)
+            row: dict[str, Any] = {
+                "epoch": epoch, "lr": lr, **losses,
+                "val_auc": val_auc, "val_ap": val_ap, "test_auc": test_auc, "test_ap": test_ap,
+                "epoch_seconds": time.perf_counter() - started,
+                "images_per_second": len(order) / train_seconds if train_seconds > 0 else math.nan,
+            }  # fmt: skip
+            history.append(row)
+            best = best_epoch_row(history)
+            is_best, done = best["epoch"] == epoch, epoch == cfg.optim.epochs
+            if is_best:
+                ckpt.save_checkpoint(_model_payload(model, cfg, bundle, row), run_dir / ckpt.BEST)
+            saved = done or epoch % cfg.runtime.checkpoint_every == 0
+            if done:
+                _finalise(model, cfg, data, run_dir, eval_kw)
+            elif saved:
+                resume = {
+                    "kind": "resume",
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch,
+                    "history": history,
+                    "config": config_to_dict(cfg),
+                    "numbers_key": numbers_key(cfg),
+                }
+                ckpt.save_checkpoint(resume, run_dir / ckpt.LAST, keep_previous=True)
+            ckpt.write_epochs(run_dir, history)
+            yield {**row, **_best_fields(best), "is_best": is_best, "checkpoint": saved, "done": done, **identity}
+    except NonFiniteError:
+        if not history:  # diverged before its first epoch ended: leave nothing half-written behind
+            _remove_run_files(run_dir, remove_dir=fresh_dir)
+        raise
 

@@ -1,7 +1,7 @@
 """Effect sizes of attention regularisation on the known-answer confounded benchmark.
 
-Writes the synthetic ISIC 2017 set with ``task="confounded"`` (weak lesion cues; a blue ink
-dot beside the lesion that agrees with the label in most training images and is at chance
+Writes the synthetic ISIC 2017 set with ``task="confounded"`` (weak lesion cues; a green
+sticker beside the lesion that agrees with the label in most training images and is at chance
 in validation and test) into a temporary folder, trains AttnMel-CNN unregularised
 (``data.roi=none``), with lesion reference maps (``lesion``) and with background ones
 (``bkg``) for each seed on the CPU, one thread each, and prints per seed and on average:
@@ -9,7 +9,7 @@ in validation and test) into a temporary folder, trains AttnMel-CNN unregularise
 * test AUC at the best-validation epoch (``best_test_auc`` of ``attnmel.train.fit``);
 * the attention Jaccard index with the test lesion masks (Table 3's procedure,
   ``attnmel.metrics.attention_jaccard``) of A3 and A4 of the best-validation checkpoint;
-* the ink-dot reliance: mean melanoma probability of marked minus unmarked test images
+* the sticker reliance: mean melanoma probability of marked minus unmarked test images
   (the dot is independent of the label there, so a model that ignores it scores ≈ 0);
 * the wall time of each trial.
 
@@ -63,8 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--epochs", type=int, default=5)
     g.add_argument("--batch-size", type=int, default=16)
     g.add_argument("--lr", type=float, default=0.01)
-    g.add_argument("--lambda1", type=float, default=0.1)
-    g.add_argument("--lambda2", type=float, default=0.1)
+    g.add_argument("--lambda1", type=float, default=1.0)
+    g.add_argument("--lambda2", type=float, default=1.0)
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other training key")
     p.add_argument("--keep", type=Path, default=None, help="write data and runs here instead of a temp folder")
     return p.parse_args(argv)
@@ -104,18 +104,18 @@ def test_masks(cfg: TrainConfig, ids: list[str]) -> torch.Tensor:
     return masks[..., o : o + c, o : o + c]
 
 
-def ink_marked(images_u8: torch.Tensor, crop: int) -> np.ndarray:
-    """Which (N, 3, S, S) uint8 test images show the blue ink dot in their evaluation crop."""
+def sticker_shown(images_u8: torch.Tensor, crop: int) -> np.ndarray:
+    """Which (N, 3, S, S) uint8 test images show the green sticker in their evaluation crop."""
     s = images_u8.shape[-1]
     o = (s - crop) // 2
     x = images_u8[..., o : o + crop, o : o + crop].int()
-    blue = (x[:, 2] - x[:, 0]) > 60  # (N, c, c); skin and lesion colours are far redder
-    return (blue.sum(dim=(1, 2)) >= 2).numpy()
+    green = (x[:, 1] - x[:, 0]) > 40  # (N, c, c); skin and lesion colours are redder than green
+    return (green.sum(dim=(1, 2)) >= 2).numpy()
 
 
 @torch.no_grad()
 def attention_stats(cfg: TrainConfig, run_dir: Path) -> dict[str, float]:
-    """Jaccard of A3/A4 with the test lesions and the ink-dot reliance of the best checkpoint."""
+    """Jaccard of A3/A4 with the test lesions and the sticker reliance of the best checkpoint."""
     bundle = load_bundle(cfg.data)
     state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)["model"]
     model = create_model(cfg.model.variant, backbone=cfg.model.backbone, weights="none")
@@ -125,12 +125,12 @@ def attention_stats(cfg: TrainConfig, run_dir: Path) -> dict[str, float]:
     out = model(eval_batch(test.images, crop=cfg.data.crop_size, mean=bundle.mean, std=bundle.std))
     prob = torch.softmax(out.logits, dim=1)[:, 1].numpy()
     masks = test_masks(cfg, test.ids)
-    marked = ink_marked(test.images, cfg.data.crop_size)
+    marked = sticker_shown(test.images, cfg.data.crop_size)
     reliance = float(prob[marked].mean() - prob[~marked].mean()) if 0 < marked.sum() < len(marked) else float("nan")
     return {
         "jaccard3": attention_jaccard(out.attn3, masks),
         "jaccard4": attention_jaccard(out.attn4, masks),
-        "ink": reliance,
+        "sticker": reliance,
     }
 
 
@@ -167,7 +167,10 @@ def main(argv: list[str] | None = None) -> None:
         f"n {args.n_train}/{args.n_val}/{args.n_test}, {args.size} px → {args.image_size}/{args.crop_size}; "
         f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, λ1 {args.lambda1}, λ2 {args.lambda2}"
     )
-    header = f"{'seed':>4} {'roi':<7} {'best':>4} {'val AUC':>8} {'test AUC':>8} {'J(A3)':>6} {'J(A4)':>6} {'ink':>6} {'s':>5}"
+    header = (
+        f"{'seed':>4} {'roi':<7} {'best':>4} {'val AUC':>8} {'test AUC':>8} "
+        f"{'J(A3)':>6} {'J(A4)':>6} {'stick':>6} {'s':>5}"
+    )
     print(header)
     rows: dict[str, list[dict[str, float]]] = {roi: [] for roi in args.rois}
     try:
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows[roi].append(r)
                 print(
                     f"{seed:>4} {roi:<7} {r['best_epoch']:>4} {r['val_auc']:>8.3f} {r['test_auc']:>8.3f} "
-                    f"{r['jaccard3']:>6.3f} {r['jaccard4']:>6.3f} {r['ink']:>+6.2f} {r['seconds']:>5.1f}",
+                    f"{r['jaccard3']:>6.3f} {r['jaccard4']:>6.3f} {r['sticker']:>+6.2f} {r['seconds']:>5.1f}",
                     flush=True,
                 )
     finally:
@@ -194,10 +197,10 @@ def main(argv: list[str] | None = None) -> None:
             holder.cleanup()
     print("\nmean ± std over seeds")
     for roi, rs in rows.items():
-        cols = {k: _fmt([r[k] for r in rs]) for k in ("test_auc", "jaccard3", "jaccard4", "ink", "seconds")}
+        cols = {k: _fmt([r[k] for r in rs]) for k in ("test_auc", "jaccard3", "jaccard4", "sticker", "seconds")}
         print(
             f"  {roi:<7} test AUC {cols['test_auc']}  J(A3) {cols['jaccard3']}  J(A4) {cols['jaccard4']}  "
-            f"ink {cols['ink']}  s/trial {cols['seconds']}"
+            f"sticker {cols['sticker']}  s/trial {cols['seconds']}"
         )
     pairs = [("lesion", "none"), ("none", "bkg"), ("lesion", "bkg")]
     for a, b in pairs:

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def _payloads(variant: str) -> tuple[dict, dict]:
         "scheduler": scheduler.state_dict(), "epoch": 5, "history": [dict(row, epoch=e) for e in range(1, 6)],
         "config": config_to_dict(cfg), "numbers_key": numbers_key(cfg),
     }  # fmt: skip
-    stats = argparse.Namespace(mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
+    stats = types.SimpleNamespace(mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))  # the bundle fields best.pt keeps
     return resume, _model_payload(model, cfg, stats, row)
 
 
@@ -196,7 +197,7 @@ def tiny_cpu_epoch(spec_file: Path) -> tuple[float, dict[str, float]]:
 
 
 def report_checkpoint(steps: dict[str, dict[str, float]], cpu_epoch: float) -> None:
-    print("\n## 1. Checkpoint work (this machine; median of repeats; storage = local disk, page cache)")
+    print(f"\n## 1. Checkpoint work (this machine; median of repeats; storage = local disk, page cache; {_load()})")
     names = ["save best.pt", "save last.pt", "link last.prev.pt", "snapshot (links)", "Tune copy to storage",
              "snapshot removal", "Tune deletes old ckpt", "copy best weights in RAM"]  # fmt: skip
     rows = [[n] + [f"{steps[v][n]:.3f}" for v in steps] for n in names]
@@ -212,10 +213,15 @@ def report_checkpoint(steps: dict[str, dict[str, float]], cpu_epoch: float) -> N
                 per_epoch = at_checkpoint / every + rate * s["save best.pt"]
                 rows.append([variant, every, label, f"{per_epoch:.3f}", f"{100 * per_epoch / GPU_EPOCH_S:.0f} %",
                              f"{100 * per_epoch / cpu_epoch:.0f} %"])  # fmt: skip
-            # the option: best weights copied in RAM when they improve, written with the checkpoint
-            per_epoch = (at_checkpoint + s["save best.pt"]) / every + s["copy best weights in RAM"]
-            rows.append([variant, every, "option: best in RAM", f"{per_epoch:.3f}", f"{100 * per_epoch / GPU_EPOCH_S:.0f} %",
-                         f"{100 * per_epoch / cpu_epoch:.0f} %"])  # fmt: skip
+            # options, with the best improving every epoch: (a) best weights copied in RAM and
+            # written with the next checkpoint; (b) as (a), and the files written by a background
+            # thread: the training thread only copies weights + momentum (2 copies) per checkpoint
+            copy = s["copy best weights in RAM"]
+            options = {"option a: best in RAM": (at_checkpoint + s["save best.pt"]) / every + copy,
+                       "option b: a + writer thread": 2 * copy / every + copy}  # fmt: skip
+            for label, per_epoch in options.items():
+                rows.append([variant, every, label, f"{per_epoch:.3f}", f"{100 * per_epoch / GPU_EPOCH_S:.0f} %",
+                             f"{100 * per_epoch / cpu_epoch:.0f} %"])  # fmt: skip
     print(_table(["model", "every", "case", "s/epoch", f"of {GPU_EPOCH_S:g} s GPU", "of CPU epoch"], rows))
 
 
@@ -348,6 +354,10 @@ def _profiled_trial(params: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- sweeps
 
 
+def _load() -> str:
+    return f"load average {os.getloadavg()[0]:.1f}"
+
+
 def write_spec(path: Path, *, name: str, root: Path, storage: Path, train: dict, grid: dict, concurrent: int = 2) -> Path:
     raw = {
         "name": name, "dataset": {"name": "isic2017", "root": str(root)}, "train": train, "grid": grid,
@@ -452,6 +462,7 @@ def overhead_numbers(run: dict[str, Any], trials: dict[str, dict[str, Any]], slo
 
 
 def print_overhead(label: str, o: dict[str, Any]) -> None:
+    """One line: walls against the ideal, time outside epochs per trial, worker reuse."""
     sweep = o["sweep_wall"] if o["sweep_wall"] is not None else float("nan")
     print(f"{label}: {o['n']} trials, median epoch {o['epoch']:.2f} s, ideal {o['ideal']:.1f} s; "
           f"process wall {o['wall']:.1f} s ({100 * (o['wall'] / o['ideal'] - 1):.0f} % over; start-up to first "
@@ -527,11 +538,14 @@ def profile_table(profile: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
             continue
         drv, epochs = profile["driver"][tid], sum(trials[tid]["epoch_seconds"])
         total = drv["complete"] - drv["start"] - epochs
+        # A reused worker releases the trial's thread from its last report only when the next
+        # trial takes the worker over: what it does after the driver's "complete" is not this trial's.
         by: dict[str, float] = {}
         for e in events:
-            by[e["name"]] = by.get(e["name"], 0.0) + e["dt"]
+            if e["name"] != "enter":
+                by[e["name"]] = by.get(e["name"], 0.0) + max(0.0, min(e["t"] + e["dt"], drv["complete"]) - e["t"])
         enter = next(e for e in events if e["name"] == "enter")
-        last = max(e["t"] + e["dt"] for e in events)  # the end of the last report's checkpoint copy
+        last = max(e["t"] + e["dt"] for e in events if e["name"] == "Tune copy to storage")  # the final checkpoint
         steps = [e for e in events if e["name"] == "fit step"]
         first_epoch = next(e["t"] for e in events if e["name"] == "train_one_epoch")
         setup = first_epoch - steps[0]["t"]
@@ -549,8 +563,9 @@ def profile_table(profile: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
             "finalise (load best.pt, predictions, attention)": by.get("_finalise", 0.0),
             "snapshot + removal": by.get("snapshot", 0.0) + by.get("snapshot removal", 0.0),
             "Tune copy to storage (in tune.report)": by.get("Tune copy to storage", 0.0),
-            "tune.report waiting for the driver": by.get("tune.report", 0.0) - by.get("Tune copy to storage", 0.0),
-            "last report's copy done -> driver marks the trial complete": drv["complete"] - last,
+            "tune.report waiting for the driver (final one excluded)":
+                by.get("tune.report", 0.0) - by.get("Tune copy to storage", 0.0) - (drv["complete"] - last),
+            "final checkpoint copied -> driver marks the trial complete": drv["complete"] - last,
         }
         inside_fit = sum(e["dt"] for e in steps) - setup - epochs
         accounted = (by.get("save best.pt", 0) + by.get("save last.pt", 0) + by.get("write_epochs", 0) + by.get("_finalise", 0))
@@ -606,8 +621,10 @@ def report_storage(trials: dict[str, dict[str, Any]], epochs: int) -> None:
         points = trial_points(load_spec(REPO / spec_file))
         new = sum(sizes[split_variant(p["variant"])[0]][0] + real_small for p in points)
         old = sum(sizes[split_variant(p["variant"])[0]][1] + real_small for p in points)
-        print(f"{spec_file}: {len(points)} trials -> new {_mb(new)}, old (last.pt with momentum kept) {_mb(old)} "
-              f"(issue #12 measured ≈ 147 MB/trial for AttnMel-CNN: {_mb(147e6 * len(points))} for the AttnMel-CNN trials' count)")
+        issue = ""
+        if all(split_variant(p["variant"])[0] == "attnmel" for p in points):
+            issue = f"; issue #12's ≈ 147 MB per AttnMel-CNN trial: {_mb(147e6 * len(points))}"
+        print(f"{spec_file}: {len(points)} trials -> new {_mb(new)}, old (last.pt with momentum kept) {_mb(old)}{issue}")
 
 
 # --------------------------------------------------------------------------- main
@@ -668,7 +685,8 @@ def main(argv: list[str] | None = None) -> None:
                 run = run_cli_sweep(spec_file, env, workdir / f"overhead-k{k}.log")
                 trials = read_trials(storage / f"overhead-k{k}")
                 overhead_trials = overhead_trials or trials
-                print_overhead(f"`attnmel sweep run {spec_file.name}` (checkpoint_every {k})", overhead_numbers(run, trials, 2))
+                print_overhead(f"`attnmel sweep run {spec_file.name}` (checkpoint_every {k}; {_load()} after)",
+                               overhead_numbers(run, trials, 2))
             if "overhead" in args.parts and not args.no_profile:
                 k = args.every[-1]
                 profile_spec = write_spec(workdir / "profiled.yaml", name="profiled", root=root, storage=storage,
@@ -678,7 +696,7 @@ def main(argv: list[str] | None = None) -> None:
                 profile = profiled_sweep(profile_spec, workdir / "profile")
                 trials = read_trials(storage / "profiled")
                 ideal = sum(sum(t["epoch_seconds"]) for t in trials.values()) / 2
-                print(f"\nprofiled re-run (checkpoint_every {k}, same Tune settings, calls timed in the workers): "
+                print(f"\nprofiled re-run (checkpoint_every {k}, same Tune settings, calls timed in the workers; {_load()} after): "
                       f"Tune fit wall {profile['wall']:.1f} s vs ideal {ideal:.1f} s ({100 * (profile['wall'] / ideal - 1):.0f} % over)")
                 print(profile_table(profile, trials))
                 gaps = handover_gaps(profile["driver"], 2)
@@ -704,7 +722,7 @@ def many(n: int, root: Path, workdir: Path, env: dict[str, str]) -> None:
     run = run_cli_sweep(spec_file, env, workdir / "many.log", sample_rss=True)
     trials = read_trials(workdir / "results" / "many")
     o = overhead_numbers(run, trials, 2)
-    print_overhead("many", o)
+    print_overhead(f"many ({_load()} after)", o)
     order = sorted((ev["started"], tid) for tid, ev in run["trials"].items() if tid in o["driver"])
     ends = sorted(ev["finished"] for ev in run["trials"].values() if "finished" in ev)
     rows = []

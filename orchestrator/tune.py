@@ -3,8 +3,8 @@
 Checkpoints: Tune keeps each trial's two newest (no score attribute), so the experiment state
 Tune snapshots after every checkpoint always names one that still exists, whatever moment
 the driver is killed at; the best epoch's weights travel inside every checkpoint as
-``best.pt``. Once a trial has finished, its older checkpoints are deleted: what stays is the
-final one (best weights, predictions, Table 3 scores).
+``best.pt``. When the sweep's ``fit`` returns, finished trials' older checkpoints are deleted:
+what stays is the final one (best weights, predictions, Table 3 scores).
 """
 
 from __future__ import annotations
@@ -40,17 +40,26 @@ def _point_label(point: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _prune_finished(trial_path: str) -> None:
-    """Keep only the newest checkpoint of a finished trial: its final artefacts."""
-    checkpoints = [name for name in storage.list_dir(trial_path) if name.startswith("checkpoint_")]
-    for name in checkpoints[:-1]:
-        storage.remove_dir(f"{trial_path}/{name}")
+def _prune_finished(results: Any) -> None:
+    """Keep only the newest checkpoint of each finished trial: its final artefacts.
+
+    Run once ``fit`` has returned, when Tune's saved state names the final checkpoints; while
+    the sweep runs, the state may still name a finished trial's previous one.
+    """
+    for result in results:
+        if result.error is not None or not (result.metrics or {}).get("done"):
+            continue
+        checkpoints = [name for name in storage.list_dir(result.path) if name.startswith("checkpoint_")]
+        for name in checkpoints[:-1]:
+            try:
+                storage.remove_dir(f"{result.path}/{name}")
+            except OSError as exc:  # storage hiccup: the extra checkpoint only costs space
+                print(f"could not prune {result.path}/{name} ({exc})", flush=True)
 
 
 class SweepProgress(tune.Callback):
-    """One line per trial start, epoch, end and error, instead of Tune's periodic tables; prunes
-    a finished trial's older checkpoints. Pickled into the experiment state with the run config,
-    so a resumed sweep behaves the same."""
+    """One line per trial start, epoch, end and error, instead of Tune's periodic tables.
+    Pickled into the experiment state with the run config, so a resumed sweep prints the same."""
 
     def __init__(self, total: int) -> None:
         self.total = total
@@ -76,10 +85,6 @@ class SweepProgress(tune.Callback):
         )
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        try:
-            _prune_finished(trial.path)
-        except OSError as exc:  # storage hiccup: the extra checkpoint only costs space
-            print(f"{self._tag(trial)}: could not prune old checkpoints ({exc})", flush=True)
         print(f"{self._tag(trial)}: finished ({self._done(trials, trial)})", flush=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -273,6 +278,7 @@ def _start(
         started = time.monotonic()
         results = build_tuner(spec).fit()
         ended = _trial_ids(results)
+        _prune_finished(results)
         return _finish(target, results, started, figures=figures)
     finally:
         if started_ray:
@@ -340,6 +346,7 @@ def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None 
         started = time.monotonic()
         results = tuner.fit()
         ended = _trial_ids(results)
+        _prune_finished(results)
         return _finish(path, results, started)
     finally:
         if started_ray:

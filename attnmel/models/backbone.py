@@ -161,15 +161,9 @@ def _file_state_dict(path_str: str) -> dict[str, Tensor]:
     path = Path(path_str).expanduser()
     if not path.is_file():
         raise UserError(f"weights file not found: {path_str} (weights must be 'none', 'imagenet' or a state-dict path)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors have no common base class
-        # Not the first line of torch's message: it suggests weights_only=False, which would
-        # execute arbitrary pickled code from a file we know nothing about.
-        raise UserError(
-            f"cannot read weights file {path} as a PyTorch state dict (torch.load(weights_only=True) "
-            f"raised {type(exc).__name__})"
-        ) from None
+    from attnmel.checkpoint import read_tensors
+
+    state = read_tensors(path, "a PyTorch state dict of weights")
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise UserError(f"weights file {path} does not hold a state dict (a mapping of names to tensors)")
     return dict(state)

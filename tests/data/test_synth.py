@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
+from attnmel.cli_data import register
 from attnmel.data.layout import check_layout, load_splits
 from attnmel.data.preprocess import preprocess_image, preprocess_map
 from attnmel.data.roi import load_roi
@@ -118,11 +120,11 @@ def test_bad_arguments(tmp_path):
 # --- the confounded task -------------------------------------------------------------------
 
 
-def _ink(rgb: np.ndarray) -> np.ndarray:
-    """(H, W) bool: pixels of the blue marker ink, found from colour alone (skin and every
-    lesion colour have far more red than blue)."""
+def _sticker(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels of the green sticker, found from colour alone (skin and every
+    lesion colour have more red than green)."""
     x = rgb.astype(np.int64)
-    return (x[..., 2] - x[..., 0]) > 60
+    return (x[..., 1] - x[..., 0]) > 40
 
 
 def _read_split(root, split):
@@ -149,7 +151,7 @@ def test_confounder_agrees_with_the_label_at_the_rate_in_training_and_at_chance_
     for split in ("train", "val", "test"):
         rows = _read_split(root, split)
         labels = np.array([label for label, _, _ in rows])
-        marked = np.array([_ink(rgb).sum() >= 5 for _, rgb, _ in rows])
+        marked = np.array([_sticker(rgb).sum() >= 5 for _, rgb, _ in rows])
         assert marked.sum() == counts[split]["marked"]
         agree = float(np.mean(marked == (labels == 1)))
         mel, other = marked[labels == 1].mean(), marked[labels == 0].mean()
@@ -161,15 +163,15 @@ def test_confounder_agrees_with_the_label_at_the_rate_in_training_and_at_chance_
             assert abs(agree - 0.5) <= 0.07
 
 
-def test_masks_align_with_the_lesions_and_never_cover_the_ink(confounded):
+def test_masks_align_with_the_lesions_and_never_cover_the_sticker(confounded):
     root, _ = confounded
     for split in ("train", "val", "test"):  # masks exist for every split, test included
         for _, rgb, mask in _read_split(root, split):
             grey = rgb.astype(np.float64).mean(axis=2)
-            ink = _ink(rgb)
-            assert not (ink & mask).any()
-            skin = np.median(grey[~mask & ~ink])
-            dark = (grey < skin - 25) & ~ink  # lesion pixels are clearly darker than the skin
+            sticker = _sticker(rgb)
+            assert not (sticker & mask).any()
+            skin = np.median(grey[~mask & ~sticker])
+            dark = (grey < skin - 25) & ~sticker  # lesion pixels are clearly darker than the skin
             iou = (dark & mask).sum() / (dark | mask).sum()
             assert iou > 0.8, (split, iou)
 
@@ -192,7 +194,7 @@ def test_signal_fades_the_melanoma_cues_to_the_benign_look():
     assert np.array_equal(full, same)
 
 
-def test_default_task_is_abcd_without_any_marker(tmp_path):
+def test_default_task_is_abcd_without_any_sticker(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     counts = write_synthetic("isic2017", a, n_train=8, n_val=4, n_test=4, size=32, seed=2)
     write_synthetic("isic2017", b, n_train=8, n_val=4, n_test=4, size=32, seed=2, task="abcd", signal=1.0)
@@ -201,7 +203,7 @@ def test_default_task_is_abcd_without_any_marker(tmp_path):
         if path.is_file():
             assert path.read_bytes() == (b / path.relative_to(a)).read_bytes(), path
     for split in ("train", "val", "test"):
-        assert all(not _ink(rgb).any() for _, rgb, _ in _read_split(a, split))
+        assert all(not _sticker(rgb).any() for _, rgb, _ in _read_split(a, split))
 
 
 @pytest.mark.parametrize(
@@ -221,6 +223,7 @@ def test_bad_task_knobs(tmp_path, kwargs, message):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_synth_confounded(tmp_path, cli):
     root = tmp_path / "d"
     args = ("data", "synth", "--dataset", "isic2017", "--root", root, "--n-train", "10", "--n-val", "4")
@@ -228,8 +231,17 @@ def test_cli_synth_confounded(tmp_path, cli):
     assert done.returncode == 0, done.stderr
     assert "train 10 (3 melanoma, 3 marked)" in done.stdout  # round(0.8·3) melanoma + round(0.2·7) others
     bad = cli("data", "synth", "--dataset", "isic2017", "--root", tmp_path / "e", "--signal", "2")
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["attnmel: error: --signal must be in [0, 1], got 2.0"]
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["attnmel: error: --signal must be in [0, 1], got 2.0"]
     assert not (tmp_path / "e").exists() or list((tmp_path / "e").iterdir()) == []
-    helptext = " ".join(cli("data", "synth", "--help").stdout.split())
+
+
+def test_synth_help_states_the_module_defaults(capsys):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["data", "synth", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert "--task {abcd,confounded}" in helptext
     assert f"{DEFAULT_SIGNAL['confounded']} for confounded" in helptext
     assert f"(default {DEFAULT_CONFOUNDER_RATE})" in helptext

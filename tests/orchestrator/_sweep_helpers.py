@@ -3,8 +3,12 @@ sweep's Parquet tables."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +66,6 @@ def check_tables(sweep_dir: Path, *, n_trials: int, epochs: int) -> tuple[Any, A
 def session_members(sid: int) -> dict[int, str]:
     """pid → name of the live processes in session ``sid`` (from /proc): a driver started
     with ``start_new_session`` and every process it (and Ray) started, whatever their group."""
-    import os
-
     members = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -81,10 +83,6 @@ def session_members(sid: int) -> dict[int, str]:
 def kill_driver_group(proc: subprocess.Popen, *, timeout: float = 30) -> None:
     """SIGKILL the driver's process group at once (a crashed machine, not a polite stop), then
     every process of its session that left the group (Ray's raylet, GCS, workers, agents)."""
-    import os
-    import signal
-    import time
-
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -108,11 +106,10 @@ class WatchedDriver:
     moment it says yes. ``wait()`` returns the exit code, or None when it was killed."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path, kill_when=None, *, poll: float = 0.02):
-        import threading
-
         self.lines: list[str] = []
         self.killed_at: str | None = None  # the line (or "<disk>") that triggered the kill
         self._kill_when, self._poll, self._lock = kill_when, poll, threading.Lock()
+        self._started = time.monotonic()
         self._log = open(log, "a")
         self._log.write(f"$ attnmel {' '.join(args)}\n")
         self.proc = subprocess.Popen(
@@ -138,8 +135,6 @@ class WatchedDriver:
                 self._kill(line.strip())
 
     def _watch_disk(self) -> None:
-        import time
-
         while self.proc.poll() is None and self.killed_at is None:
             if self._kill_when(None):
                 self._kill("<disk>")
@@ -158,8 +153,12 @@ class WatchedDriver:
             kill_driver_group(self.proc)
             self._reader.join(5)
             raise AssertionError(f"driver still running after {timeout} s:\n{self.output[-3000:]}") from None
+        with self._lock:  # a kill in progress (reader or disk thread) has finished reaping
+            pass
         self._reader.join(10)
         if self.killed_at is None:  # ended on its own; reap what Ray may have left behind
             kill_driver_group(self.proc)
-        self._log.flush()
+        ending = f"killed at {self.killed_at!r}" if self.killed_at is not None else f"exit {self.proc.returncode}"
+        self._log.write(f"# {ending} after {time.monotonic() - self._started:.1f} s\n")
+        self._log.close()
         return None if self.killed_at is not None else self.proc.returncode
