@@ -8,7 +8,9 @@ A run directory (``attnmel train --out DIR``, or a sweep trial's scratch folder)
                   redundant). The previous one survives as ``last.prev.pt`` until the new one
                   is complete, so a damaged file never costs more than one interval.
 ``best.pt``       the best validation epoch's weights, normalisation and config: all that
-                  ``predict``, Table 3 and the figures need; no optimiser state.
+                  ``predict``, Table 3 and the figures need; no optimiser state. Kept in memory
+                  as the run goes and written with each ``last.pt`` (before it, the previous
+                  one kept as ``best.prev.pt``) and at the end.
 ``epochs.jsonl``  one JSON object per finished epoch (small; the tables read it).
 ``predictions.csv``, ``attention.json``, ``final.json``  written once, when the run ends.
 
@@ -44,6 +46,7 @@ __all__ = [
     "FINAL",
     "FORMAT",
     "save_checkpoint",
+    "previous_of",
     "read_tensors",
     "load_checkpoint",
     "load_resume_state",
@@ -71,7 +74,12 @@ def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool 
     with atomic_output(path) as tmp:
         torch.save({"format": FORMAT, **payload}, tmp)
         if keep_previous and path.exists():
-            _link_or_copy(path, path.with_name(PREVIOUS))
+            _link_or_copy(path, previous_of(path))
+
+
+def previous_of(path: Path) -> Path:
+    """Where ``save_checkpoint(..., keep_previous=True)`` keeps the file it replaced."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,38 +141,76 @@ def _best_fields(best: dict[str, Any]) -> dict[str, Any]:
     return {f"best_{k}" if k != "epoch" else "best_epoch": best[k] for k in ("epoch", "val_auc", "val_ap", "test_auc", "test_ap")}
 
 
-def _model_payload(model: nn.Module, cfg: TrainConfig, bundle: DataBundle, row: dict[str, Any]) -> dict[str, Any]:
-    """``best.pt``: weights and what scoring new images needs, no optimiser state."""
-    return {
-        "kind": "model",
-        "model": model.state_dict(),
-        "epoch": row["epoch"],
-        "metrics": {k: row[k] for k in ("val_auc", "val_ap", "test_auc", "test_ap")},
-        "config": config_to_dict(cfg),
-        "normalization": {"mean": list(bundle.mean), "std": list(bundle.std)},
+@dataclass
+class BestEpoch:
+    """The best validation epoch so far, held in memory: its weights (and, when it was seen in
+    this process, its validation/test probabilities). Written as ``best.pt`` with each resumable
+    checkpoint and at the end, never more often: a save per improvement would cost more than a
+    GPU epoch for VGG-16."""
+
+    row: dict[str, Any] | None = None
+    weights: dict[str, torch.Tensor] | None = None
+    probs: dict[str, np.ndarray] | None = None
+    written: bool = True
+
+    def update(self, model: nn.Module, row: dict[str, Any], probs: dict[str, np.ndarray]) -> None:
+        self.row, self.probs, self.written = row, probs, False
+        self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def restore(self, run_dir: Path, history: list[dict[str, Any]]) -> None:
+        """The best weights of a resumed run: ``best.pt`` or ``best.prev.pt``, whichever holds
+        the best epoch of the restored history (a crash may fall between the two saves)."""
+        best = best_epoch_row(history)
+        if best is None:
+            return
+        for path in (run_dir / ckpt.BEST, ckpt.previous_of(run_dir / ckpt.BEST)):
+            if path.exists():
+                saved = ckpt.load_checkpoint(path, kind="model")
+                if saved["epoch"] == best["epoch"]:
+                    self.row, self.weights, self.probs = best, saved["model"], None
+                    return
+        raise UserError(f"{run_dir}: no best.pt holds epoch {best['epoch']}, the best of the resumed history; "
+                        "delete the folder to start the run over")  # fmt: skip
+
+    def save(self, run_dir: Path, cfg: TrainConfig, bundle: DataBundle) -> None:
+        if self.written or self.row is None:
+            return
+        payload = {
+            "kind": "model",
+            "model": self.weights,
+            "epoch": self.row["epoch"],
+            "metrics": {k: self.row[k] for k in ("val_auc", "val_ap", "test_auc", "test_ap")},
+            "config": config_to_dict(cfg),
+            "normalization": {"mean": list(bundle.mean), "std": list(bundle.std)},
+        }
+        ckpt.save_checkpoint(payload, run_dir / ckpt.BEST, keep_previous=True)
+        self.written = True
+
+
+def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Path, eval_kw: dict) -> None:
+    """Write the best epoch's per-image probabilities (those that gave its AUC), Table 3 on the
+    split with lesion masks, ``best.pt`` and ``final.json``; drop the resumable state."""
+    model.load_state_dict(best.weights)
+    probs = best.probs or {
+        split: melanoma_probs(model, getattr(data, split).images, what=f"{split} outputs of the best epoch", **eval_kw)
+        for split in ("val", "test")
     }
-
-
-def _finalise(model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Path, eval_kw: dict) -> None:
-    """Score every validation and test image with the best epoch's weights, compute Table 3
-    on the split with lesion masks, write them and ``final.json``; drop the resumable state."""
-    best = ckpt.load_checkpoint(run_dir / ckpt.BEST, kind="model")
-    model.load_state_dict(best["model"])
     rows = []
     for split in ("val", "test"):
         part = getattr(data, split)
-        probs = melanoma_probs(model, part.images, what=f"{split} outputs of the best epoch", **eval_kw)
-        rows += zip([split] * len(part.ids), part.ids, part.labels.tolist(), probs.tolist())
+        rows += zip([split] * len(part.ids), part.ids, part.labels.tolist(), probs[split].tolist())
     ckpt.write_predictions(run_dir, rows)
     attention: list[dict[str, Any]] = []
     if data.mask_split is not None:
         part = getattr(data, data.mask_split)
         attention = [{**r, "split": data.mask_split} for r in attention_rows(model, part.images, part.lesion, **eval_kw)]
     atomic_write(run_dir / ckpt.ATTENTION, json.dumps(attention, indent=1))
-    final = {"best_epoch": best["epoch"], **best["metrics"], "numbers_key": numbers_key(cfg), "mask_split": data.mask_split}
+    best.save(run_dir, cfg, data)
+    metrics = {k: best.row[k] for k in ("val_auc", "val_ap", "test_auc", "test_ap")}
+    final = {"best_epoch": best.row["epoch"], **metrics, "numbers_key": numbers_key(cfg), "mask_split": data.mask_split}
     atomic_write(run_dir / ckpt.FINAL, json.dumps(final, indent=1))
-    for name in (ckpt.LAST, ckpt.PREVIOUS):  # resumable state is dead weight once the run ended
-        (run_dir / name).unlink(missing_ok=True)
+    for path in (run_dir / ckpt.LAST, run_dir / ckpt.PREVIOUS, ckpt.previous_of(run_dir / ckpt.BEST)):
+        path.unlink(missing_ok=True)  # resumable state is dead weight once the run ended
 
 
 def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
@@ -219,11 +257,13 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
     sampler = EpochSampler(bundle.train.labels.tolist(), oversample=cfg.data.oversample,
                            passes=cfg.data.resolved_passes(), seed=cfg.runtime.seed)  # fmt: skip
     history: list[dict[str, Any]] = []
+    best_epoch = BestEpoch()
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history = list(state["history"])
+        best_epoch.restore(run_dir, history)
     if history or (run_dir / ckpt.EPOCHS_LOG).exists():
         ckpt.write_epochs(run_dir, history)  # drops rows of epochs whose checkpoint never landed
 
@@ -246,8 +286,8 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
                 torch.cuda.synchronize()
             train_seconds = time.perf_counter() - started
             scheduler.step()
-            val_ap, val_auc, _ = evaluate(runner, data.val.images, data.val.labels, what=f"validation outputs at epoch {epoch}", **eval_kw)
-            test_ap, test_auc, _ = evaluate(runner, data.test.images, data.test.labels, what=f"test outputs at epoch {epoch}", **eval_kw)
+            val_ap, val_auc, val_p = evaluate(runner, data.val.images, data.val.labels, what=f"validation outputs at epoch {epoch}", **eval_kw)
+            test_ap, test_auc, test_p = evaluate(runner, data.test.images, data.test.labels, what=f"test outputs at epoch {epoch}", **eval_kw)
             row: dict[str, Any] = {
                 "epoch": epoch, "lr": lr, **losses,
                 "val_auc": val_auc, "val_ap": val_ap, "test_auc": test_auc, "test_ap": test_ap,
@@ -258,11 +298,12 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
             best = best_epoch_row(history)
             is_best, done = best["epoch"] == epoch, epoch == cfg.optim.epochs
             if is_best:
-                ckpt.save_checkpoint(_model_payload(model, cfg, bundle, row), run_dir / ckpt.BEST)
+                best_epoch.update(model, row, {"val": val_p, "test": test_p})
             saved = done or epoch % cfg.runtime.checkpoint_every == 0
             if done:
-                _finalise(model, cfg, data, run_dir, eval_kw)
+                _finalise(best_epoch, model, cfg, data, run_dir, eval_kw)
             elif saved:
+                best_epoch.save(run_dir, cfg, bundle)  # before last.pt: a resume finds its best epoch
                 resume = {
                     "kind": "resume",
                     "model": model.state_dict(),

@@ -21,7 +21,6 @@ from typing import Any
 import ray
 from ray import tune
 
-from attnmel.checkpoint import PREVIOUS
 from orchestrator.spec import trial_config
 
 __all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch"]
@@ -35,12 +34,12 @@ SCRATCH_ROOT = Path(tempfile.gettempdir()) / "attnmel-trials"
 @contextmanager
 def _snapshot(run_dir: Path) -> Iterator[Path]:
     """A checkpoint folder of ``run_dir``: hard links (no copy) to its files. Tune copies it to
-    storage inside ``report``. The previous resumable state stays out: Tune keeps the older
-    checkpoint itself."""
+    storage inside ``report``. The previous states (``*.prev.pt``) stay out: Tune keeps the
+    older checkpoint itself."""
     snap = Path(tempfile.mkdtemp(prefix="ckpt-", dir=run_dir.parent))
     try:
         for item in run_dir.iterdir():
-            if not item.is_file() or item.name.startswith(".") or item.name == PREVIOUS:
+            if not item.is_file() or item.name.startswith(".") or item.name.endswith(".prev.pt"):
                 continue
             try:
                 os.link(item, snap / item.name)

@@ -151,3 +151,23 @@ def test_train_command_prints_epochs_then_json(synth_root, tmp_path, capsys):
                  "--out", str(tmp_path / "bad")]) == 2
     assert "nope" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_checkpoint_interval_repeats_at_most_the_epochs_since_the_last_one(small_cfg, tmp_path):
+    cfg = apply_overrides(small_cfg, ["optim.epochs=3", "runtime.checkpoint_every=2"])
+    uninterrupted = list(fit(cfg, tmp_path / "full"))
+    assert [r["checkpoint"] for r in uninterrupted] == [False, True, True]  # epoch 2, and the end
+
+    run = tmp_path / "resumed"
+    seen = []
+    with pytest.raises(RuntimeError, match="injected failure at epoch 3"):
+        for row in fit(apply_overrides(cfg, ["runtime.fail_at_epoch=3"]), run):
+            seen.append(row)
+            if row["epoch"] == 1:  # no checkpoint yet: the best weights are only in memory
+                assert not (run / "best.pt").exists() and not (run / "last.pt").exists()
+    state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] == 2 and "best_epoch" not in state
+    resumed = list(fit(cfg, run))
+    assert [r["epoch"] for r in resumed] == [3]
+    assert _numbers(seen + resumed) == _numbers(uninterrupted)
+    assert (run / "predictions.csv").read_text() == (tmp_path / "full" / "predictions.csv").read_text()
