@@ -35,7 +35,7 @@ from attnmel.models import build_model
 from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
 from attnmel.selection import best_epoch_row
 
-__all__ = ["fit", "train_one_epoch", "NonFiniteLossError", "numbers_key"]
+__all__ = ["fit", "train_one_epoch", "BestEpoch", "NonFiniteLossError", "numbers_key"]
 
 CHECK_EVERY = 20  # steps between host reads of the non-finite-loss flag
 NonFiniteLossError = NonFiniteError  # the name the training loop raises under
@@ -172,10 +172,9 @@ class BestEpoch:
         raise UserError(f"{run_dir}: no best.pt holds epoch {best['epoch']}, the best of the resumed history; "
                         "delete the folder to start the run over")  # fmt: skip
 
-    def save(self, run_dir: Path, cfg: TrainConfig, bundle: DataBundle) -> None:
-        if self.written or self.row is None:
-            return
-        payload = {
+    def payload(self, cfg: TrainConfig, bundle: DataBundle) -> dict[str, Any]:
+        """``best.pt``: weights and what scoring new images needs, no optimiser state."""
+        return {
             "kind": "model",
             "model": self.weights,
             "epoch": self.row["epoch"],
@@ -183,8 +182,12 @@ class BestEpoch:
             "config": config_to_dict(cfg),
             "normalization": {"mean": list(bundle.mean), "std": list(bundle.std)},
         }
-        ckpt.save_checkpoint(payload, run_dir / ckpt.BEST, keep_previous=True)
-        self.written = True
+
+    def save(self, run_dir: Path, cfg: TrainConfig, bundle: DataBundle) -> None:
+        """Write ``best.pt`` when the best epoch changed since the last write."""
+        if not self.written and self.row is not None:
+            ckpt.save_checkpoint(self.payload(cfg, bundle), run_dir / ckpt.BEST, keep_previous=True)
+            self.written = True
 
 
 def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Path, eval_kw: dict) -> None:

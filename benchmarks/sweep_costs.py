@@ -90,8 +90,8 @@ def _payloads(variant: str) -> tuple[dict, dict]:
 
     from attnmel.config import config_from_dict, config_to_dict
     from attnmel.models import build_model
-    from attnmel.train import _model_payload, numbers_key
-    from orchestrator.spec import split_variant
+    from attnmel.train import BestEpoch, numbers_key
+    from orchestrator.trials import split_variant
 
     name, roi = split_variant(variant)
     cfg = config_from_dict({"model": {"variant": name, "weights": "none"}, "data": {"roi": roi}})
@@ -108,7 +108,9 @@ def _payloads(variant: str) -> tuple[dict, dict]:
         "config": config_to_dict(cfg), "numbers_key": numbers_key(cfg),
     }  # fmt: skip
     stats = types.SimpleNamespace(mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))  # the bundle fields best.pt keeps
-    return resume, _model_payload(model, cfg, stats, row)
+    best = BestEpoch()
+    best.update(model, row, {})
+    return resume, best.payload(cfg, stats)
 
 
 def _serialized_bytes(payload: dict) -> int:
@@ -183,7 +185,8 @@ def tiny_cpu_epoch(spec_file: Path) -> tuple[float, dict[str, float]]:
     import torch
 
     from attnmel.train import fit
-    from orchestrator.spec import load_spec, trial_config, trial_points
+    from orchestrator.spec import load_spec
+    from orchestrator.trials import trial_config, trial_points
 
     spec = load_spec(spec_file)
     torch.set_num_threads(1)
@@ -370,7 +373,8 @@ def write_spec(path: Path, *, name: str, root: Path, storage: Path, train: dict,
 def warm_cache(spec_file: Path) -> None:
     """Preprocess the spec's data once, as the first trial on a node would."""
     from attnmel.data import load_bundle
-    from orchestrator.spec import load_spec, trial_config, trial_points
+    from orchestrator.spec import load_spec
+    from orchestrator.trials import trial_config, trial_points
 
     spec = load_spec(spec_file)
     seen = set()
@@ -584,7 +588,8 @@ def profile_table(profile: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
 
 
 def report_storage(trials: dict[str, dict[str, Any]], epochs: int) -> None:
-    from orchestrator.spec import load_spec, split_variant, trial_points
+    from orchestrator.spec import load_spec
+    from orchestrator.trials import split_variant, trial_points
 
     print("\n## 2. Storage per finished trial (best.pt at real size + small files scaled to ISIC 2017, 50 epochs)")
     sample = next(iter(trials.values()))

@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from orchestrator.spec import dump_yaml, load_spec, sweep_path, trial_points
+    from orchestrator.spec import dump_yaml, load_spec, sweep_path
+    from orchestrator.trials import trial_points
 
     storage = [f"storage={args.storage}"] if args.storage else []  # --storage wins over the spec and --set
     spec = load_spec(args.spec, smoke=args.smoke, overrides=[*args.overrides, *storage])

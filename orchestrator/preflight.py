@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attnmel.errors import UserError
-from orchestrator.spec import SweepSpec, split_variant
+from orchestrator.spec import SweepSpec
+from orchestrator.trials import split_variant
 from orchestrator.storage import check_writable
 
 if TYPE_CHECKING:

@@ -110,7 +110,7 @@ def _identity_from_params(params: dict[str, Any], trial_dir: Path) -> dict[str, 
     """Identity of a trial that died before reporting anything, from its ``params.json``."""
     try:
         from attnmel.identity import run_identity
-        from orchestrator.spec import trial_config
+        from orchestrator.trials import trial_config
 
         return run_identity(trial_config(params))
     except Exception as exc:  # a report must still list the trial, identity unknown

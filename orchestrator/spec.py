@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
-import itertools
 import os
 import re
 import typing
@@ -23,10 +22,11 @@ from typing import Any
 import yaml
 
 from attnmel.checked import Checked, as_mapping, check_keys, coerce, parse_override, read_yaml, set_nested, setting
-from attnmel.config import TrainConfig, config_from_dict, config_to_dict
+from attnmel.config import config_from_dict, config_to_dict
 from attnmel.errors import UserError
-from orchestrator.storage import is_uri
 from attnmel.names import DATASETS
+from orchestrator.storage import is_uri
+from orchestrator.trials import check_trials, split_variant
 
 __all__ = [
     "DatasetSpec",
@@ -43,11 +43,8 @@ __all__ = [
     "merged_raw",
     "spec_from_dict",
     "spec_to_dict",
-    "split_variant",
-    "trial_points",
-    "trial_config",
     "sweep_path",
-    "is_uri",
+    "dump_yaml",
 ]
 
 # Selection is always by validation AUC, never test (DESIGN.md, "Rules of thumb").
@@ -199,12 +196,6 @@ class SweepSpec(_Section):
 
 def _local_path(text: str) -> str:
     return str(Path(text).expanduser().resolve())
-
-
-def split_variant(token: str) -> tuple[str, str]:
-    """``"attnmel+lesion"`` → ``("attnmel", "lesion")``; ``"vgg16"`` → ``("vgg16", "none")``."""
-    variant, _, roi = token.partition("+")
-    return variant, roi or "none"
 
 
 # --------------------------------------------------------------------------- sections
@@ -411,7 +402,7 @@ def spec_from_dict(
         clash = sorted(k for k in spec.search.space if (k in _LAMBDAS and getattr(grid, k)) or k in grid.params)
         if clash:
             raise UserError(f"spec key 'search.space.{clash[0]}' is also in grid; list it in one place only")
-    _check_trials(spec)
+    check_trials(spec)
     if not smoke and spec.smoke:
         try:  # a broken smoke block should fail now, not on the day someone passes --smoke
             spec_from_dict(original, smoke=True)
@@ -473,72 +464,6 @@ def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
     if spec.smoke:
         out["smoke"] = copy.deepcopy(spec.smoke)
     return out
-
-
-# --------------------------------------------------------------------------- trials
-
-
-def trial_points(spec: SweepSpec) -> list[dict[str, Any]]:
-    """The grid as an explicit list of trial points (seed-major, so seed 0 completes first).
-
-    A point maps ``"variant"`` (``attnmel+lesion``) and dotted training keys to values. λ1/λ2
-    are crossed only into variants with a ROI: an unregularised variant runs once per seed and
-    setting, since λ has no effect on it.
-    """
-    extra_keys = list(spec.grid.params)
-    extra_values = [spec.grid.params[k] for k in extra_keys]
-    points = []
-    for seed in spec.grid.seeds:
-        for token in spec.grid.variants:
-            regularised = split_variant(token)[1] != "none"
-            lambda1 = spec.grid.lambda1 if regularised and spec.grid.lambda1 else (None,)
-            lambda2 = spec.grid.lambda2 if regularised and spec.grid.lambda2 else (None,)
-            for combo in itertools.product(*extra_values):
-                for l1, l2 in itertools.product(lambda1, lambda2):
-                    point: dict[str, Any] = {"variant": token, "runtime.seed": seed}
-                    point.update(zip(extra_keys, combo))
-                    if l1 is not None:
-                        point["loss.lambda1"] = l1
-                    if l2 is not None:
-                        point["loss.lambda2"] = l2
-                    points.append(point)
-    return points
-
-
-def trial_config(params: dict[str, Any]) -> TrainConfig:
-    """A trial's full training config from its Tune params (``params.json``):
-    ``{"train": <shared config>, "point": {"variant": ..., "<section.key>": value, ...}}``."""
-    raw = copy.deepcopy(params["train"])
-    for key, value in params.get("point", {}).items():
-        if key == "variant":
-            variant, roi = split_variant(value)
-            set_nested(raw, ["model", "variant"], variant)
-            set_nested(raw, ["data", "roi"], roi)
-        elif key in ("lambda1", "lambda2"):
-            set_nested(raw, ["loss", key], value)
-        else:
-            set_nested(raw, key.split("."), value)
-    return config_from_dict(raw)
-
-
-def _check_trials(spec: SweepSpec) -> None:
-    """Build every trial's TrainConfig once, so a bad grid value fails here, naming the key."""
-    if spec.search is None:
-        points = trial_points(spec)
-    else:
-        # each grid value and each end of each searched range must make a valid config
-        points = trial_points(dataclasses.replace(spec, grid=dataclasses.replace(spec.grid, lambda1=(), lambda2=())))
-        probes = []
-        for key, dist in spec.search.space.items():
-            for value in dist.values:
-                probes.append({**points[0], key: value})
-        points = points + probes
-    for point in points:
-        try:
-            trial_config({"train": spec.train, "point": point})
-        except UserError as exc:
-            where = ", ".join(f"{k}={v}" for k, v in point.items())
-            raise UserError(f"spec grid/search point ({where}): {exc}") from None
 
 
 # --------------------------------------------------------------------------- storage

@@ -31,7 +31,7 @@ from sklearn.metrics import auc, average_precision_score, roc_auc_score, roc_cur
 
 from orchestrator.paper_table import PAPER_ORDER, SETTING_KEYS
 from orchestrator.report import terminated
-from orchestrator.spec import split_variant
+from orchestrator.trials import split_variant
 
 __all__ = [
     "METRICS",

@@ -21,7 +21,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from orchestrator.spec import trial_config
+from orchestrator.trials import trial_config
 
 __all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch"]
 

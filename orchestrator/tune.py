@@ -24,7 +24,8 @@ from attnmel.errors import UserError
 from attnmel.version import code_version
 from orchestrator import storage
 from orchestrator.preflight import check_address, check_inputs, check_resources, join_hint
-from orchestrator.spec import METRIC, MODE, SweepSpec, spec_from_dict, spec_to_dict, sweep_path, trial_points
+from orchestrator.spec import METRIC, MODE, SweepSpec, spec_from_dict, spec_to_dict, sweep_path
+from orchestrator.trials import trial_points
 from orchestrator.trainable import remove_stale_scratch, train_trial
 
 __all__ = ["TuneSettings", "tune_settings", "trial_resources", "build_tuner", "connect", "run_sweep", "resume_sweep", "SweepProgress"]

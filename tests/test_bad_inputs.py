@@ -18,7 +18,7 @@ import socket
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest

@@ -75,7 +75,8 @@ _UNINTERRUPTED = """
 import sys
 from pathlib import Path
 from attnmel.train import fit
-from orchestrator.spec import load_spec, trial_config, trial_points
+from orchestrator.spec import load_spec
+from orchestrator.trials import trial_config, trial_points
 spec = load_spec(sys.argv[1])
 for i, point in enumerate(trial_points(spec)):
     for _ in fit(trial_config({"train": spec.train, "point": point}), Path(sys.argv[2]) / str(i)):
@@ -86,7 +87,8 @@ for i, point in enumerate(trial_points(spec)):
 def _uninterrupted_numbers(spec_path: Path, run_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The numbers of the ``_UNINTERRUPTED`` runs, keyed like :func:`_numbers`."""
     from attnmel.checkpoint import read_epochs, read_predictions
-    from orchestrator.spec import load_spec, trial_config, trial_points
+    from orchestrator.spec import load_spec
+    from orchestrator.trials import trial_config, trial_points
 
     spec = load_spec(spec_path)
     epochs, predictions = [], []

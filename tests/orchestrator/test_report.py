@@ -110,7 +110,7 @@ def test_errored_and_crashed_trials(tables):
 
 def test_crashed_trial_identity_comes_from_its_params(tables):
     from attnmel.identity import run_identity
-    from orchestrator.spec import trial_config
+    from orchestrator.trials import trial_config
 
     crashed = _trial(tables[0], status="INCOMPLETE")
     expected = run_identity(trial_config(CRASHED_PARAMS))

@@ -10,15 +10,9 @@ import yaml
 
 from attnmel.errors import UserError
 from attnmel.models import list_models
-from attnmel.train import run_identity
-from orchestrator.spec import (
-    load_spec,
-    spec_from_dict,
-    spec_to_dict,
-    split_variant,
-    trial_config,
-    trial_points,
-)
+from attnmel.identity import run_identity
+from orchestrator.spec import load_spec, spec_from_dict, spec_to_dict
+from orchestrator.trials import split_variant, trial_config, trial_points
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
@@ -60,7 +54,8 @@ def test_paper_specs_cover_the_papers_tables():
 
 def test_demo_runs_every_variant_on_synthetic_data_without_weights():
     spec = load_spec(REPO / "experiments/demo.yaml")
-    assert len(trial_points(spec)) == 7 and spec.dataset.synthetic is not None
+    # 2 seeds × (4 unregularised + 3 ROIs × 2 λ1 values)
+    assert len(trial_points(spec)) == 2 * (4 + 3 * 2) and spec.dataset.synthetic["task"] == "confounded"
     assert {split_variant(v)[0] for v in spec.grid.variants} == set(list_models())
     assert spec.train["model"]["weights"] == "none" and spec.resources.gpus == 0
 

@@ -10,7 +10,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from attnmel.config import config_hash
-from orchestrator.spec import load_spec, spec_from_dict, trial_config
+from orchestrator.spec import load_spec, spec_from_dict
+from orchestrator.trials import trial_config
 
 from _sweep_helpers import check_tables, read_tables, run_attnmel
 

@@ -9,7 +9,9 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import LogUniform
 
-from orchestrator.spec import load_spec, spec_from_dict, trial_config
+from orchestrator.spec import load_spec, spec_from_dict
+
+from orchestrator.trials import trial_config
 from orchestrator.tune import KEEP_CHECKPOINTS, _search_space, trial_resources, tune_settings
 
 REPO = Path(__file__).resolve().parents[2]
