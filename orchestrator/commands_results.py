@@ -164,7 +164,7 @@ def _report_show(args: argparse.Namespace) -> int:
         print("confidence intervals need per-image predictions, which these trials (of an older version) "
               "did not store: re-run them to get CIs")  # fmt: skip
         return 0
-    from orchestrator.stats import variant_intervals
+    from orchestrator.comparisons import variant_intervals
 
     try:
         per_setting, per_trial = variant_intervals(
@@ -182,7 +182,7 @@ def _report_show(args: argparse.Namespace) -> int:
 
 def _report_compare(args: argparse.Namespace) -> int:
     from orchestrator.report import load_tables
-    from orchestrator.stats import compare_settings, format_compare
+    from orchestrator.comparisons import compare_settings, format_compare
 
     _check_resamples(args.resamples)
     tables = load_tables(args.path)

@@ -148,7 +148,7 @@ _CI_COLUMNS = {
 
 
 def add_intervals(summary: pd.DataFrame, per_setting: pd.DataFrame) -> pd.DataFrame:
-    """``summary`` with each setting's bootstrap interval (``stats.variant_intervals``'
+    """``summary`` with each setting's bootstrap interval (``comparisons.variant_intervals``'
     ``per_setting`` frame) beside it.
 
     Adds ``ci_trials`` (trials behind the interval), ``auc_est``/``ap_est`` (the metric of
@@ -294,7 +294,7 @@ def _interval_notes(summary: pd.DataFrame, paper: bool) -> list[str]:
 
 
 def format_trial_intervals(per_trial: pd.DataFrame, summary: pd.DataFrame, *, paper: bool = False) -> str:
-    """Each trial's own test AP and AUC with their intervals (``stats.variant_intervals``'
+    """Each trial's own test AP and AUC with their intervals (``comparisons.variant_intervals``'
     ``per_trial`` frame); with ``paper``, whether the paper's number (from ``summary``) lies inside."""
     if per_trial.empty:
         return "no finished trials with predictions\n"

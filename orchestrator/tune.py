@@ -205,7 +205,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
 def _summary(built: Any) -> str:
     """The paper-style table, with the seed ensembles' bootstrap intervals when there are predictions."""
     from orchestrator.paper_table import add_intervals, format_summary, summarize
-    from orchestrator.stats import variant_intervals
+    from orchestrator.comparisons import variant_intervals
 
     summary, excluded = summarize(built.trials)
     if not built.predictions.empty and not summary.empty:

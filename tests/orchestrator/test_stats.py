@@ -1,4 +1,4 @@
-"""orchestrator.stats: DeLong against its definition, bootstrap intervals, settings compared by seed."""
+"""orchestrator.stats and orchestrator.comparisons: DeLong against its definition, bootstrap intervals, settings compared by seed."""
 
 from __future__ import annotations
 
@@ -11,18 +11,8 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from orchestrator.stats import (
-    _curve_auc,
-    _index_blocks,
-    bootstrap_ci,
-    compare_settings,
-    delong_test,
-    format_compare,
-    format_intervals,
-    paired_bootstrap_test,
-    setting_names,
-    variant_intervals,
-)
+from orchestrator.comparisons import compare_settings, format_compare, format_intervals, setting_names, variant_intervals
+from orchestrator.stats import _curve_auc, _index_blocks, bootstrap_ci, delong_test, paired_bootstrap_test
 
 
 def _scores(rng: np.random.Generator, y: np.ndarray, shift: float, levels: int | None = None) -> np.ndarray:
@@ -275,7 +265,7 @@ def test_compare_settings_pairs_trials_by_seed(tables, caplog):
         assert row.delta == pytest.approx(expected.delta) and row.p == pytest.approx(expected.p)
     assert frame["method"].str.startswith("DeLong").all()
     # Seeds that only one side ran (seed 2) are left out, with a warning.
-    with caplog.at_level(logging.WARNING, logger="orchestrator.stats"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.comparisons"):
         other = compare_settings(trials, preds, "AttnMel-CNN-Lesion@0.01,0.1", "vgg-16-gap", metric="ap",
                                  n_resamples=25)  # fmt: skip
     assert list(other["pair"]) == ["seed 0", "seed 1", "seed-averaged"] and "seeds [2]" in caplog.text
