@@ -1,8 +1,10 @@
 """VGG-16(-BN) backbone: the five conv blocks, tapped after pool-3, pool-4 and pool-5.
 
-The convolutional layers are torchvision's (``torchvision.models.vgg.make_layers``), kept in
-one ``features`` Sequential with torchvision's indices, so a torchvision VGG state dict, our
+The convolutional layers are VGG-16's configuration "D" laid out exactly as torchvision's
+``features`` Sequential (same modules, same indices), so a torchvision VGG state dict, our
 backbone's own state dict and the ImageNet checkpoint all load without renaming keys.
+torchvision itself is imported only for ImageNet weights: it costs seconds of start-up in every
+fresh sweep worker.
 
 Weights (``weights=``):
 
@@ -25,10 +27,8 @@ from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import VGG16_BN_Weights, VGG16_Weights, WeightsEnum
-from torchvision.models.vgg import cfgs, make_layers
-
 from attnmel.errors import UserError
+from attnmel.names import BACKBONES as _BACKBONE_NAMES
 
 __all__ = [
     "BACKBONES",
@@ -41,10 +41,32 @@ __all__ = [
     "make_backbone",
 ]
 
-BACKBONES: dict[str, WeightsEnum] = {  # backbone → its ImageNet checkpoint
-    "vgg16_bn": VGG16_BN_Weights.IMAGENET1K_V1,
-    "vgg16": VGG16_Weights.IMAGENET1K_V1,
-}
+BACKBONES = _BACKBONE_NAMES
+# VGG-16 (Simonyan & Zisserman, configuration D): conv widths, "M" = 2×2 max pooling
+_VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+def _imagenet_weights(backbone: str):  # -> torchvision WeightsEnum
+    """torchvision's ``IMAGENET1K_V1`` weights entry of ``backbone`` (imports torchvision)."""
+    from torchvision.models import VGG16_BN_Weights, VGG16_Weights
+
+    return {"vgg16_bn": VGG16_BN_Weights.IMAGENET1K_V1, "vgg16": VGG16_Weights.IMAGENET1K_V1}[backbone]
+
+
+def _vgg16_features(batch_norm: bool) -> nn.Sequential:
+    """The conv blocks as torchvision's ``features`` (conv, [batch norm,] ReLU per layer)."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for width in _VGG16_LAYERS:
+        if width == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            continue
+        layers.append(nn.Conv2d(channels, width, kernel_size=3, padding=1))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(width))
+        layers.append(nn.ReLU(inplace=True))
+        channels = width
+    return nn.Sequential(*layers)
 OFFLINE_ENV = "ATTNMEL_OFFLINE"  # "1": never try to download, use the cache or fail
 
 
@@ -134,7 +156,7 @@ def build_dense(dropout: float = 0.5) -> nn.Sequential:
 def imagenet_weights_path(backbone: str) -> Path:
     """Where torch.hub keeps (or would keep) the ImageNet checkpoint of ``backbone``."""
     _check_backbone(backbone)
-    filename = os.path.basename(urlparse(BACKBONES[backbone].url).path)
+    filename = os.path.basename(urlparse(_imagenet_weights(backbone).url).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
@@ -142,7 +164,7 @@ def _imagenet_state_dict(backbone: str) -> dict[str, Tensor]:
     path = imagenet_weights_path(backbone)
     if path.is_file():
         return _file_state_dict(str(path))
-    weights = BACKBONES[backbone]
+    weights = _imagenet_weights(backbone)
     if os.environ.get(OFFLINE_ENV) == "1":
         reason = f"{OFFLINE_ENV}=1 forbids downloading"
     else:
@@ -232,7 +254,7 @@ def make_backbone(
 ) -> tuple[VGGBackbone, nn.Sequential | None]:
     """The VGG backbone with ``weights`` loaded, and fc6/fc7 too when ``with_dense``."""
     _check_backbone(backbone)
-    features = make_layers(cfgs["D"], batch_norm=backbone == "vgg16_bn")
+    features = _vgg16_features(batch_norm=backbone == "vgg16_bn")
     _init_like_torchvision(features)
     dense = build_dense() if with_dense else None
     load_weights(features, dense, backbone=backbone, weights=weights)

@@ -179,3 +179,15 @@ def test_a_file_that_is_no_state_dict_is_a_user_error(tmp_path):
     torch.save({"layer.weight": torch.zeros(2)}, no_features)
     with pytest.raises(UserError, match="features"):
         create_model("vgg16_gap", weights=str(no_features))
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_features_are_torchvisions_vgg16_layout(batch_norm):
+    """Our own layer list (no torchvision import at start-up) builds torchvision's modules, index for index."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    from attnmel.models.backbone import _vgg16_features
+
+    ours, theirs = _vgg16_features(batch_norm), make_layers(cfgs["D"], batch_norm=batch_norm)
+    assert repr(ours) == repr(theirs)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in theirs.state_dict().items()]

@@ -110,9 +110,9 @@ def test_parameter_counts_follow_the_architecture(build):
     fc6, fc7, out = 512 * 7 * 7 * 4096 + 4096, 4096 * 4096 + 4096, 4096 * 2 + 2
     assert _count(vgg16) == backbone + fc6 + fc7 + out
     assert 134.0e6 < _count(vgg16) < 134.5e6  # torchvision's 138.4M minus the 1000-way layer
-    # Attention: W_f (no bias), W_g (bias), W (one channel, bias) per gate, then a 1280→2 layer.
-    gate3 = 256 * 256 + (512 * 256 + 256) + (256 + 1)
-    gate4 = 512 * 256 + (512 * 256 + 256) + (256 + 1)
+    # Attention (Eq. 1, official code): W_f and W_g without bias, W (one channel) with, then 1280→2.
+    gate3 = 256 * 256 + 512 * 256 + (256 + 1)
+    gate4 = 512 * 256 + 512 * 256 + (256 + 1)
     assert _count(attnmel) == backbone + gate3 + gate4 + 1280 * 2 + 2
     # "around 100M fewer parameters" (Sect. 3.2): removing fc6/fc7 saves 119.5M, attention adds 0.46M.
     assert 100e6 < _count(vgg16) - _count(attnmel) < 125e6
