@@ -19,7 +19,8 @@ from attnmel.data.layout import load_splits
 from attnmel.data.preprocess import preprocess_image
 from attnmel.data.synth import write_synthetic
 from attnmel.identity import run_identity
-from attnmel.predict import PANEL, collect_images, load_model, resolve_checkpoint
+from attnmel.overlay import PANEL
+from attnmel.predict import collect_images, load_model, resolve_checkpoint
 from attnmel.train import fit
 from orchestrator.cli import main
 

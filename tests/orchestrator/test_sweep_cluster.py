@@ -36,3 +36,52 @@ def test_trials_spread_over_two_nodes(tmp_path, make_spec, cache_env):
 
     trials, epochs = check_tables(tmp_path / "results" / "two_nodes", n_trials=4, epochs=1)
     assert set(trials["node_id"]) == nodes  # both nodes ran trials
+
+
+def test_losing_a_worker_node_mid_trial_retries_it_elsewhere(tmp_path, make_spec, cli_env):
+    """The node running a trial dies mid-training: Tune retries the trial from its last
+    checkpoint on the surviving node; every trial ends once, TERMINATED, with predictions."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+    from ray.cluster_utils import Cluster
+
+    from _sweep_helpers import REPO
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    proc = None
+    try:
+        worker = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        head_id = cluster.head_node.node_id
+        grid = {"variants": ["vgg16_gap", "attnmel"], "seeds": [0]}
+        spec = make_spec(name="node_loss", grid=grid, retries=2, train={"optim": {"epochs": 3}})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", "sweep", "run", str(spec), "--address", cluster.address],
+            env=cli_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        sweep_dir = tmp_path / "results" / "node_loss"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # wait for a trial on the worker node to report an epoch
+            rows = [json.loads(line) for path in sweep_dir.glob("*/result.json") for line in path.read_text().splitlines() if line.strip()]
+            if any(row.get("node_id") == worker.node_id and row.get("epoch") == 1 for row in rows):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("no trial reported from the worker node")
+        cluster.remove_node(worker, allow_graceful=False)  # the node dies mid-trial
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output[-3000:]
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        cluster.shutdown()
+
+    trials, _ = check_tables(sweep_dir, n_trials=2, epochs=3)
+    assert trials["num_failures"].sum() >= 1  # the lost trial was retried...
+    assert set(trials["node_id"]) == {head_id}  # ...and finished on the survivor
+    predictions = pd.read_parquet(sweep_dir / "predictions.parquet")
+    assert set(predictions["trial_id"]) == set(trials["trial_id"])
