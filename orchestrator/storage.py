@@ -14,7 +14,7 @@ from typing import Any
 from attnmel.atomic import atomic_write
 from attnmel.errors import UserError
 
-__all__ = ["is_uri", "exists", "write_json", "read_json", "list_dir", "remove_dir", "remove", "check_writable"]
+__all__ = ["is_uri", "exists", "write_json", "read_json", "list_dir", "make_dir", "remove_dir", "remove", "check_writable"]
 
 
 def is_uri(path: str) -> bool:
@@ -67,6 +67,12 @@ def list_dir(path: str) -> list[str]:
     except (OSError, ValueError):
         return []
     return sorted(info.base_name for info in infos)
+
+
+def make_dir(path: str) -> None:
+    """Create a folder (and its parents); nothing when it exists."""
+    fs, inner = _fs(path)
+    fs.create_dir(inner, recursive=True)
 
 
 def remove_dir(path: str) -> None:

@@ -317,6 +317,26 @@ def _never_started(path: str) -> bool:
     return not any(name.startswith("experiment_state") for name in storage.list_dir(path))
 
 
+def _refill_deleted_checkpoints(path: str) -> None:
+    """Recreate, empty, the checkpoint folders Tune deleted after its last saved state.
+
+    A driver killed between Tune registering a trial's new checkpoint (deleting the one that
+    fell out of the newest two) and saving its state leaves a state that still lists the deleted
+    folder; the resumed Tune then fails deleting it again and errors the trial. The newest folder
+    the state names always exists (see KEEP_CHECKPOINTS), so only older ones, at most two below
+    the oldest on disk, can be missing; empty stand-ins let Tune delete them as it expects.
+    """
+    for trial in storage.list_dir(path):
+        names = [n for n in storage.list_dir(f"{path}/{trial}") if n.startswith("checkpoint_")]
+        numbers = sorted(int(n.rsplit("_", 1)[1]) for n in names if n.rsplit("_", 1)[1].isdigit())
+        if not numbers:
+            continue
+        width = len(names[0].rsplit("_", 1)[1])
+        for n in range(max(0, numbers[0] - KEEP_CHECKPOINTS), numbers[-1]):
+            if n not in numbers:
+                storage.make_dir(f"{path}/{trial}/checkpoint_{n:0{width}d}")
+
+
 def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None = None) -> int:
     """Continue an interrupted sweep: unfinished and errored trials resume from their latest
     checkpoints; finished trials are kept as they are. A sweep that never started a trial
@@ -340,6 +360,7 @@ def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None 
     try:
         if not tune.Tuner.can_restore(path):
             raise UserError(f"{path} holds no Tune experiment state to resume")
+        _refill_deleted_checkpoints(path)
         tuner = tune.Tuner.restore(
             path, trainable=_trainable(spec), resume_unfinished=True, resume_errored=True, restart_errored=False,
         )  # fmt: skip

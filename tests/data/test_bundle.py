@@ -28,19 +28,24 @@ def test_bundle_holds_every_split_as_uint8_tensors(synth2017_ro, tmp_path):
     for name in ("train", "val", "test"):
         part = getattr(bundle, name)
         assert part.ids == [s.image_id for s in splits[name]]
-        assert part.images.shape == (len(part.ids), 3, 32, 32) and part.images.dtype == torch.uint8
+        assert part.images.shape == (len(part.ids), 3, 40, 40) and part.images.dtype == torch.uint8
         assert part.labels.tolist() == [s.label for s in splits[name]] and part.labels.dtype == torch.int64
         assert not part.images.is_cuda
     assert bundle.val.rois is None and bundle.test.rois is None  # ROI maps: training split only
-    assert bundle.train.rois.shape == (12, 1, 32, 32) and bundle.train.rois.dtype == torch.uint8
+    assert bundle.train.rois.shape == (12, 1, 40, 40) and bundle.train.rois.dtype == torch.uint8
     first = splits["train"][0]
-    np.testing.assert_array_equal(bundle.train.images[0].numpy(), preprocess_image(first.image, 32))
-    np.testing.assert_array_equal(bundle.train.rois[0, 0].numpy(), preprocess_map(load_roi(first, "dermo"), 32))
+    np.testing.assert_array_equal(bundle.train.images[0].numpy(), preprocess_image(first.image, 40))
+    np.testing.assert_array_equal(bundle.train.rois[0, 0].numpy(), preprocess_map(load_roi(first, "dermo"), 40))
     assert bundle.mean == channel_stats(bundle.train.images)[0]
     assert all(0 < m < 1 for m in bundle.mean) and all(0 < s < 1 for s in bundle.std)
     n_mel = sum(s.label for s in splits["train"])
     assert bundle.info["counts"]["train"] == {"images": 12, "melanoma": n_mel, "other": 12 - n_mel}
-    assert bundle.info["cache_keys"].keys() == {"train_images", "val_images", "test_images", "train_rois"}
+    # evaluation splits with a lesion mask for every image also get them (Table 3)
+    assert bundle.info["cache_keys"].keys() == {
+        "train_images", "val_images", "test_images", "train_rois", "val_lesion", "test_lesion"
+    }
+    assert bundle.mask_split == "test" and bundle.test.lesion.shape == (len(bundle.test.ids), 1, 40, 40)
+    assert bundle.train.lesion is None
 
 
 def test_no_roi_tensors_when_roi_is_none(synth2017_ro, tmp_path):
