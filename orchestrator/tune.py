@@ -202,36 +202,6 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     return True
 
 
-def _summary(built: Any) -> str:
-    """The paper-style table, with the seed ensembles' bootstrap intervals when there are predictions."""
-    from orchestrator.paper_table import add_intervals, format_summary, summarize
-    from orchestrator.comparisons import variant_intervals
-
-    summary, excluded = summarize(built.trials)
-    if not built.predictions.empty and not summary.empty:
-        try:
-            per_setting, _ = variant_intervals(built.trials, built.predictions, n_resamples=1000, per_trial=False)
-            summary = add_intervals(summary, per_setting)
-        except ValueError as exc:  # e.g. a test split with one class: the table without intervals
-            print(f"no confidence intervals: {exc}")
-    return format_summary(summary, excluded)
-
-
-def _figures(sweep_dir: str, built: Any) -> None:
-    """``curves.png`` and, for a sweep with a λ grid, ``sensitivity.png`` in the sweep folder."""
-    from orchestrator.plot import plot_curves, plot_sensitivity, save_figure
-
-    regularised = built.trials[built.trials["roi"] != "none"]
-    figures = {"curves.png": lambda: plot_curves(built.trials, built.epochs)}
-    if regularised[["lambda1", "lambda2"]].drop_duplicates().shape[0] > 1:
-        figures["sensitivity.png"] = lambda: plot_sensitivity(built.trials)
-    for name, draw in figures.items():
-        try:
-            print(f"figure: {save_figure(draw(), Path(sweep_dir) / name)}")
-        except UserError as exc:
-            print(f"figure {name}: {exc}")
-
-
 def _finish(sweep_dir: str, results: Any, started: float, *, figures: bool = False) -> int:
     """Write the tables, print where they are and a summary; 1 when any trial errored."""
     wall = time.monotonic() - started
@@ -241,12 +211,13 @@ def _finish(sweep_dir: str, results: Any, started: float, *, figures: bool = Fal
         print(f"tables: copy the sweep locally and run `attnmel report build DIR` ({sweep_dir} is remote)")
         return 1 if errors else 0
     from orchestrator.report import write_tables
+    from orchestrator.summary import sweep_summary, write_figures
 
     paths, built = write_tables(sweep_dir)
     print(f"tables: {', '.join(str(p) for p in paths.values())}")
-    print(_summary(built))
+    print(sweep_summary(built))
     if figures:
-        _figures(sweep_dir, built)
+        write_figures(sweep_dir, built)
     return 1 if errors else 0
 
 
