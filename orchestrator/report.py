@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from attnmel.checkpoint import ATTENTION, PREDICTIONS, final_checkpoint, read_predictions
+from attnmel.checkpoint import ATTENTION, PREDICTIONS, final_checkpoint, read_epochs, read_predictions
 from attnmel.errors import UserError
 from attnmel.identity import IDENTITY_FIELDS
 from attnmel.selection import best_epoch_row
@@ -134,6 +134,26 @@ def _float(value: Any) -> float:
         return math.nan
 
 
+def _with_unreported_epochs(epochs: list[dict[str, Any]], trial_dir: Path) -> list[dict[str, Any]]:
+    """Add the epochs a finished run recorded but Tune never received.
+
+    A node that dies after a checkpoint reached storage but before its result reached the
+    driver loses that epoch's ``result.json`` row; the retry resumes after the checkpoint, so
+    the epoch is not reported again. The run's own ``epochs.jsonl`` in its final checkpoint
+    holds every epoch it trained.
+    """
+    final = final_checkpoint(trial_dir)
+    if final is None:
+        return epochs
+    seen = {int(row["epoch"]) for row in epochs}
+    missing = [row for row in read_epochs(final) if int(row["epoch"]) not in seen]
+    if not missing:
+        return epochs
+    log.warning("%s: epoch(s) %s missing from result.json, taken from the run's epochs.jsonl",
+                trial_dir, ", ".join(str(row["epoch"]) for row in missing))  # fmt: skip
+    return sorted([*epochs, *missing], key=lambda row: int(row["epoch"]))
+
+
 def _final_rows(sweep: str, trial_id: str, trial_dir: Path) -> tuple[list[dict], list[dict]]:
     """The trial's predictions and attention rows, from its final checkpoint (empty without one)."""
     final = final_checkpoint(trial_dir)
@@ -165,7 +185,7 @@ def _trial_rows(
             derived["code_version"] = sweep_code_version
         identity = {k: derived.get(k) if v is None else v for k, v in identity.items()}
 
-    epochs = _dedupe_epochs(rows)
+    epochs = _with_unreported_epochs(_dedupe_epochs(rows), trial_dir)
     best = best_epoch_row(epochs)
     reported = last.get("best_epoch")
     if best is not None and reported is not None and int(reported) != int(best["epoch"]):

@@ -258,3 +258,19 @@ def test_results_modules_never_import_ray():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_an_epoch_lost_with_a_dead_node_comes_from_the_runs_own_log(tmp_path):
+    """Node death after a checkpoint reached storage but before its result reached the driver:
+    result.json lacks that epoch, the retry resumed after it; the final checkpoint's
+    epochs.jsonl still has it, and the tables take it from there."""
+    rows = epoch_metrics(np.random.default_rng(3), 3)
+    rows[1]["val_auc"] = 0.99  # the lost epoch is the best one: selection must see it
+    trial_dir = write_trial(tmp_path, "ccccc_00000", 0, identity(), [rows[0], rows[2]], total_epochs=3)
+    final = trial_dir / "checkpoint_000002"
+    final.mkdir()
+    (final / "final.json").write_text("{}")
+    (final / "epochs.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    trials, epochs, *_ = build_tables(tmp_path)
+    assert epochs["epoch"].tolist() == [1, 2, 3] and trials.iloc[0]["epochs_run"] == 3
+    assert trials.iloc[0]["best_epoch"] == 2 and trials.iloc[0]["val_auc"] == 0.99
