@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from attnmel.data.augment import centre_crop, eval_batch
 from attnmel.errors import UserError
 from attnmel.metrics import ap_auc, jaccard_per_image
+from attnmel.models.variants import VGG16GAP
 from attnmel.runtime import Precision
 
 __all__ = ["NonFiniteError", "MAP_NAMES", "predict_batches", "melanoma_probs", "evaluate", "maps_of", "attention_rows"]
@@ -31,15 +32,14 @@ class NonFiniteError(UserError):
 
 def maps_of(model: nn.Module, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
     """Logits and the model's spatial maps for a batch: ``{"pool3", "pool4"}`` for attention
-    variants, ``{"cam"}`` for a network that ends in GAP + one linear layer, else ``{}``."""
+    variants, ``{"cam"}`` for VGG-16-GAP (GAP of pool-5, then one linear layer), else ``{}``."""
+    if isinstance(model, VGG16GAP):  # one backbone pass gives both the logits and the CAM
+        pool5 = model.backbone(images)[-1]  # (B, 512, h, w): what GAP averages
+        cam = torch.einsum("c,bchw->bhw", model.head.weight[1].to(pool5.dtype), pool5)[:, None]  # (B, 1, h, w)
+        return model.head(pool5.mean(dim=(2, 3))), {"cam": cam}
     out = model(images)
     if out.attn3 is not None:
         return out.logits, {"pool3": out.attn3, "pool4": out.attn4}
-    head, backbone = getattr(model, "head", None), getattr(model, "backbone", None)
-    if isinstance(head, nn.Linear) and backbone is not None and head.in_features == backbone.feature_info[-1].channels:
-        pool5 = backbone(images)[-1]  # (B, 512, h, w): what GAP averages
-        cam = torch.einsum("c,bchw->bhw", head.weight[1].to(pool5.dtype), pool5)[:, None]  # (B, 1, h, w)
-        return out.logits, {"cam": cam}
     return out.logits, {}
 
 

@@ -6,8 +6,18 @@ The modules that give each name its meaning (``attnmel.data.layout``, ``attnmel.
 
 from __future__ import annotations
 
-__all__ = ["DATASETS", "ROIS", "BACKBONES"]
+import os
+from pathlib import Path
+
+__all__ = ["DATASETS", "ROIS", "BACKBONES", "RESULTS_ENV", "results_root"]
 
 DATASETS = ("isic2016", "isic2017")
 ROIS = ("none", "lesion", "dermo", "bkg")  # "none" = no regularisation
 BACKBONES = ("vgg16_bn", "vgg16")  # VGG-16 with and without batch norm (section 3.1)
+
+RESULTS_ENV = "ATTNMEL_RESULTS"  # where sweeps write and `query`/`predict` look by default
+
+
+def results_root(path: str | Path | None = None) -> Path:
+    """The results root: ``path``, else ``$ATTNMEL_RESULTS``, else ``./results``."""
+    return Path(path or os.environ.get(RESULTS_ENV) or "results").expanduser()

@@ -32,6 +32,7 @@ from attnmel.data.preprocess import preprocess_image
 from attnmel.errors import UserError
 from attnmel.evaluation import predict_batches
 from attnmel.metrics import renormalised_maps
+from attnmel.names import results_root
 from attnmel.overlay import PANEL, find_mask, overlay_image, read_mask
 from attnmel.models import build_model, paper_name
 from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
@@ -117,10 +118,6 @@ def load_model(checkpoint: str | Path, *, device: str = "auto") -> LoadedModel:
 # --------------------------------------------------------------------------- which checkpoint
 
 
-def _results_root(results: str | Path | None) -> Path:
-    return Path(results or os.environ.get("ATTNMEL_RESULTS") or "results").expanduser()
-
-
 def _best_of_trial(trial_dir: Path) -> Path:
     final = final_checkpoint(trial_dir)
     if final is None or not (final / BEST).is_file():
@@ -143,7 +140,7 @@ def resolve_checkpoint(ref: str | Path, results: str | Path | None = None) -> Pa
         raise UserError(f"{path} holds no {BEST}: give a run directory, a sweep trial's directory or a checkpoint file")
     if os.sep in str(ref) or str(ref).endswith(".pt"):
         raise UserError(f"run or checkpoint {path} does not exist")
-    root = _results_root(results)
+    root = results_root(results)
     if not root.is_dir():
         raise UserError(f"{ref!r} is neither a path nor a trial id found under results root {root} (does not exist; "
                         "use --results)")  # fmt: skip

@@ -201,7 +201,8 @@ def _report_compare(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from orchestrator.query import format_frame, results_root, run_query
+    from attnmel.names import results_root
+    from orchestrator.query import format_frame, run_query
 
     frame = run_query(args.sql, results_root(args.results), unsafe=args.unsafe)
     sys.stdout.write(format_frame(frame, args.format))

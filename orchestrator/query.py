@@ -9,20 +9,18 @@ database and DuckDB is then locked down, so SQL can read them and nothing else.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from attnmel.errors import UserError
+from attnmel.names import RESULTS_ENV
 from orchestrator.tables import FILES
 
-__all__ = ["FORMATS", "TABLES", "SANDBOX", "connect", "format_frame", "results_root", "run_query"]
+__all__ = ["FORMATS", "TABLES", "SANDBOX", "connect", "format_frame", "run_query"]
 
 FORMATS = ("table", "csv", "json")
-DEFAULT_RESULTS = "results"
-RESULTS_ENV = "ATTNMEL_RESULTS"
 # SQL name → the file each sweep folder may hold (the first two are always written)
 TABLES = FILES
 # DuckDB's "Securing DuckDB" settings: no files, network or extensions, then no way back.
@@ -35,11 +33,6 @@ SANDBOX = (
 )
 # Only settable when the database starts: no persistent secrets, no unsigned extensions.
 _STARTUP = {"allow_persistent_secrets": False, "allow_unsigned_extensions": False}
-
-
-def results_root(path: str | Path | None = None) -> Path:
-    """The results root: ``path``, else ``$ATTNMEL_RESULTS``, else ``./results``."""
-    return Path(path or os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS)
 
 
 def _sql_string(text: str) -> str:

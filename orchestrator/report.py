@@ -134,7 +134,7 @@ def _float(value: Any) -> float:
         return math.nan
 
 
-def _with_unreported_epochs(epochs: list[dict[str, Any]], trial_dir: Path) -> list[dict[str, Any]]:
+def _with_unreported_epochs(epochs: list[dict[str, Any]], final: Path | None, trial_dir: Path) -> list[dict[str, Any]]:
     """Add the epochs a finished run recorded but Tune never received.
 
     A node that dies after a checkpoint reached storage but before its result reached the
@@ -142,7 +142,6 @@ def _with_unreported_epochs(epochs: list[dict[str, Any]], trial_dir: Path) -> li
     the epoch is not reported again. The run's own ``epochs.jsonl`` in its final checkpoint
     holds every epoch it trained.
     """
-    final = final_checkpoint(trial_dir)
     if final is None:
         return epochs
     seen = {int(row["epoch"]) for row in epochs}
@@ -154,9 +153,8 @@ def _with_unreported_epochs(epochs: list[dict[str, Any]], trial_dir: Path) -> li
     return sorted([*epochs, *missing], key=lambda row: int(row["epoch"]))
 
 
-def _final_rows(sweep: str, trial_id: str, trial_dir: Path) -> tuple[list[dict], list[dict]]:
+def _final_rows(sweep: str, trial_id: str, final: Path | None) -> tuple[list[dict], list[dict]]:
     """The trial's predictions and attention rows, from its final checkpoint (empty without one)."""
-    final = final_checkpoint(trial_dir)
     if final is None or not (final / PREDICTIONS).exists():
         return [], []
     key = {"sweep": sweep, "trial_id": trial_id}
@@ -185,7 +183,8 @@ def _trial_rows(
             derived["code_version"] = sweep_code_version
         identity = {k: derived.get(k) if v is None else v for k, v in identity.items()}
 
-    epochs = _with_unreported_epochs(_dedupe_epochs(rows), trial_dir)
+    final = final_checkpoint(trial_dir)
+    epochs = _with_unreported_epochs(_dedupe_epochs(rows), final, trial_dir)
     best = best_epoch_row(epochs)
     reported = last.get("best_epoch")
     if best is not None and reported is not None and int(reported) != int(best["epoch"]):
@@ -232,7 +231,7 @@ def _trial_rows(
         "node_id": last.get("node_id"),  # Ray's node id tells apart nodes that share one host
         "params": json.dumps(params, sort_keys=True, default=str),
     }
-    predictions, attention = _final_rows(sweep, trial_id, trial_dir)
+    predictions, attention = _final_rows(sweep, trial_id, final)
     return {
         "trials": [trial],
         "epochs": [{**row, "sweep": sweep, "trial_id": trial_id} for row in epochs],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
-import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import yaml
 from attnmel.checked import Checked, as_mapping, check_keys, coerce, parse_override, read_yaml, set_nested, setting
 from attnmel.config import config_from_dict, config_to_dict
 from attnmel.errors import UserError
-from attnmel.names import DATASETS
+from attnmel.names import DATASETS, results_root
 from orchestrator.storage import is_uri
 from orchestrator.trials import check_trials, split_variant
 
@@ -387,7 +386,7 @@ def spec_from_dict(
     train = _train(raw.get("train"), dataset, resources)
     # the default storage is the results root `attnmel query` reads by default
     spec = SweepSpec.from_mapping(
-        {"storage": os.environ.get("ATTNMEL_RESULTS", "results"), **raw},
+        {"storage": str(results_root()), **raw},
         dataset=dataset,
         train=train,
         grid=_grid(raw.get("grid")),

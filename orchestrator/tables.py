@@ -13,6 +13,7 @@ nulls allowed), rows sorted by their key so a rebuild from the same files is byt
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -121,24 +122,10 @@ def write(sweep_dir: Path, tables: Mapping[str, pa.Table]) -> dict[str, Path]:
     for stale in sweep_dir.glob(".*.parquet.tmp-*"):
         stale.unlink(missing_ok=True)
     paths = {name: sweep_dir / FILES[name] for name in tables}
-    with _all_or_nothing(paths) as temps:
-        for name, tmp in temps.items():
-            pq.write_table(tables[name], tmp)
+    with contextlib.ExitStack() as stack:  # the renames happen together, when every file is written
+        for name, path in paths.items():
+            pq.write_table(tables[name], stack.enter_context(atomic_output(path)))
     return paths
-
-
-class _all_or_nothing:  # noqa: N801 - a context manager used like a function
-    """Temporary paths for several files, renamed into place together when the block succeeds."""
-
-    def __init__(self, paths: Mapping[str, Path]) -> None:
-        self._outputs = {name: atomic_output(path) for name, path in paths.items()}
-
-    def __enter__(self) -> dict[str, Path]:
-        return {name: out.__enter__() for name, out in self._outputs.items()}
-
-    def __exit__(self, *exc: Any) -> None:
-        for out in self._outputs.values():
-            out.__exit__(*exc)
 
 
 def read(sweep_dir: Path, name: str) -> pd.DataFrame | None:

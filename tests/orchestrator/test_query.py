@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from attnmel.errors import UserError
-from orchestrator.query import format_frame, results_root, run_query
+from attnmel.names import results_root
+from orchestrator.query import format_frame, run_query
 from orchestrator.report import build_tables, write_tables
 
 from _results_fixtures import lambda_sweep, paper_sweep

@@ -1,0 +1,50 @@
+"""attnmel.evaluation: the CAM of VGG-16-GAP and Table 3 rows on maps whose answer is known."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from attnmel.evaluation import attention_rows, maps_of
+from attnmel.models import ModelOutput, create_model
+
+NORM = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+
+
+def test_cam_is_the_melanoma_weights_over_pool5_and_averages_to_the_logit():
+    torch.manual_seed(0)
+    model = create_model("vgg16_gap").eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logits, maps = maps_of(model, images)
+        torch.testing.assert_close(logits, model(images).logits)  # one pass gives the same logits
+    cam = maps["cam"]
+    assert cam.shape == (2, 1, 2, 2)  # pool-5 resolution: 64 / 32
+    # GAP is linear: the CAM's spatial mean plus the bias is the melanoma logit
+    torch.testing.assert_close(cam.mean(dim=(2, 3))[:, 0] + model.head.bias[1], logits[:, 1])
+
+
+class _MaskReader(nn.Module):
+    """A stand-in network whose 'attention' is the lesion drawn into channel 0 (or its inverse)."""
+
+    def __init__(self, inverse: bool) -> None:
+        super().__init__()
+        self.inverse = inverse
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        on = (x[:, :1] > 0).float()  # (B, 1, H, W): 1 where the image is bright
+        attn = 1 - on if self.inverse else on
+        return ModelOutput(torch.zeros(len(x), 2), attn, attn[..., ::2, ::2])
+
+
+@pytest.mark.parametrize(("inverse", "expected"), [(False, 1.0), (True, 0.0)])
+def test_table3_rows_of_known_maps(inverse, expected):
+    masks = torch.zeros(4, 1, 40, 40, dtype=torch.uint8)
+    masks[:, :, 10:30, 12:28] = 1
+    images = (masks.expand(-1, 3, -1, -1) * 255).to(torch.uint8)  # bright lesion on black
+    rows = attention_rows(_MaskReader(inverse), images, masks, crop=32, batch_size=3, **NORM)
+    by_map = {row["map"]: row for row in rows}
+    assert set(by_map) == {"pool3", "pool4"} and by_map["pool3"]["n_images"] == 4
+    assert by_map["pool3"]["jaccard_mean"] == pytest.approx(expected)
+    assert by_map["pool3"]["jaccard_std"] == pytest.approx(0.0)
