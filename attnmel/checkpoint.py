@@ -3,9 +3,10 @@
 A run directory (``attnmel train --out DIR``, or a sweep trial's scratch folder) holds:
 
 ``last.pt``       resumable state: model, optimiser and scheduler state, the epoch history
-                  and the config; written every ``runtime.checkpoint_every`` epochs and at the
-                  last one, dropped once the run has finished (its final artefacts make it
-                  redundant). The previous one survives as ``last.prev.pt`` until the new one
+                  and the config; due every ``runtime.checkpoint_every`` epochs (written on a
+                  background thread during the next epoch unless
+                  ``runtime.background_checkpoint`` is off), dropped once the run has
+                  finished (its final artefacts make it redundant). The previous one survives as ``last.prev.pt`` until the new one
                   is complete, so a damaged file never costs more than one interval.
 ``best.pt``       the best validation epoch's weights, normalisation and config: all that
                   ``predict``, Table 3 and the figures need; no optimiser state. Kept in memory
@@ -26,7 +27,8 @@ import os
 import pickle
 import shutil
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,8 @@ __all__ = [
     "FORMAT",
     "save_checkpoint",
     "previous_of",
+    "host_copy",
+    "BackgroundWriter",
     "read_tensors",
     "load_checkpoint",
     "load_resume_state",
@@ -75,6 +79,54 @@ def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool 
         torch.save({"format": FORMAT, **payload}, tmp)
         if keep_previous and path.exists():
             _link_or_copy(path, previous_of(path))
+
+
+def host_copy(obj: Any) -> Any:
+    """``obj`` with every tensor copied into host memory (dicts, lists and tuples rebuilt), so a
+    background write sees the state of this moment while training goes on changing it."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: host_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(host_copy(v) for v in obj)
+    return obj
+
+
+class BackgroundWriter:
+    """Runs checkpoint writes one at a time on a background thread.
+
+    The training thread pays for copying the state into host memory (``host_copy``) and,
+    only when the previous write has not finished by then, for waiting on it; ``torch.save``
+    and the file system work overlap the next epoch. A failed write is raised by the next
+    ``wait`` (or ``submit``) in the training thread.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnmel-checkpoint")
+        self._pending: Future | None = None
+
+    def submit(self, write: Callable[..., None], *args: Any) -> None:
+        """Start ``write(*args)`` once the previous write has ended."""
+        self.wait()
+        self._pending = self._pool.submit(write, *args)
+
+    def wait(self) -> bool:
+        """Block until the pending write has ended; True when one was pending. Re-raises its error."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return False
+        pending.result()
+        return True
+
+    def close(self) -> None:
+        """Let the pending write finish (its error, if any, is left to the caller's own), then stop."""
+        try:
+            if self._pending is not None:
+                self._pending.exception()
+        finally:
+            self._pending = None
+            self._pool.shutdown(wait=True)
 
 
 def previous_of(path: Path) -> Path:

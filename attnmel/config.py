@@ -135,6 +135,7 @@ class RuntimeConfig(Checked):
     eval_bf16: bool = False  # evaluation stays in fp32 unless set
     eval_batch_size: int = setting(64, above=0)
     checkpoint_every: int = setting(1, above=0)  # resumable checkpoint every N epochs (the best is always kept)
+    background_checkpoint: bool = True  # write checkpoints on a background thread during the next epoch
     num_threads: int | None = setting(None, above=0)  # torch intra-op threads on CPU; None: torch's default
     fail_at_epoch: int | None = None  # fault injection: raise at the start of this epoch (retry tests)
 

@@ -46,7 +46,7 @@ def numbers_key(cfg: TrainConfig) -> str:
     fault injection: a run may resume under other such settings)."""
     runtime = replace(
         cfg.runtime, device="auto", num_threads=None, fail_at_epoch=None, eval_batch_size=64, checkpoint_every=1,
-        compile=None,
+        compile=None, background_checkpoint=True,
     )
     return config_hash(replace(cfg, runtime=runtime))
 
@@ -183,11 +183,21 @@ class BestEpoch:
             "normalization": {"mean": list(bundle.mean), "std": list(bundle.std)},
         }
 
-    def save(self, run_dir: Path, cfg: TrainConfig, bundle: DataBundle) -> None:
-        """Write ``best.pt`` when the best epoch changed since the last write."""
-        if not self.written and self.row is not None:
-            ckpt.save_checkpoint(self.payload(cfg, bundle), run_dir / ckpt.BEST, keep_previous=True)
-            self.written = True
+    def unwritten(self, cfg: TrainConfig, bundle: DataBundle) -> dict[str, Any] | None:
+        """The ``best.pt`` payload when the best epoch changed since the last one handed out, else
+        None. Its weights are this object's own copy, replaced (never changed) by ``update``, so a
+        background write may hold them while training goes on."""
+        if self.written or self.row is None:
+            return None
+        self.written = True
+        return self.payload(cfg, bundle)
+
+
+def _write_checkpoint(run_dir: Path, best: dict[str, Any] | None, resume: dict[str, Any]) -> None:
+    """``best.pt`` (when it changed), then ``last.pt``: a resume always finds its best epoch."""
+    if best is not None:
+        ckpt.save_checkpoint(best, run_dir / ckpt.BEST, keep_previous=True)
+    ckpt.save_checkpoint(resume, run_dir / ckpt.LAST, keep_previous=True)
 
 
 def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Path, eval_kw: dict) -> None:
@@ -208,7 +218,9 @@ def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBun
         part = getattr(data, data.mask_split)
         attention = [{**r, "split": data.mask_split} for r in attention_rows(model, part.images, part.lesion, **eval_kw)]
     atomic_write(run_dir / ckpt.ATTENTION, json.dumps(attention, indent=1))
-    best.save(run_dir, cfg, data)
+    payload = best.unwritten(cfg, data)
+    if payload is not None:
+        ckpt.save_checkpoint(payload, run_dir / ckpt.BEST, keep_previous=True)
     metrics = {k: best.row[k] for k in ("val_auc", "val_ap", "test_auc", "test_ap")}
     final = {"best_epoch": best.row["epoch"], **metrics, "numbers_key": numbers_key(cfg), "mask_split": data.mask_split}
     atomic_write(run_dir / ckpt.FINAL, json.dumps(final, indent=1))
@@ -221,8 +233,15 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
 
     Resumes from the directory's last checkpoint (and refuses one that holds a different run);
     a finished run yields nothing. Each result carries the epoch's losses, lr, validation and
-    test AP/AUC, timings, the best epoch so far (by validation AUC), ``checkpoint`` (whether
-    the resumable state was written this epoch), ``done`` and the run's identity.
+    test AP/AUC, timings, the best epoch so far (by validation AUC), ``checkpoint`` (whether a
+    complete resumable state joined the directory since the previous result), ``done`` and the
+    run's identity.
+
+    The resumable state is due every ``runtime.checkpoint_every`` epochs. With
+    ``runtime.background_checkpoint`` (the default) it is copied to host memory after the
+    epoch's result was handed out and written while the next epoch trains, so it lands with the
+    next result; without, it is written before the epoch's result. The last epoch writes the
+    final artefacts before its result either way.
     """
     cfg, run_dir = config, Path(run_dir)
     identity = run_identity(cfg)  # also rejects a ROI on a variant without attention
@@ -274,6 +293,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
     eval_kw = dict(crop=cfg.data.crop_size, mean=bundle.mean, std=bundle.std,
                    batch_size=cfg.runtime.eval_batch_size, precision=eval_precision)  # fmt: skip
     generator = torch.Generator(device=device)
+    writer = ckpt.BackgroundWriter() if cfg.runtime.background_checkpoint else None
     try:
         for epoch in range(len(history) + 1, cfg.optim.epochs + 1):
             if cfg.runtime.fail_at_epoch == epoch:
@@ -302,26 +322,42 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
             is_best, done = best["epoch"] == epoch, epoch == cfg.optim.epochs
             if is_best:
                 best_epoch.update(model, row, {"val": val_p, "test": test_p})
-            saved = done or epoch % cfg.runtime.checkpoint_every == 0
+            # `landed`: a complete resumable state joined the directory since the last result
+            landed = writer.wait() if writer is not None else False  # begun after the last epoch
+            deferred = None
             if done:
                 _finalise(best_epoch, model, cfg, data, run_dir, eval_kw)
-            elif saved:
-                best_epoch.save(run_dir, cfg, bundle)  # before last.pt: a resume finds its best epoch
+                landed = True
+            elif epoch % cfg.runtime.checkpoint_every == 0:
                 resume = {
                     "kind": "resume",
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "epoch": epoch,
-                    "history": history,
+                    "history": list(history),
                     "config": config_to_dict(cfg),
                     "numbers_key": numbers_key(cfg),
                 }
-                ckpt.save_checkpoint(resume, run_dir / ckpt.LAST, keep_previous=True)
+                if writer is None:
+                    _write_checkpoint(run_dir, best_epoch.unwritten(cfg, bundle), resume)
+                    landed = True
+                else:
+                    deferred = (best_epoch.unwritten(cfg, bundle), resume)
             ckpt.write_epochs(run_dir, history)
-            yield {**row, **_best_fields(best), "is_best": is_best, "checkpoint": saved, "done": done, **identity}
+            yield {**row, **_best_fields(best), "is_best": is_best, "checkpoint": landed, "done": done, **identity}
+            if deferred is not None:
+                # after the yield: the caller has snapshotted the directory, and no write runs
+                # while it does; the state is copied before the next step changes it
+                best_payload, resume = deferred
+                writer.submit(_write_checkpoint, run_dir, best_payload, ckpt.host_copy(resume))
     except NonFiniteError:
+        if writer is not None:
+            writer.close()
         if not history:  # diverged before its first epoch ended: leave nothing half-written behind
             _remove_run_files(run_dir, remove_dir=fresh_dir)
         raise
+    finally:
+        if writer is not None:
+            writer.close()
 

@@ -154,8 +154,7 @@ def measure_checkpoint_steps(variant: str, workdir: Path, repeats: int) -> dict[
         if (run_dir / ckpt.LAST).exists():
             timed("link last.prev.pt", ckpt._link_or_copy, run_dir / ckpt.LAST, run_dir / ckpt.PREVIOUS)
         timed("save last.pt", ckpt.save_checkpoint, resume, run_dir / ckpt.LAST)
-        snapshot = _snapshot(run_dir)
-        snap = timed("snapshot (links)", snapshot.__enter__)
+        snap = timed("snapshot (links)", _snapshot, run_dir)
         target = f"{store}/checkpoint_{i:06d}"
 
         def hand_to_tune() -> None:
@@ -165,7 +164,7 @@ def measure_checkpoint_steps(variant: str, workdir: Path, repeats: int) -> dict[
                                    destination_filesystem=local)  # fmt: skip
 
         timed("Tune copy to storage", hand_to_tune)
-        timed("snapshot removal", snapshot.__exit__, None, None, None)
+        timed("snapshot removal", shutil.rmtree, snap)
         if i >= keep:
             timed("Tune deletes old ckpt", _delete_fs_path, local, f"{store}/checkpoint_{i - keep:06d}")
     # the alternative to writing best.pt at once: keep the best weights in memory until the next checkpoint
@@ -177,6 +176,112 @@ def measure_checkpoint_steps(variant: str, workdir: Path, repeats: int) -> dict[
     out["bytes per Tune ckpt"] = _dir_bytes(Path(f"{store}/checkpoint_{repeats + 1:06d}"))
     shutil.rmtree(workdir / variant)
     return out
+
+
+def measure_background(variant: str, workdir: Path, repeats: int, every: int) -> dict[str, float]:
+    """Seconds the training thread spends per checkpoint when ``fit`` writes it in the background
+    (``runtime.background_checkpoint``) and the trainable's reporter thread hands it to Tune:
+    the host copy of the state, the snapshot, and waiting for the previous write or copy, with
+    ``every - 1`` idle epochs of ``GPU_EPOCH_S`` between checkpoints and one after each. The
+    epochs are idle host time (``time.sleep``): on a GPU the host thread mostly waits for
+    kernels. Best weights change every checkpoint (both files written each time)."""
+    import pyarrow.fs
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ray import tune
+    from ray.train._internal.storage import _pyarrow_fs_copy_files
+
+    from attnmel import checkpoint as ckpt
+    from attnmel.train import _write_checkpoint
+    from orchestrator.trainable import _snapshot
+
+    resume, best = _payloads(variant)
+    run_dir, store = workdir / variant / "run", workdir / variant / "storage"
+    run_dir.mkdir(parents=True)
+    store.mkdir(parents=True)
+    (run_dir / "epochs.jsonl").write_text("{}\n" * 5)
+    local = pyarrow.fs.LocalFileSystem()
+
+    def hand_to_tune(snap: Path, target: str) -> None:
+        checkpoint = tune.Checkpoint.from_directory(str(snap))
+        local.create_dir(target)
+        _pyarrow_fs_copy_files(checkpoint.path, target, source_filesystem=checkpoint.filesystem,
+                               destination_filesystem=local)  # fmt: skip
+        shutil.rmtree(snap)
+
+    writer, reporter = ckpt.BackgroundWriter(), ThreadPoolExecutor(max_workers=1)
+    copying = None
+    costs: dict[str, list[float]] = {"host copy": [], "wait for the write": [], "snapshot + wait for the copy": []}
+    started = time.perf_counter()
+    try:
+        for i in range(repeats + 1):
+            start = time.perf_counter()
+            writer.submit(_write_checkpoint, run_dir, best, ckpt.host_copy(resume))  # after epoch k·every
+            costs["host copy"].append(time.perf_counter() - start)
+            for _ in range(every):
+                time.sleep(GPU_EPOCH_S)  # the following epochs
+            start = time.perf_counter()
+            writer.wait()  # with the next result: the state has landed
+            costs["wait for the write"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            snap = _snapshot(run_dir)
+            if copying is not None:
+                copying.result()  # the reporter takes one result at a time
+            copying = reporter.submit(hand_to_tune, snap, f"{store}/checkpoint_{i:06d}")
+            costs["snapshot + wait for the copy"].append(time.perf_counter() - start)
+            if i >= 2:
+                shutil.rmtree(f"{store}/checkpoint_{i - 2:06d}", ignore_errors=True)
+        copying.result()
+    finally:
+        writer.close()
+        reporter.shutdown()
+    wall = time.perf_counter() - started
+    out = {name: _median(values[1:]) for name, values in costs.items()}  # the first round fills the folders
+    out["training thread per checkpoint"] = sum(out.values())
+    out["idle epochs"] = (repeats + 1) * every * GPU_EPOCH_S
+    out["wall"] = wall
+    shutil.rmtree(workdir / variant)
+    return out
+
+
+def background_fit_walls(spec_file: Path, repeats: int) -> dict[bool, float]:
+    """Median seconds of a tiny trial's whole ``fit`` (real model size, so real checkpoint
+    bytes) with a checkpoint every epoch, written in the foreground or the background,
+    alternated so both see the same machine load."""
+    import torch
+
+    from attnmel.config import apply_overrides
+    from attnmel.train import fit
+    from orchestrator.spec import load_spec
+    from orchestrator.trials import trial_config, trial_points
+
+    spec = load_spec(spec_file)
+    torch.set_num_threads(1)
+    base = apply_overrides(trial_config({"train": spec.train, "point": trial_points(spec)[0]}), ["runtime.checkpoint_every=1"])
+    walls: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(repeats):
+        for background in (False, True):
+            cfg = apply_overrides(base, [f"runtime.background_checkpoint={str(background).lower()}"])
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                for _row in fit(cfg, Path(tmp) / "run"):
+                    pass
+                walls[background].append(time.perf_counter() - start)
+    return {k: _median(v) for k, v in walls.items()}
+
+
+def report_background(steps: dict[str, dict[str, float]], walls: dict[bool, float], every: int) -> None:
+    print(f"\n## 1b. Checkpoints written off the training thread (runtime.background_checkpoint, the default; {_load()})")
+    print(f"training-thread seconds per checkpoint, {every} idle {GPU_EPOCH_S:g} s epoch(s) per checkpoint "
+          "standing in for GPU epochs; the write and Tune's copy run meanwhile")
+    names = ["host copy", "wait for the write", "snapshot + wait for the copy", "training thread per checkpoint"]
+    rows = [[n] + [f"{s[n]:.3f}" for s in steps.values()] for n in names]
+    rows.append([f"per epoch, of a {GPU_EPOCH_S:g} s GPU epoch"]
+                + [f"{100 * s['training thread per checkpoint'] / every / GPU_EPOCH_S:.1f} %" for s in steps.values()])
+    print(_table(["step (s)"] + list(steps), rows))
+    print(f"tiny trial, whole fit, checkpoint every epoch (AttnMel-CNN-Lesion at full size, 32 px, 1 thread): "
+          f"foreground {walls[False]:.2f} s, background {walls[True]:.2f} s "
+          f"(ratio {walls[True] / walls[False]:.2f})")
 
 
 def tiny_cpu_epoch(spec_file: Path) -> tuple[float, dict[str, float]]:
@@ -262,29 +367,6 @@ def _wrap(owner: Any, attr: str, label: Any = None) -> tuple[Any, str, Any]:
     return owner, attr, original
 
 
-def _wrap_snapshot(owner: Any) -> tuple[Any, str, Any]:
-    original = owner._snapshot
-    if getattr(original, "_probe", False):
-        return owner, "_snapshot", original
-
-    @contextlib.contextmanager
-    def timed(run_dir):
-        manager = original(run_dir)
-        wall, start = time.time(), time.perf_counter()
-        snap = manager.__enter__()
-        _emit("snapshot", wall, time.perf_counter() - start)
-        try:
-            yield snap
-        finally:
-            wall, start = time.time(), time.perf_counter()
-            manager.__exit__(None, None, None)
-            _emit("snapshot removal", wall, time.perf_counter() - start)
-
-    timed._probe = True
-    owner._snapshot = timed
-    return owner, "_snapshot", original
-
-
 def _wrap_fit(owner: Any) -> tuple[Any, str, Any]:
     """``fit`` whose every step (set-up + epoch + checkpoint, or the end) is timed, and the
     caller's time between steps (``tune.report``) too."""
@@ -326,7 +408,7 @@ def _probes(sink: Path | None = None):
         from ray import tune
         from ray.train._internal.storage import StorageContext
 
-        installed += [_wrap(trainable, "trial_config"), _wrap(trainable, "remove_stale_scratch"), _wrap_snapshot(trainable),
+        installed += [_wrap(trainable, "trial_config"), _wrap(trainable, "remove_stale_scratch"), _wrap(trainable, "_snapshot", "snapshot"),
                       _wrap(tune, "report", "tune.report"), _wrap(tune, "get_checkpoint"),
                       _wrap(StorageContext, "persist_current_checkpoint", "Tune copy to storage")]  # fmt: skip
     try:
@@ -681,6 +763,10 @@ def main(argv: list[str] | None = None) -> None:
                   + ", ".join(f"{k} {v:.2f} s" for k, v in calls.items() if k in ("build_model", "load_bundle", "_finalise")))
             steps = {v: measure_checkpoint_steps(v, workdir / "ckpt", args.repeats) for v in ("attnmel", "vgg16")}
             report_checkpoint({"AttnMel-CNN": steps["attnmel"], "VGG-16": steps["vgg16"]}, cpu_epoch)
+            every = args.every[-1]
+            bg = {name: measure_background(v, workdir / "bg", args.repeats, every)
+                  for name, v in (("AttnMel-CNN", "attnmel"), ("VGG-16", "vgg16"))}  # fmt: skip
+            report_background(bg, background_fit_walls(first, args.repeats), every)
         overhead_trials = None
         if "overhead" in args.parts or "storage" in args.parts:
             print(f"\n## 3. Orchestration overhead: `attnmel sweep run` of {args.trials} tiny trials, 2 at a time")

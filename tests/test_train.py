@@ -153,10 +153,14 @@ def test_train_command_prints_epochs_then_json(synth_root, tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
 
 
-def test_checkpoint_interval_repeats_at_most_the_epochs_since_the_last_one(small_cfg, tmp_path):
-    cfg = apply_overrides(small_cfg, ["optim.epochs=3", "runtime.checkpoint_every=2"])
+@pytest.mark.parametrize("background", [False, True])
+def test_checkpoint_interval_repeats_at_most_the_epochs_since_the_last_one(small_cfg, tmp_path, background):
+    cfg = apply_overrides(small_cfg, ["optim.epochs=3", "runtime.checkpoint_every=2",
+                                      f"runtime.background_checkpoint={str(background).lower()}"])
     uninterrupted = list(fit(cfg, tmp_path / "full"))
-    assert [r["checkpoint"] for r in uninterrupted] == [False, True, True]  # epoch 2, and the end
+    # epoch 2's state lands with epoch 2's result, or written in the background with epoch 3's
+    landed = [False, False, True] if background else [False, True, True]
+    assert [r["checkpoint"] for r in uninterrupted] == landed
 
     run = tmp_path / "resumed"
     seen = []
@@ -171,3 +175,25 @@ def test_checkpoint_interval_repeats_at_most_the_epochs_since_the_last_one(small
     assert [r["epoch"] for r in resumed] == [3]
     assert _numbers(seen + resumed) == _numbers(uninterrupted)
     assert (run / "predictions.csv").read_text() == (tmp_path / "full" / "predictions.csv").read_text()
+
+
+def test_background_checkpoint_holds_the_state_of_its_epoch(small_cfg, tmp_path):
+    """The state written while epoch 3 trains is epoch 2's, bit for bit as a foreground write has it."""
+    cfg = apply_overrides(small_cfg, ["optim.epochs=4", "runtime.checkpoint_every=2", "runtime.fail_at_epoch=4"])
+    files = {}
+    for background in (False, True):
+        run = tmp_path / f"background-{background}"
+        with pytest.raises(RuntimeError, match="injected failure at epoch 4"):
+            for _ in fit(apply_overrides(cfg, [f"runtime.background_checkpoint={str(background).lower()}"]), run):
+                pass
+        files[background] = {name: torch.load(run / name, map_location="cpu", weights_only=True)
+                             for name in ("last.pt", "best.pt")}  # fmt: skip
+    for name in ("last.pt", "best.pt"):
+        fg, bg = files[False][name], files[True][name]
+        assert fg["epoch"] == bg["epoch"] == (2 if name == "last.pt" else fg["epoch"])
+        assert fg["model"].keys() == bg["model"].keys()
+        assert all(torch.equal(fg["model"][k], bg["model"][k]) for k in fg["model"])
+    fg_opt, bg_opt = files[False]["last.pt"]["optimizer"], files[True]["last.pt"]["optimizer"]
+    assert all(torch.equal(fg_opt["state"][i]["momentum_buffer"], bg_opt["state"][i]["momentum_buffer"])
+               for i in fg_opt["state"])  # fmt: skip
+    assert [r["epoch"] for r in files[True]["last.pt"]["history"]] == [1, 2]

@@ -22,7 +22,7 @@ def test_checkpoint_interval_and_storage_per_finished_trial(tmp_path, make_spec,
     spec_file = make_spec(
         name="scale",
         grid={"variants": ["vgg16_gap"], "seeds": [0, 1]},
-        train={"optim": {"epochs": 3}, "runtime": {"checkpoint_every": 2}},
+        train={"optim": {"epochs": 4}, "runtime": {"checkpoint_every": 2}},
         max_concurrent=2,
     )
     proc = run_attnmel(["sweep", "run", str(spec_file), "--num-cpus", "2"], cli_env)
@@ -33,9 +33,10 @@ def test_checkpoint_interval_and_storage_per_finished_trial(tmp_path, make_spec,
     assert len(trial_dirs) == 2
     for trial_dir in trial_dirs:
         rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
-        assert [r["epoch"] for r in rows] == [1, 2, 3]
-        # epoch 1 is not a checkpoint epoch; epoch 2 is (every 2); epoch 3 ends the run
-        assert [r["checkpoint_dir_name"] for r in rows] == [None, "checkpoint_000000", "checkpoint_000001"]
+        assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+        # epoch 2's state (every 2) is written while epoch 3 trains and goes to Tune with epoch
+        # 3's result; epoch 4 ends the run
+        assert [r["checkpoint_dir_name"] for r in rows] == [None, None, "checkpoint_000000", "checkpoint_000001"]
         assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == ["checkpoint_000001"]
         kept = sum(p.stat().st_size for p in trial_dir.rglob("*") if p.is_file())
         assert weights < kept <= weights + SMALL_FILES, (kept, weights)

@@ -1,0 +1,59 @@
+"""Checkpoint writing helpers: host copies and the background writer."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from attnmel.checkpoint import BackgroundWriter, host_copy
+
+
+def test_host_copy_is_a_snapshot_that_later_in_place_changes_do_not_reach():
+    weight = torch.zeros(3)
+    state = {"model": {"w": weight}, "history": [{"epoch": 1}], "pair": (torch.ones(2), 5), "name": "x"}
+    copy = host_copy(state)
+    weight.add_(1.0)
+    state["pair"][0].mul_(3.0)
+    assert torch.equal(copy["model"]["w"], torch.zeros(3))
+    assert torch.equal(copy["pair"][0], torch.ones(2)) and isinstance(copy["pair"], tuple)
+    assert copy["history"] == [{"epoch": 1}] and copy["name"] == "x"
+    assert copy["model"]["w"].data_ptr() != weight.data_ptr()
+
+
+def test_background_writer_runs_writes_in_order_one_at_a_time_off_the_calling_thread():
+    log: list[tuple[str, str]] = []
+    running = threading.Lock()
+
+    def write(name: str) -> None:
+        assert running.acquire(blocking=False), "two writes at once"
+        try:
+            time.sleep(0.05)
+            log.append((name, threading.current_thread().name))
+        finally:
+            running.release()
+
+    writer = BackgroundWriter()
+    assert writer.wait() is False  # nothing pending
+    writer.submit(write, "first")
+    writer.submit(write, "second")  # waits for the first
+    assert writer.wait() is True
+    writer.close()
+    assert [name for name, _ in log] == ["first", "second"]
+    assert all(thread != threading.current_thread().name for _, thread in log)
+
+
+def test_background_writer_raises_a_failed_write_in_the_training_thread_and_close_waits():
+    def fail() -> None:
+        raise OSError("No space left on device")
+
+    writer = BackgroundWriter()
+    writer.submit(fail)
+    with pytest.raises(OSError, match="No space left"):
+        writer.wait()
+    done = []
+    writer.submit(lambda: (time.sleep(0.1), done.append(True)))
+    writer.close()  # lets the pending write finish
+    assert done == [True]
