@@ -81,22 +81,31 @@ def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool 
             _link_or_copy(path, previous_of(path))
 
 
-def host_copy(obj: Any) -> Any:
+def host_copy(obj: Any, into: Any = None) -> Any:
     """``obj`` with every tensor copied into host memory (dicts, lists and tuples rebuilt), so a
-    background write sees the state of this moment while training goes on changing it."""
+    background write sees the state of this moment while training goes on changing it.
+
+    ``into``, an earlier copy of the same structure no one reads any more, lends its tensors of
+    matching shape and dtype as the destinations: copying into memory already touched is an
+    order of magnitude faster than into fresh pages (1 GB: 0.06 s against 1.7 s here).
+    """
     if isinstance(obj, torch.Tensor):
+        if isinstance(into, torch.Tensor) and into.shape == obj.shape and into.dtype == obj.dtype:
+            return into.copy_(obj.detach())
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, dict):
-        return {k: host_copy(v) for k, v in obj.items()}
+        earlier = into if isinstance(into, dict) else {}
+        return {k: host_copy(v, earlier.get(k)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(host_copy(v) for v in obj)
+        earlier = into if isinstance(into, (list, tuple)) and len(into) == len(obj) else [None] * len(obj)
+        return type(obj)(host_copy(v, e) for v, e in zip(obj, earlier))
     return obj
 
 
 class BackgroundWriter:
     """Runs checkpoint writes one at a time on a background thread.
 
-    The training thread pays for copying the state into host memory (``host_copy``) and,
+    The training thread pays for copying the state into host memory (``host_state``) and,
     only when the previous write has not finished by then, for waiting on it; ``torch.save``
     and the file system work overlap the next epoch. A failed write is raised by the next
     ``wait`` (or ``submit``) in the training thread.
@@ -105,6 +114,15 @@ class BackgroundWriter:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnmel-checkpoint")
         self._pending: Future | None = None
+        self._copy: Any = None  # the last host copy; its buffers are reused once its write ended
+
+    def host_state(self, state: Any) -> Any:
+        """``host_copy`` of ``state`` into the buffers of the previous copy (after waiting for
+        the write that used them): the state stays in host memory between checkpoints, in
+        exchange for copies as fast as a memcpy."""
+        self.wait()
+        self._copy = host_copy(state, into=self._copy)
+        return self._copy
 
     def submit(self, write: Callable[..., None], *args: Any) -> None:
         """Start ``write(*args)`` once the previous write has ended."""
@@ -125,7 +143,7 @@ class BackgroundWriter:
             if self._pending is not None:
                 self._pending.exception()
         finally:
-            self._pending = None
+            self._pending, self._copy = None, None
             self._pool.shutdown(wait=True)
 
 

@@ -350,7 +350,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
                 # after the yield: the caller has snapshotted the directory, and no write runs
                 # while it does; the state is copied before the next step changes it
                 best_payload, resume = deferred
-                writer.submit(_write_checkpoint, run_dir, best_payload, ckpt.host_copy(resume))
+                writer.submit(_write_checkpoint, run_dir, best_payload, writer.host_state(resume))
     except NonFiniteError:
         if writer is not None:
             writer.close()

@@ -216,7 +216,7 @@ def measure_background(variant: str, workdir: Path, repeats: int, every: int) ->
     try:
         for i in range(repeats + 1):
             start = time.perf_counter()
-            writer.submit(_write_checkpoint, run_dir, best, ckpt.host_copy(resume))  # after epoch k·every
+            writer.submit(_write_checkpoint, run_dir, best, writer.host_state(resume))  # after epoch k·every
             costs["host copy"].append(time.perf_counter() - start)
             for _ in range(every):
                 time.sleep(GPU_EPOCH_S)  # the following epochs
@@ -270,15 +270,15 @@ def background_fit_walls(spec_file: Path, repeats: int) -> dict[bool, float]:
     return {k: _median(v) for k, v in walls.items()}
 
 
-def report_background(steps: dict[str, dict[str, float]], walls: dict[bool, float], every: int) -> None:
+def report_background(steps: dict[tuple[str, int], dict[str, float]], walls: dict[bool, float]) -> None:
     print(f"\n## 1b. Checkpoints written off the training thread (runtime.background_checkpoint, the default; {_load()})")
-    print(f"training-thread seconds per checkpoint, {every} idle {GPU_EPOCH_S:g} s epoch(s) per checkpoint "
-          "standing in for GPU epochs; the write and Tune's copy run meanwhile")
+    print(f"training-thread seconds per checkpoint with `every` idle {GPU_EPOCH_S:g} s epochs per checkpoint standing in "
+          "for GPU epochs (the write and Tune's copy run meanwhile); best weights new at every checkpoint")
     names = ["host copy", "wait for the write", "snapshot + wait for the copy", "training thread per checkpoint"]
     rows = [[n] + [f"{s[n]:.3f}" for s in steps.values()] for n in names]
     rows.append([f"per epoch, of a {GPU_EPOCH_S:g} s GPU epoch"]
-                + [f"{100 * s['training thread per checkpoint'] / every / GPU_EPOCH_S:.1f} %" for s in steps.values()])
-    print(_table(["step (s)"] + list(steps), rows))
+                + [f"{100 * s['training thread per checkpoint'] / every / GPU_EPOCH_S:.1f} %" for (_, every), s in steps.items()])
+    print(_table(["step (s)"] + [f"{name}, every {every}" for name, every in steps], rows))
     print(f"tiny trial, whole fit, checkpoint every epoch (AttnMel-CNN-Lesion at full size, 32 px, 1 thread): "
           f"foreground {walls[False]:.2f} s, background {walls[True]:.2f} s "
           f"(ratio {walls[True] / walls[False]:.2f})")
@@ -341,7 +341,9 @@ _STATE: dict[str, Any] = {"events": None, "path": None}
 
 
 def _emit(name: str, wall: float, dt: float) -> None:
-    event = {"name": name, "t": wall, "dt": dt}
+    thread = threading.current_thread().name
+    background = thread.startswith(("attnmel-checkpoint", "attnmel-report"))
+    event = {"name": f"{name} [bg]" if background else name, "t": wall, "dt": dt}
     if _STATE["events"] is not None:
         _STATE["events"].append(event)
     if _STATE["path"]:  # appended at once: Tune may end a worker before the trial returns
@@ -402,13 +404,14 @@ def _probes(sink: Path | None = None):
                                               "_finalise", "save_config", "_bundle_to")]  # fmt: skip
     installed += [_wrap(ckpt, "save_checkpoint", lambda payload, path, **kw: f"save {Path(path).name}"),
                   _wrap(ckpt, "_link_or_copy", "link last.prev.pt"), _wrap(ckpt, "write_epochs"),
-                  _wrap(ckpt, "load_resume_state"), _wrap_fit(train)]  # fmt: skip
+                  _wrap(ckpt, "load_resume_state"), _wrap(ckpt.BackgroundWriter, "host_state", "host copy"),
+                  _wrap_fit(train)]  # fmt: skip
     if sink is not None:  # inside a Ray worker
         import orchestrator.trainable as trainable
         from ray import tune
         from ray.train._internal.storage import StorageContext
 
-        installed += [_wrap(trainable, "trial_config"), _wrap(trainable, "remove_stale_scratch"), _wrap(trainable, "_snapshot", "snapshot"),
+        installed += [_wrap(trainable._Reporter, "put", "reporter put"), _wrap(trainable, "trial_config"), _wrap(trainable, "remove_stale_scratch"), _wrap(trainable, "_snapshot", "snapshot"),
                       _wrap(tune, "report", "tune.report"), _wrap(tune, "get_checkpoint"),
                       _wrap(StorageContext, "persist_current_checkpoint", "Tune copy to storage")]  # fmt: skip
     try:
@@ -631,7 +634,6 @@ def profile_table(profile: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
             if e["name"] != "enter":
                 by[e["name"]] = by.get(e["name"], 0.0) + max(0.0, min(e["t"] + e["dt"], drv["complete"]) - e["t"])
         enter = next(e for e in events if e["name"] == "enter")
-        last = max(e["t"] + e["dt"] for e in events if e["name"] == "Tune copy to storage")  # the final checkpoint
         steps = [e for e in events if e["name"] == "fit step"]
         first_epoch = next(e["t"] for e in events if e["name"] == "train_one_epoch")
         setup = first_epoch - steps[0]["t"]
@@ -643,21 +645,23 @@ def profile_table(profile: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
             "fit set-up: build_model": by.get("build_model", 0.0),
             "fit set-up: load_bundle (cache hit)": by.get("load_bundle", 0.0),
             "fit set-up: rest (config, data_info, optimiser, ...)": setup - by.get("build_model", 0) - by.get("load_bundle", 0),
-            "save best.pt": by.get("save best.pt", 0.0),
-            "save last.pt (incl. link)": by.get("save last.pt", 0.0),
+            "host copy of the resumable state": by.get("host copy", 0.0),
             "write epochs.jsonl": by.get("write_epochs", 0.0),
-            "finalise (load best.pt, predictions, attention)": by.get("_finalise", 0.0),
-            "snapshot + removal": by.get("snapshot", 0.0) + by.get("snapshot removal", 0.0),
-            "Tune copy to storage (in tune.report)": by.get("Tune copy to storage", 0.0),
-            "tune.report waiting for the driver (final one excluded)":
-                by.get("tune.report", 0.0) - by.get("Tune copy to storage", 0.0) - (drv["complete"] - last),
-            "final checkpoint copied -> driver marks the trial complete": drv["complete"] - last,
+            "finalise (predictions, attention, best.pt)": by.get("_finalise", 0.0),
+            "snapshot": by.get("snapshot", 0.0),
+            "hand-over to the reporter thread": by.get("reporter put", 0.0),
+            "last result: reporter's Tune copy -> driver marks the trial complete":
+                drv["complete"] - max(e["t"] + e["dt"] for e in steps),
         }
         inside_fit = sum(e["dt"] for e in steps) - setup - epochs
-        accounted = (by.get("save best.pt", 0) + by.get("save last.pt", 0) + by.get("write_epochs", 0) + by.get("_finalise", 0))
-        row["fit: other per-epoch work (seeding, sampler, best row)"] = inside_fit - accounted
+        accounted = by.get("host copy", 0) + by.get("write_epochs", 0) + by.get("_finalise", 0)  # best.pt: in _finalise
+        row["fit: other per-epoch work (seeding, sampler, waiting for a background write)"] = inside_fit - accounted
         row["unaccounted (thread hand-offs, scratch dir removal)"] = total - sum(row.values())
         row["TOTAL outside epochs (driver view)"] = total
+        # off the training thread, overlapping the epochs: not part of the total
+        row["[bg] save best.pt + last.pt (writer thread)"] = by.get("save best.pt [bg]", 0.0) + by.get("save last.pt [bg]", 0.0)
+        row["[bg] Tune copy to storage (reporter thread)"] = by.get("Tune copy to storage [bg]", 0.0)
+        row["[bg] tune.report incl. copy and waiting for the driver"] = by.get("tune.report [bg]", 0.0)
         for key, value in row.items():
             parts.setdefault(key, []).append(value)
     n = len(next(iter(parts.values()), []))
@@ -763,10 +767,9 @@ def main(argv: list[str] | None = None) -> None:
                   + ", ".join(f"{k} {v:.2f} s" for k, v in calls.items() if k in ("build_model", "load_bundle", "_finalise")))
             steps = {v: measure_checkpoint_steps(v, workdir / "ckpt", args.repeats) for v in ("attnmel", "vgg16")}
             report_checkpoint({"AttnMel-CNN": steps["attnmel"], "VGG-16": steps["vgg16"]}, cpu_epoch)
-            every = args.every[-1]
-            bg = {name: measure_background(v, workdir / "bg", args.repeats, every)
-                  for name, v in (("AttnMel-CNN", "attnmel"), ("VGG-16", "vgg16"))}  # fmt: skip
-            report_background(bg, background_fit_walls(first, args.repeats), every)
+            bg = {(name, every): measure_background(v, workdir / "bg", args.repeats, every)
+                  for every in sorted(set(args.every)) for name, v in (("AttnMel-CNN", "attnmel"), ("VGG-16", "vgg16"))}
+            report_background(bg, background_fit_walls(first, args.repeats))
         overhead_trials = None
         if "overhead" in args.parts or "storage" in args.parts:
             print(f"\n## 3. Orchestration overhead: `attnmel sweep run` of {args.trials} tiny trials, 2 at a time")

@@ -23,6 +23,22 @@ def test_host_copy_is_a_snapshot_that_later_in_place_changes_do_not_reach():
     assert copy["model"]["w"].data_ptr() != weight.data_ptr()
 
 
+def test_host_copy_into_an_earlier_copy_reuses_its_buffers_where_shapes_match():
+    state = {"w": torch.arange(4.0), "b": torch.ones(2), "history": [{"epoch": 1}]}
+    first = host_copy(state)
+    state["w"].add_(10.0)
+    state["b"] = torch.ones(3)  # another shape: a fresh buffer
+    second = host_copy(state, into=first)
+    assert second["w"].data_ptr() == first["w"].data_ptr()  # the same memory, refilled
+    assert torch.equal(second["w"], torch.arange(4.0) + 10.0)
+    assert second["b"].shape == (3,) and second["b"].data_ptr() != state["b"].data_ptr()
+    writer = BackgroundWriter()
+    a = writer.host_state({"w": torch.zeros(5)})
+    b = writer.host_state({"w": torch.full((5,), 2.0)})
+    writer.close()
+    assert a["w"].data_ptr() == b["w"].data_ptr() and torch.equal(b["w"], torch.full((5,), 2.0))
+
+
 def test_background_writer_runs_writes_in_order_one_at_a_time_off_the_calling_thread():
     log: list[tuple[str, str]] = []
     running = threading.Lock()

@@ -62,7 +62,10 @@ def _kill_session(proc: subprocess.Popen) -> None:
 
 def test_resume_after_killing_the_driver(tmp_path, make_spec, cli_env):
     grid = {"variants": ["vgg16_gap", "attnmel", "attnmel+lesion"], "seeds": [0]}
-    spec = make_spec(name="crash", grid=grid)  # 3 trials × 2 epochs, 2 at a time
+    # 3 trials × 3 epochs, 2 at a time: a trial reports two checkpoints (epoch 1's state with
+    # epoch 2's result, the end), so Tune snapshots its state, and syncs result.json to storage,
+    # when a trial ends; with fewer it syncs on a timer and may see the whole sweep end first
+    spec = make_spec(name="crash", grid=grid, train={"optim": {"epochs": 3}})
     sweep_dir = tmp_path / "results" / "crash"
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(
@@ -87,7 +90,7 @@ def test_resume_after_killing_the_driver(tmp_path, make_spec, cli_env):
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "resuming sweep crash" in resumed.stdout
 
-    trials, _ = check_tables(sweep_dir, n_trials=3, epochs=2)
+    trials, _ = check_tables(sweep_dir, n_trials=3, epochs=3)
     assert len(list(sweep_dir.glob("*/params.json"))) == 3  # no trial was created twice
     after = _finished_trials(sweep_dir)
     assert set(after) == set(trials["trial_dir"])
