@@ -92,6 +92,8 @@ def host_copy(obj: Any, into: Any = None) -> Any:
     if isinstance(obj, torch.Tensor):
         if isinstance(into, torch.Tensor) and into.shape == obj.shape and into.dtype == obj.dtype:
             return into.copy_(obj.detach())
+        if obj.is_cuda:  # page-locked: device-to-host copies run at full bus speed
+            return torch.empty(obj.shape, dtype=obj.dtype, pin_memory=True).copy_(obj.detach())
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, dict):
         earlier = into if isinstance(into, dict) else {}

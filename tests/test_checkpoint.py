@@ -73,3 +73,16 @@ def test_background_writer_raises_a_failed_write_in_the_training_thread_and_clos
     writer.submit(lambda: (time.sleep(0.1), done.append(True)))
     writer.close()  # lets the pending write finish
     assert done == [True]
+
+
+@pytest.mark.cuda
+def test_host_copy_of_a_cuda_state_lands_in_page_locked_memory_and_is_reused():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    state = {"w": torch.randn(8, device="cuda")}
+    first = host_copy(state)
+    assert first["w"].device.type == "cpu" and first["w"].is_pinned()
+    assert torch.equal(first["w"], state["w"].cpu())
+    state["w"].mul_(2.0)
+    second = host_copy(state, into=first)
+    assert second["w"].data_ptr() == first["w"].data_ptr() and torch.equal(second["w"], state["w"].cpu())

@@ -12,7 +12,7 @@ from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from orchestrator.comparisons import compare_settings, format_compare, format_intervals, setting_names, variant_intervals
-from orchestrator.stats import _curve_auc, _index_blocks, bootstrap_ci, delong_test, paired_bootstrap_test
+from orchestrator.stats import _index_blocks, _rows_ap, _rows_auc, bootstrap_ci, delong_test, paired_bootstrap_test
 
 
 def _scores(rng: np.random.Generator, y: np.ndarray, shift: float, levels: int | None = None) -> np.ndarray:
@@ -115,12 +115,17 @@ def test_delong_rejects_bad_input():
 # --------------------------------------------------------------------------- bootstrap
 
 
-def test_resampled_auc_is_roc_auc_score():
+@pytest.mark.parametrize("levels", [None, 2, 5])  # continuous scores, and heavy ties
+def test_block_metrics_equal_scikit_learn_on_every_resample(levels):
     rng = np.random.default_rng(4)
-    y = (rng.random(50) < 0.3).astype(int)
-    for _ in range(5):
-        s = _scores(rng, y, 1.0, levels=2)
-        assert _curve_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    y = np.r_[np.ones(9, int), np.zeros(31, int)]
+    s = _scores(rng, y, 1.0, levels=levels) if levels else _scores(rng, y, 1.0)
+    block = next(_index_blocks(y, 200, seed=1))  # positives first in every row, with repeats
+    auc_rows, ap_rows = _rows_auc(s[block], 9), _rows_ap(s[block], 9)
+    y_star = y[block[0]]
+    for k, idx in enumerate(block):
+        assert auc_rows[k] == pytest.approx(roc_auc_score(y_star, s[idx]), abs=1e-12)
+        assert ap_rows[k] == pytest.approx(average_precision_score(y_star, s[idx]), abs=1e-12)
 
 
 def test_stratified_resamples_keep_both_class_counts():
