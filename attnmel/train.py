@@ -352,9 +352,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
                 best_payload, resume = deferred
                 writer.submit(_write_checkpoint, run_dir, best_payload, writer.host_state(resume))
     except NonFiniteError:
-        if writer is not None:
-            writer.close()
-        if not history:  # diverged before its first epoch ended: leave nothing half-written behind
+        if not history:  # diverged before its first epoch ended (so before any checkpoint write): leave nothing behind
             _remove_run_files(run_dir, remove_dir=fresh_dir)
         raise
     finally:

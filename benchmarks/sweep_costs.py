@@ -124,21 +124,39 @@ def _serialized_bytes(payload: dict) -> int:
 # --------------------------------------------------------------------------- part 1
 
 
+def _bench_folders(variant: str, workdir: Path) -> tuple[Path, Path]:
+    """A scratch run folder (with a small epochs.jsonl) and a Tune-style storage folder."""
+    run_dir, store = workdir / variant / "run", workdir / variant / "storage"
+    run_dir.mkdir(parents=True)
+    store.mkdir(parents=True)
+    (run_dir / "epochs.jsonl").write_text("{}\n" * 5)
+    return run_dir, store
+
+
+def _tune_copy(snap: Path, target: str) -> None:
+    """What ``tune.report`` does with a checkpoint folder on local storage: Tune's own copy routine."""
+    import pyarrow.fs
+    from ray import tune
+    from ray.train._internal.storage import _pyarrow_fs_copy_files
+
+    local = pyarrow.fs.LocalFileSystem()
+    checkpoint = tune.Checkpoint.from_directory(str(snap))
+    local.create_dir(target)
+    _pyarrow_fs_copy_files(checkpoint.path, target, source_filesystem=checkpoint.filesystem,
+                           destination_filesystem=local)  # fmt: skip
+
+
 def measure_checkpoint_steps(variant: str, workdir: Path, repeats: int) -> dict[str, float]:
     """Median seconds of each checkpoint step for ``variant`` at real size, in a scratch run
     folder and a local Tune-style storage folder under ``workdir``."""
     import pyarrow.fs
-    from ray import tune
-    from ray.train._internal.storage import _delete_fs_path, _pyarrow_fs_copy_files
+    from ray.train._internal.storage import _delete_fs_path
 
     from attnmel import checkpoint as ckpt
     from orchestrator.trainable import _snapshot
 
     resume, best = _payloads(variant)
-    run_dir, store = workdir / variant / "run", workdir / variant / "storage"
-    run_dir.mkdir(parents=True)
-    store.mkdir(parents=True)
-    (run_dir / "epochs.jsonl").write_text("{}\n" * 5)
+    run_dir, store = _bench_folders(variant, workdir)
     local = pyarrow.fs.LocalFileSystem()
     times: dict[str, list[float]] = {}
 
@@ -155,15 +173,7 @@ def measure_checkpoint_steps(variant: str, workdir: Path, repeats: int) -> dict[
             timed("link last.prev.pt", ckpt._link_or_copy, run_dir / ckpt.LAST, run_dir / ckpt.PREVIOUS)
         timed("save last.pt", ckpt.save_checkpoint, resume, run_dir / ckpt.LAST)
         snap = timed("snapshot (links)", _snapshot, run_dir)
-        target = f"{store}/checkpoint_{i:06d}"
-
-        def hand_to_tune() -> None:
-            checkpoint = tune.Checkpoint.from_directory(str(snap))
-            local.create_dir(target)
-            _pyarrow_fs_copy_files(checkpoint.path, target, source_filesystem=checkpoint.filesystem,
-                                   destination_filesystem=local)  # fmt: skip
-
-        timed("Tune copy to storage", hand_to_tune)
+        timed("Tune copy to storage", _tune_copy, snap, f"{store}/checkpoint_{i:06d}")
         timed("snapshot removal", shutil.rmtree, snap)
         if i >= keep:
             timed("Tune deletes old ckpt", _delete_fs_path, local, f"{store}/checkpoint_{i - keep:06d}")
@@ -185,28 +195,17 @@ def measure_background(variant: str, workdir: Path, repeats: int, every: int) ->
     ``every - 1`` idle epochs of ``GPU_EPOCH_S`` between checkpoints and one after each. The
     epochs are idle host time (``time.sleep``): on a GPU the host thread mostly waits for
     kernels. Best weights change every checkpoint (both files written each time)."""
-    import pyarrow.fs
     from concurrent.futures import ThreadPoolExecutor
-
-    from ray import tune
-    from ray.train._internal.storage import _pyarrow_fs_copy_files
 
     from attnmel import checkpoint as ckpt
     from attnmel.train import _write_checkpoint
     from orchestrator.trainable import _snapshot
 
     resume, best = _payloads(variant)
-    run_dir, store = workdir / variant / "run", workdir / variant / "storage"
-    run_dir.mkdir(parents=True)
-    store.mkdir(parents=True)
-    (run_dir / "epochs.jsonl").write_text("{}\n" * 5)
-    local = pyarrow.fs.LocalFileSystem()
+    run_dir, store = _bench_folders(variant, workdir)
 
-    def hand_to_tune(snap: Path, target: str) -> None:
-        checkpoint = tune.Checkpoint.from_directory(str(snap))
-        local.create_dir(target)
-        _pyarrow_fs_copy_files(checkpoint.path, target, source_filesystem=checkpoint.filesystem,
-                               destination_filesystem=local)  # fmt: skip
+    def hand_to_tune(snap: Path, target: str) -> None:  # the reporter thread: copy, then drop the snapshot
+        _tune_copy(snap, target)
         shutil.rmtree(snap)
 
     writer, reporter = ckpt.BackgroundWriter(), ThreadPoolExecutor(max_workers=1)
