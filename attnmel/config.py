@@ -132,6 +132,7 @@ class RuntimeConfig(Checked):
     bf16: bool | None = None  # None: on for CUDA, off for CPU
     channels_last: bool | None = None  # None: on for CUDA, off for CPU
     compile: bool | None = None  # torch.compile the model; None: off until measured worth it on CUDA
+    cudnn_benchmark: bool | None = None  # cuDNN autotunes each new input shape; None: on for CUDA
     eval_bf16: bool = False  # evaluation stays in fp32 unless set
     eval_batch_size: int = setting(64, above=0)
     checkpoint_every: int = setting(1, above=0)  # resumable checkpoint every N epochs (the best is always kept)

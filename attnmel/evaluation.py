@@ -53,20 +53,32 @@ def predict_batches(
     batch_size: int,
     precision: Precision = Precision(),
     with_maps: bool = False,
+    fixed_shape: bool | None = None,
 ) -> Iterator[tuple[slice, Tensor, dict[str, Tensor]]]:
-    """Batches of (rows, melanoma probabilities (B,), maps) over ``images_u8`` (N, 3, S, S)."""
+    """Batches of (rows, melanoma probabilities (B,), maps) over ``images_u8`` (N, 3, S, S).
+
+    With ``fixed_shape`` (None: on CUDA) a short last batch is padded with copies of its first
+    image up to ``batch_size`` and the padding dropped from the outputs, so the model sees one
+    input shape: cuDNN autotunes (and torch.compile traces) once instead of once per split
+    size. In eval mode every image's output depends on that image alone.
+    """
     model.eval()
     device = images_u8.device
+    fixed_shape = device.type == "cuda" if fixed_shape is None else fixed_shape
     with torch.no_grad():
         for start in range(0, len(images_u8), batch_size):
             rows = slice(start, min(start + batch_size, len(images_u8)))
-            images = precision.layout(eval_batch(images_u8[rows], crop=crop, mean=mean, std=std))
+            batch = images_u8[rows]
+            n = len(batch)
+            if fixed_shape and n < batch_size:
+                batch = torch.cat([batch, batch[:1].expand(batch_size - n, *batch.shape[1:])])
+            images = precision.layout(eval_batch(batch, crop=crop, mean=mean, std=std))
             with precision.autocast(device):
                 if with_maps:
                     logits, maps = maps_of(model, images)
                 else:
                     logits, maps = model(images).logits, {}
-            yield rows, torch.softmax(logits.float(), dim=1)[:, 1], {k: v.float() for k, v in maps.items()}
+            yield rows, torch.softmax(logits[:n].float(), dim=1)[:, 1], {k: v[:n].float() for k, v in maps.items()}
 
 
 def melanoma_probs(model: nn.Module, images_u8: Tensor, *, what: str = "outputs", **kw) -> np.ndarray:

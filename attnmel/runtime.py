@@ -53,15 +53,18 @@ def resolve_precision(runtime, device: torch.device) -> tuple[Precision, Precisi
     return Precision(bf16, channels_last), Precision(bf16 and runtime.eval_bf16, channels_last)
 
 
-def prepare_model(model: nn.Module, device: torch.device, precision: Precision, *, compile: bool) -> nn.Module:
+def prepare_model(
+    model: nn.Module, device: torch.device, precision: Precision, *, compile: bool, cudnn_benchmark: bool | None = None
+) -> nn.Module:
     """Move ``model`` to ``device`` in ``precision``'s layout; ``torch.compile`` it when asked.
 
-    The returned module is what runs; ``model`` itself (whose state_dict keys carry no
-    compile prefix) is what checkpoints save.
+    On CUDA, ``cudnn_benchmark`` (None: on) lets cuDNN time its algorithms for every new input
+    shape instead of picking by heuristics. The returned module is what runs; ``model`` itself
+    (whose state_dict keys carry no compile prefix) is what checkpoints save.
     """
     model.to(device)
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = cudnn_benchmark is not False
     return torch.compile(model, dynamic=False) if compile else model

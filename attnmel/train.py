@@ -42,11 +42,11 @@ NonFiniteLossError = NonFiniteError  # the name the training loop raises under
 
 
 def numbers_key(cfg: TrainConfig) -> str:
-    """Hash of what determines the numbers (not device, threads, compilation, checkpointing or
-    fault injection: a run may resume under other such settings)."""
+    """Hash of what determines the numbers (not device, threads, compilation, cuDNN autotuning,
+    checkpointing or fault injection: a run may resume under other such settings)."""
     runtime = replace(
         cfg.runtime, device="auto", num_threads=None, fail_at_epoch=None, eval_batch_size=64, checkpoint_every=1,
-        compile=None, background_checkpoint=True,
+        compile=None, cudnn_benchmark=None, background_checkpoint=True,
     )
     return config_hash(replace(cfg, runtime=runtime))
 
@@ -267,7 +267,8 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
     save_config(cfg, run_dir / "config.yaml")
     atomic_write(run_dir / "data_info.json", json.dumps(bundle.info, indent=2, default=str))
 
-    runner = prepare_model(model, device, train_precision, compile=bool(cfg.runtime.compile))
+    runner = prepare_model(model, device, train_precision, compile=bool(cfg.runtime.compile),
+                           cudnn_benchmark=cfg.runtime.cudnn_benchmark)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=cfg.optim.lr,

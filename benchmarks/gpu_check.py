@@ -59,9 +59,11 @@ from attnmel.errors import UserError  # noqa: E402
 SCHEMA = 1
 REPORT_NAME = "gpu_check.json"
 TRAIN_MARK = "GPU_CHECK_TRAIN "  # prefix of the JSON line the training wrapper prints last
-PARTS = ("step", "augment", "packing", "real_run", "cuda_tests", "compile_run")
-# Cheap and must-pass first; the optional compiled trial last, in whatever time is left.
-RUN_ORDER = ("step", "augment", "cuda_tests", "real_run", "packing", "compile_run")
+PARTS = ("step", "augment", "packing", "real_run", "cuda_tests", "compile_run", "probe", "heuristic_run")
+DEFAULT_PARTS = PARTS[:6]  # the standard check; probe and heuristic_run on request (--parts)
+# Cheap and must-pass first; the optional compiled trial last, in whatever time is left. The
+# probe, when asked for, runs first: its first-step seconds must include cuDNN's autotuning.
+RUN_ORDER = ("probe", "step", "augment", "cuda_tests", "real_run", "heuristic_run", "packing", "compile_run")
 # (label, variant, roi): the five distinct training steps of the paper's seven models
 # (-Dermo and -Bkg cost what -Lesion costs: same network, another reference map).
 STEP_CASES = (
@@ -477,6 +479,168 @@ def part_augment(ctx: dict[str, Any]) -> dict[str, Any]:
     return part
 
 
+# --------------------------------------------------------------------------- part 7: probe
+
+# Kernel families of a training step, by substrings of the lower-cased CUDA kernel name; the
+# first family that matches wins (cuDNN names its batch-norm kernels with "nhwc" too).
+KERNEL_FAMILIES = (
+    ("optimizer", ("multi_tensor", "foreach")),
+    ("batch norm", ("batch_norm", "batchnorm", "bn_fw", "bn_bw", "welford")),
+    ("layout copies", ("nchwtonhwc", "nhwctonchw", "transpose", "copy")),
+    ("convolution", ("conv", "xmma", "implicit", "wgrad", "dgrad", "fprop", "cutlass", "cudnn", "sm90_")),
+    ("matmul", ("gemm", "cublas")),
+    ("pooling", ("pool",)),
+    ("elementwise", ("elementwise", "vectorized", "relu", "threshold", "fill", "where")),
+    ("reduction", ("reduce",)),
+)
+
+
+def kernel_family(name: str) -> str:
+    """The family of a CUDA kernel name (see KERNEL_FAMILIES); "other" when none matches."""
+    low = name.lower()
+    return next((family for family, keys in KERNEL_FAMILIES if any(k in low for k in keys)), "other")
+
+
+def part_probe(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Why a step runs at the speed it does, and what a new input shape costs: the
+    AttnMel-CNN-Lesion step (bf16 + channels_last) with cuDNN heuristics vs autotuning, at
+    larger batches, its kernel time by family, and evaluation images/s per precision and batch.
+    Runs first in its process, so the first-step seconds include cuDNN's autotuning."""
+    from attnmel.evaluation import melanoma_probs
+    from attnmel.models import create_model
+    from attnmel.runtime import Precision
+
+    args, device, clock = ctx["args"], ctx["device"], ctx["clock"]
+    cuda = device.type == "cuda"
+    size, batch = args.size, args.batch
+    part: dict[str, Any] = {"status": "running", "steps": [], "eval": []}
+    ctx["report"]["parts"]["probe"] = part
+    say(f"\n== 7. probe: attnmel+lesion, bf16 + channels_last, {size} px")
+    torch.zeros(1, device=device).sum().item()  # CUDA context first: not a step's cost
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def inputs(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (torch.randn(n, 3, size, size, device=device, generator=gen),
+                torch.randint(0, 2, (n,), device=device, generator=gen),
+                (torch.rand(n, 1, size, size, device=device, generator=gen) > 0.5).float())
+
+    def fresh_bench() -> StepBench:
+        torch.manual_seed(0)
+        model = create_model("attnmel", backbone="vgg16_bn", weights="none").to(device).train()
+        return StepBench(model.to(memory_format=torch.channels_last), bf16=True, channels_last=True, roi=True)
+
+    def measure(label: str, n: int, benchmark: bool) -> dict[str, Any]:
+        row: dict[str, Any] = {"label": label, "batch": n, "cudnn_benchmark": benchmark}
+        if clock.left() < 3:
+            return {**row, "status": "skipped", "reason": "time budget"}
+        try:
+            torch.backends.cudnn.benchmark = benchmark
+            bench, data = fresh_bench(), inputs(n)
+            _sync(device)
+            started = time.perf_counter()
+            bench.step(*data)
+            _sync(device)
+            row["first_step_seconds"] = time.perf_counter() - started
+            for _ in range(args.warmup - 1):
+                bench.step(*data)
+            steps, seconds = time_steps(lambda: bench.step(*data), device, min_s=args.min_seconds,
+                                        min_steps=args.min_steps, max_steps=args.max_steps, chunk=args.chunk)
+            row.update(status="ok", images_per_second=steps * n / seconds, ms_per_step=1e3 * seconds / steps)
+            say(f"   {label:<34} batch {n:>4}: first step {row['first_step_seconds']:6.2f} s, "
+                f"then {row['images_per_second']:7.0f} img/s ({row['ms_per_step']:.2f} ms/step)")
+        except Exception as e:
+            row.update(status="error", error=f"{type(e).__name__}: {e}"[:2000])
+            say(f"   {label}: {row['error']}")
+        if cuda:
+            torch.cuda.empty_cache()
+        return row
+
+    # Heuristics first: the autotuned run after it would otherwise find nothing new to time.
+    part["steps"].append(measure("cuDNN heuristics (benchmark off)", batch, False))
+    part["steps"].append(measure("cuDNN autotuned (benchmark on)", batch, True))
+    for n in (2 * batch, 4 * batch):  # does a larger batch fill the card better?
+        part["steps"].append(measure("autotuned, larger batch", n, True))
+    ctx["save"]()
+    torch.backends.cudnn.benchmark = cuda
+
+    # Kernel time of a few autotuned steps by family, and how busy the GPU was.
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        bench, data = fresh_bench(), inputs(batch)
+        for _ in range(3):
+            bench.step(*data)
+        _sync(device)
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        n_steps = 3 if args.quick else 10
+        with profile(activities=activities) as prof:
+            started = time.perf_counter()
+            for _ in range(n_steps):
+                bench.step(*data)
+            _sync(device)
+            wall_us = (time.perf_counter() - started) * 1e6
+        kernels = [(e.key, e.self_device_time_total, e.count) for e in prof.key_averages()
+                   if cuda and str(e.device_type).endswith("CUDA") and e.self_device_time_total > 0]
+        total_us = sum(t for _, t, _ in kernels)
+        families: dict[str, float] = {}
+        for name, t, _ in kernels:
+            families[kernel_family(name)] = families.get(kernel_family(name), 0.0) + t
+        part["profile"] = {
+            "steps": n_steps, "wall_ms_per_step": wall_us / 1e3 / n_steps,
+            "kernel_ms_per_step": total_us / 1e3 / n_steps,
+            "gpu_busy_fraction": total_us / wall_us if cuda else None,
+            "families_ms_per_step": {k: v / 1e3 / n_steps for k, v in sorted(families.items(), key=lambda kv: -kv[1])},
+            "top_kernels": [{"name": name[:160], "ms_per_step": t / 1e3 / n_steps, "calls_per_step": c / n_steps,
+                             "family": kernel_family(name)}
+                            for name, t, c in sorted(kernels, key=lambda k: -k[1])[:20]],
+        }
+        prof_part = part["profile"]
+        say(f"   profile ({n_steps} steps): {prof_part['wall_ms_per_step']:.2f} ms/step wall, "
+            f"{prof_part['kernel_ms_per_step']:.2f} ms of kernels (GPU busy {_fmt(prof_part['gpu_busy_fraction'], '.0%')})")
+        for family, ms in prof_part["families_ms_per_step"].items():
+            say(f"     {family:<15} {ms:7.2f} ms/step  {_fmt(_ratio(ms, prof_part['kernel_ms_per_step']), '.0%'):>5}")
+        for k in prof_part["top_kernels"][:8]:
+            say(f"     {k['ms_per_step']:7.2f} ms  x{k['calls_per_step']:<4.0f} {k['family']:<13} {k['name'][:90]}")
+        del bench
+    except Exception as e:
+        part["profile"] = {"status": "error", "error": f"{type(e).__name__}: {e}"[:2000]}
+        say(f"   profile failed: {part['profile']['error']}")
+    ctx["save"]()
+
+    # Evaluation (inference) images/s: fp32 and bf16, batch sizes, first-call seconds.
+    n_eval = 64 if args.quick else 640
+    pool = torch.randint(0, 256, (n_eval, 3, args.source_size, args.source_size), dtype=torch.uint8,
+                         device=device, generator=gen)
+    torch.manual_seed(0)
+    model = create_model("attnmel", backbone="vgg16_bn", weights="none").to(device)
+    model = model.to(memory_format=torch.channels_last)
+    mean, std = (0.7, 0.55, 0.5), (0.15, 0.17, 0.19)
+    for label, precision, eval_batch_size in (("fp32", Precision(False, True), 64), ("fp32", Precision(False, True), 256),
+                                              ("bf16", Precision(True, True), 64), ("bf16", Precision(True, True), 256)):
+        row = {"precision": label, "batch": eval_batch_size}
+        if clock.left() < 3:
+            part["eval"].append({**row, "status": "skipped", "reason": "time budget"})
+            continue
+        try:
+            kw = dict(crop=size, mean=mean, std=std, batch_size=eval_batch_size, precision=precision)
+            _sync(device)
+            started = time.perf_counter()
+            melanoma_probs(model, pool[:eval_batch_size], **kw)
+            row["first_call_seconds"] = time.perf_counter() - started
+            steps, seconds = time_steps(lambda: melanoma_probs(model, pool, **kw), device, min_s=args.min_seconds,
+                                        min_steps=2, max_steps=50, chunk=1)
+            row.update(status="ok", images_per_second=steps * n_eval / seconds)
+            say(f"   eval {label} batch {eval_batch_size:>4}: first call {row['first_call_seconds']:5.2f} s, "
+                f"then {row['images_per_second']:7.0f} img/s")
+        except Exception as e:
+            row.update(status="error", error=f"{type(e).__name__}: {e}"[:2000])
+            say(f"   eval {label} batch {eval_batch_size}: {row['error']}")
+        part["eval"].append(row)
+    del model, pool
+    part["status"] = _status_of(part["steps"] + part["eval"])
+    return part
+
+
 # --------------------------------------------------------------------------- training subprocesses
 
 
@@ -851,25 +1015,28 @@ def warm_data_cache(overrides: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def part_compile_run(ctx: dict[str, Any]) -> dict[str, Any]:
-    """The real run once more with ``runtime.compile=true``: epoch seconds beside the eager run's."""
+def _rerun(ctx: dict[str, Any], title: str, extra: list[str], label: str) -> dict[str, Any]:
+    """The real run once more with ``extra`` overrides: its epoch seconds, start-up and 50-epoch
+    projection beside the default run's."""
     args, clock, work, report = ctx["args"], ctx["clock"], ctx["work"], ctx["report"]
-    if "compile" not in _runtime_keys():
-        return {"status": "skipped", "reason": "this checkout has no runtime.compile key"}
-    if args.no_compile:
-        return {"status": "skipped", "reason": "--no-compile"}
     eager = report["parts"].get("real_run") or {}
     if not eager.get("epoch_seconds"):
-        return {"status": "skipped", "reason": "no eager real run to compare with"}
-    overrides = train_overrides(args, epochs=2, passes=None, compile_off=False) + ["runtime.compile=true"]
-    say(f"\n== 6. real run compiled (runtime.compile=true), {clock.left():.0f} s left for it")
-    proc = TrainProcess(overrides, work / "compile-run", work / "compile-run.log")
+        return {"status": "skipped", "reason": "no default real run to compare with"}
+    overrides = train_overrides(args, epochs=2, passes=None, compile_off=False) + extra
+    say(f"\n== {title}, {clock.left():.0f} s left for it")
+    name = label.replace(" ", "-")
+    proc = TrainProcess(overrides, work / f"{name}-run", work / f"{name}-run.log")
     result = proc.result(proc.wait(clock.left()))
     part: dict[str, Any] = {"config": {"overrides": overrides}, "run": result}
     seconds = [e["epoch_seconds"] for e in result["epochs"]]
+    startup = result["wall_seconds"] - sum(seconds) if result["rc"] == 0 else None
     part.update(
         epoch_seconds=seconds,
         eager_epoch_seconds=eager["epoch_seconds"],
+        startup_seconds=startup,
+        default_startup_seconds=eager.get("startup_seconds"),
+        projected_trial_50_epochs_seconds=startup + seconds[0] + 49 * seconds[-1] if startup and len(seconds) >= 2 else None,
+        default_projected_trial_50_epochs_seconds=eager.get("projected_trial_50_epochs_seconds"),
         steady_speedup=_ratio(eager["epoch_seconds"][-1], seconds[-1]) if len(seconds) >= 2 else None,
         first_epoch_extra_seconds=seconds[0] - eager["epoch_seconds"][0] if seconds else None,
         status="ok" if result["rc"] == 0 else ("partial" if seconds else "error"),
@@ -877,9 +1044,28 @@ def part_compile_run(ctx: dict[str, Any]) -> dict[str, Any]:
     if result["rc"] != 0:
         part["error"] = ("timed out (time budget)" if result["timed_out"] else f"rc {result['rc']}") + ": " + \
             " | ".join(result["log_tail"][-4:])
-    say(f"   epochs {', '.join(_fmt(x) for x in seconds)} s compiled vs {', '.join(_fmt(x) for x in eager['epoch_seconds'])}"
-        f" s eager; steady-epoch speed-up {_fmt(part['steady_speedup'], '.2f')}x")
+    say(f"   epochs {', '.join(_fmt(x) for x in seconds)} s {label} vs {', '.join(_fmt(x) for x in eager['epoch_seconds'])}"
+        f" s default; start-up {_fmt(startup)} vs {_fmt(eager.get('startup_seconds'))} s; steady-epoch speed-up "
+        f"{_fmt(part['steady_speedup'], '.2f')}x; 50-epoch trial {_fmt(part['projected_trial_50_epochs_seconds'], '.0f')}"
+        f" vs {_fmt(eager.get('projected_trial_50_epochs_seconds'), '.0f')} s")
     return part
+
+
+def part_compile_run(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The real run once more with ``runtime.compile=true``."""
+    if "compile" not in _runtime_keys():
+        return {"status": "skipped", "reason": "this checkout has no runtime.compile key"}
+    if ctx["args"].no_compile:
+        return {"status": "skipped", "reason": "--no-compile"}
+    return _rerun(ctx, "6. real run compiled (runtime.compile=true)", ["runtime.compile=true"], "compiled")
+
+
+def part_heuristic_run(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The real run once more with cuDNN's heuristics instead of autotuning every new shape."""
+    if "cudnn_benchmark" not in _runtime_keys():
+        return {"status": "skipped", "reason": "this checkout has no runtime.cudnn_benchmark key"}
+    return _rerun(ctx, "8. real run with cuDNN heuristics (runtime.cudnn_benchmark=false)",
+                  ["runtime.cudnn_benchmark=false"], "heuristics")
 
 
 def _yaml_section(path: Path, section: str) -> dict[str, Any]:
@@ -980,7 +1166,10 @@ def print_summary(report: dict[str, Any]) -> None:
     elif step:
         say(f"1. step: {step.get('status')} {step.get('error') or step.get('reason') or ''}")
     for name, line in (("augment", _line_augment), ("packing", _line_packing), ("real_run", _line_real),
-                       ("cuda_tests", _line_tests), ("compile_run", _line_compile)):
+                       ("cuda_tests", _line_tests), ("compile_run", _line_rerun), ("probe", _line_probe),
+                       ("heuristic_run", _line_rerun)):
+        if name not in report["argv_parts"]:
+            continue
         p = parts.get(name) or {}
         if p.get("status") in ("error", "skipped") and not p.get("results") and not p.get("run"):
             say(f"{PARTS.index(name) + 1}. {name}: {p.get('status')}: {p.get('error') or p.get('reason')}")
@@ -1015,10 +1204,24 @@ def _line_real(p: dict[str, Any]) -> str:
             f" min; {auc}")
 
 
-def _line_compile(p: dict[str, Any]) -> str:
-    return (f"{p.get('status')}: epochs {', '.join(_fmt(x) for x in p.get('epoch_seconds', []))} s compiled vs "
-            f"{', '.join(_fmt(x) for x in p.get('eager_epoch_seconds', []))} s eager → steady speed-up "
-            f"{_fmt(p.get('steady_speedup'), '.2f')}x" + (f"; {p['error']}" if p.get("error") else ""))
+def _line_rerun(p: dict[str, Any]) -> str:
+    return (f"{p.get('status')}: epochs {', '.join(_fmt(x) for x in p.get('epoch_seconds', []))} s vs "
+            f"{', '.join(_fmt(x) for x in p.get('eager_epoch_seconds', []))} s default; start-up "
+            f"{_fmt(p.get('startup_seconds'))} vs {_fmt(p.get('default_startup_seconds'))} s → steady speed-up "
+            f"{_fmt(p.get('steady_speedup'), '.2f')}x, 50 epochs {_fmt(p.get('projected_trial_50_epochs_seconds'), '.0f')}"
+            f" vs {_fmt(p.get('default_projected_trial_50_epochs_seconds'), '.0f')} s"
+            + (f"; {p['error']}" if p.get("error") else ""))
+
+
+def _line_probe(p: dict[str, Any]) -> str:
+    steps = "; ".join(f"{r['label']} batch {r['batch']}: first {_fmt(r.get('first_step_seconds'), '.2f')} s, "
+                      f"{_fmt(r.get('images_per_second'), '.0f')} img/s" for r in p.get("steps", []))
+    prof = p.get("profile") or {}
+    fams = ", ".join(f"{k} {v:.1f}" for k, v in list((prof.get("families_ms_per_step") or {}).items())[:5])
+    evals = "; ".join(f"{r['precision']}/{r['batch']} {_fmt(r.get('images_per_second'), '.0f')} img/s"
+                      for r in p.get("eval", []))
+    return (f"{steps}\n   kernels ms/step: {fams} (GPU busy {_fmt(prof.get('gpu_busy_fraction'), '.0%')})"
+            f"\n   eval: {evals}")
 
 
 def _line_tests(p: dict[str, Any]) -> str:
@@ -1037,7 +1240,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=None, help="whole-run budget; default 330 (quick: 120)")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile setting")
     parser.add_argument("--compile-backend", default=None, help="default inductor on CUDA, eager on CPU")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(DEFAULT_PARTS),
+                        help="parts to run (default: the first six; probe and heuristic_run on request)")
     args = parser.parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     q = args.quick
@@ -1053,7 +1257,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 # Each part's share of the whole budget (the clock caps every part at what the run has left).
 PART_BUDGET_S = {"step": 150.0, "augment": 20.0, "cuda_tests": 60.0, "real_run": 120.0, "packing": 100.0,
-                 "compile_run": 150.0}
+                 "compile_run": 150.0, "probe": 90.0, "heuristic_run": 60.0}
 
 
 def check_inputs(args: argparse.Namespace) -> torch.device:
@@ -1101,14 +1305,15 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.out / REPORT_NAME
     report: dict[str, Any] = {
         "schema": SCHEMA, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "argv": argv, "quick": args.quick, "device": device.type, "environment": env,
+        "argv": argv, "argv_parts": list(args.parts), "quick": args.quick, "device": device.type, "environment": env,
         "parts": {name: {"status": "pending"} for name in PARTS}, "json_path": str(json_path),
     }
     ctx = {"args": args, "device": device, "clock": clock, "env": env, "work": work, "report": report,
            "peak": env.get("peak") or {}, "save": lambda: _atomic_json(report, json_path)}
     say(f"gpu_check: {env['device_name']}, torch {env['torch']}, budget {args.budget_s:.0f} s, work {work}")
     runners = {"step": part_step, "augment": part_augment, "packing": part_packing, "real_run": part_real_run,
-               "cuda_tests": part_cuda_tests, "compile_run": part_compile_run}
+               "cuda_tests": part_cuda_tests, "compile_run": part_compile_run, "probe": part_probe,
+               "heuristic_run": part_heuristic_run}
     for name in RUN_ORDER:
         if name not in args.parts:
             report["parts"][name] = {"status": "skipped", "reason": "not in --parts"}
@@ -1117,8 +1322,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         if name == "packing" and device.type != "cuda":
             report["parts"][name] = {"status": "skipped", "reason": "needs CUDA: two trials sharing one GPU"}
-        elif name == "compile_run" and (device.type != "cuda" or args.quick):
-            report["parts"][name] = {"status": "skipped", "reason": "a full CUDA run only (inductor compile)"}
+        elif name in ("compile_run", "heuristic_run") and (device.type != "cuda" or args.quick):
+            why = "inductor compile" if name == "compile_run" else "cuDNN autotuning"
+            report["parts"][name] = {"status": "skipped", "reason": f"a full CUDA run only ({why})"}
         elif clock.left() < 3:
             report["parts"][name] = {"status": "skipped", "reason": "time budget"}
         else:

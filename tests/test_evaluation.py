@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from attnmel.evaluation import attention_rows, maps_of
+from attnmel.evaluation import attention_rows, maps_of, predict_batches
 from attnmel.models import ModelOutput, create_model
 
 NORM = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
@@ -48,3 +48,36 @@ def test_table3_rows_of_known_maps(inverse, expected):
     assert set(by_map) == {"pool3", "pool4"} and by_map["pool3"]["n_images"] == 4
     assert by_map["pool3"]["jaccard_mean"] == pytest.approx(expected)
     assert by_map["pool3"]["jaccard_std"] == pytest.approx(0.0)
+
+
+class _ShapeRecorder(nn.Module):
+    """Wraps a model and records the batch size of every input it is given."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.batch_sizes = inner, []
+
+    def forward(self, images):
+        self.batch_sizes.append(images.shape[0])
+        return self.inner(images)
+
+
+def test_fixed_shape_evaluation_pads_the_last_batch_and_returns_the_same_outputs():
+    torch.manual_seed(0)
+    model = _ShapeRecorder(create_model("attnmel", backbone="vgg16_bn", weights="none"))
+    images = torch.randint(0, 256, (11, 3, 36, 36), dtype=torch.uint8)
+    kw = dict(crop=32, batch_size=4, with_maps=True, **NORM)
+
+    def run(fixed):
+        model.batch_sizes.clear()
+        rows, probs, maps = zip(*predict_batches(model, images, fixed_shape=fixed, **kw))
+        return rows, torch.cat(probs), {k: torch.cat([m[k] for m in maps]) for k in maps[0]}, list(model.batch_sizes)
+
+    rows, probs, maps, sizes = run(False)
+    assert sizes == [4, 4, 3]
+    padded_rows, padded_probs, padded_maps, padded_sizes = run(True)
+    assert padded_sizes == [4, 4, 4]  # one input shape
+    assert padded_rows == rows and padded_probs.shape == (11,)
+    torch.testing.assert_close(padded_probs, probs)  # padding never leaks into the real rows
+    for name in maps:
+        torch.testing.assert_close(padded_maps[name], maps[name])

@@ -44,18 +44,28 @@ def test_quick_cpu_run_writes_every_part(tmp_path, synth_root):
     out = tmp_path / "out"
     env = {**os.environ, "ATTNMEL_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--data", str(synth_root), "--out", str(out), "--device", "cpu", "--quick"],
+        [sys.executable, str(SCRIPT), "--data", str(synth_root), "--out", str(out), "--device", "cpu", "--quick",
+         "--parts", "step", "augment", "packing", "real_run", "cuda_tests", "compile_run", "probe", "heuristic_run"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((out / "gpu_check.json").read_text())
     parts = report["parts"]
-    assert set(parts) == {"step", "augment", "packing", "real_run", "cuda_tests", "compile_run"}
+    assert set(parts) == {"step", "augment", "packing", "real_run", "cuda_tests", "compile_run", "probe",
+                          "heuristic_run"}
     for name, part in parts.items():  # every part measured or skipped with a reason, none pending
         assert part["status"] in ("ok", "skipped"), (name, part)
         if part["status"] == "skipped":
             assert part["reason"]
     assert parts["packing"]["reason"].startswith("needs CUDA")
+    assert parts["heuristic_run"]["reason"].startswith("a full CUDA run only")
+
+    probe = parts["probe"]  # heuristics vs autotuned, then larger batches; evaluation per precision
+    assert [(r["batch"], r["cudnn_benchmark"]) for r in probe["steps"]] == [(4, False), (4, True), (8, True), (16, True)]
+    assert all(_positive(r["images_per_second"]) and r["first_step_seconds"] >= 0 for r in probe["steps"])
+    assert [(r["precision"], r["batch"]) for r in probe["eval"]] == [("fp32", 64), ("fp32", 256), ("bf16", 64), ("bf16", 256)]
+    assert all(_positive(r["images_per_second"]) for r in probe["eval"])
+    assert probe["profile"]["steps"] == 3 and _positive(probe["profile"]["wall_ms_per_step"])
     assert report["environment"]["torch"] == torch.__version__ and report["device"] == "cpu"
 
     step = parts["step"]
@@ -96,6 +106,22 @@ def test_quick_cpu_run_writes_every_part(tmp_path, synth_root):
 
     assert all(t["met"] is None for t in report["targets"])  # targets are judged on a full GPU run only
     assert "GPU CHECK SUMMARY" in done.stdout and "attnmel+lesion" in done.stdout
+
+
+@pytest.mark.parametrize(("kernel", "family"), [
+    ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x128x64", "convolution"),
+    ("void cutlass__5x_cudnn::Kernel<cutlass_tensorop_bf16_s16816fprop_optimized_bf16_256x64_32x4_nhwc_align8>", "convolution"),
+    ("void at::native::batch_norm_collect_statistics_channels_last_kernel<at::native::Var, c10::BFloat16>", "batch norm"),
+    ("void at::native::(anonymous namespace)::max_pool_backward_nhwc<c10::BFloat16, float>", "pooling"),
+    ("void at::native::vectorized_elementwise_kernel<8, at::native::BinaryFunctor<c10::BFloat16>>", "elementwise"),
+    ("void at::native::reduce_kernel<128, 4, at::native::ReduceOp<c10::BFloat16>>", "reduction"),
+    ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<TensorListMetadata<3>>", "optimizer"),
+    ("void nchwToNhwcKernel<__nv_bfloat16>", "layout copies"),
+    ("ampere_bf16_s16816gemm_bf16_128x64_ldg8_f2f_tn", "matmul"),
+    ("some_new_kernel", "other"),
+])
+def test_kernel_families_of_real_kernel_names(gpu_check, kernel, family):
+    assert gpu_check.kernel_family(kernel) == family
 
 
 def test_card_peaks_follow_the_device_name(gpu_check):

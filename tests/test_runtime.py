@@ -18,6 +18,14 @@ def test_evaluation_is_fp32_unless_asked():
     assert resolve_precision(RuntimeConfig(), torch.device("cpu")) == (Precision(), Precision())
 
 
+def test_cudnn_autotuning_is_a_runtime_choice_that_leaves_the_numbers_key_alone():
+    from attnmel.train import numbers_key
+
+    cfg = TrainConfig()
+    assert numbers_key(apply_overrides(cfg, ["runtime.cudnn_benchmark=false"])) == numbers_key(cfg)
+    assert numbers_key(apply_overrides(cfg, ["optim.lr=0.02"])) != numbers_key(cfg)
+
+
 @pytest.mark.slow
 def test_compiled_training_matches_eager_and_resumes(tmp_path):
     from attnmel.data.synth import write_synthetic
