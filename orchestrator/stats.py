@@ -10,10 +10,10 @@ difference between two models the test set can resolve:
   Sun & Xu (IEEE SPL 2014).
 - ``paired_bootstrap_test``: the same question for AP, which has no DeLong analogue.
 
-The metrics are scikit-learn's ``roc_auc_score`` and ``average_precision_score``, as in
-training (``attnmel.metrics.ap_auc``), so an interval's estimate equals the table's number;
-the resamples' values are computed a block of rows at a time with array operations that give
-the same numbers (``benchmarks/bootstrap_speed.py``: 8–100× faster than a call per resample).
+The metrics are those of training (``attnmel.metrics``: scikit-learn's ``roc_auc_score`` and
+``average_precision_score``, computed with NumPy), so an interval's estimate equals the table's
+number; the resamples' values are computed a block of rows at a time
+(``benchmarks/bootstrap_speed.py``: 8–100× faster than a scikit-learn call per resample).
 All randomness comes from ``numpy.random.default_rng(seed)``: the same call gives the same
 interval. Errors in the inputs are ``ValueError`` with one line.
 """
@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm, rankdata
-from sklearn.metrics import average_precision_score, roc_auc_score
+from scipy.stats import norm
+
+from attnmel.metrics import average_precision, midranks, roc_auc, rows_ap, rows_auc
 
 
 __all__ = [
@@ -45,7 +46,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRICS: dict[str, Callable[..., float]] = {"auc": roc_auc_score, "ap": average_precision_score}
+METRICS: dict[str, Callable[..., float]] = {"auc": roc_auc, "ap": average_precision}
+_ROWS_METRICS = {"auc": rows_auc, "ap": rows_ap}
 METRIC_LABELS = {"auc": "AUC", "ap": "AP"}
 _BLOCK = 250  # resamples whose indices are drawn at once: bounded memory for large test sets
 
@@ -85,7 +87,7 @@ class PairedResult:
 
 
 def metric_function(metric: str) -> Callable[..., float]:
-    """scikit-learn's function for ``metric`` ("auc" or "ap")."""
+    """The function ``(labels, probs) -> float`` for ``metric`` ("auc" or "ap")."""
     try:
         return METRICS[metric]
     except KeyError:
@@ -141,37 +143,13 @@ def _index_blocks(y: np.ndarray, n_resamples: int, seed: int) -> Iterator[np.nda
         )
 
 
-def _rows_auc(scores: np.ndarray, m: int) -> np.ndarray:
-    """ROC AUC of each row of ``scores`` (rows × (m + n)), whose first ``m`` columns are the
-    positives: the Mann–Whitney form with midranks (ties count ½), which is the area under the
-    ROC curve that ``roc_auc_score`` integrates."""
-    n = scores.shape[1] - m
-    ranks = rankdata(scores, axis=1)
-    return (ranks[:, :m].sum(axis=1) - m * (m + 1) / 2) / (m * n)
-
-
-def _rows_ap(scores: np.ndarray, m: int) -> np.ndarray:
-    """Average precision of each row of ``scores`` (positives first), as
-    ``average_precision_score`` defines it: Σ_k (R_k − R_{k−1})·P_k over the distinct score
-    thresholds, so tied scores enter together. Every positive adds 1/m of recall at the
-    precision of the threshold that admits it, i.e. at the end of its group of ties."""
-    order = np.argsort(-scores, axis=1, kind="stable")
-    ranked = np.take_along_axis(scores, order, axis=1)
-    positive = order < m
-    precision = np.cumsum(positive, axis=1) / np.arange(1, scores.shape[1] + 1)
-    last = np.ones_like(positive)  # the last place of each group of tied scores
-    last[:, :-1] = ranked[:, 1:] != ranked[:, :-1]
-    places = np.where(last, np.arange(scores.shape[1]), scores.shape[1])
-    group_end = np.minimum.accumulate(places[:, ::-1], axis=1)[:, ::-1]
-    return (positive * np.take_along_axis(precision, group_end, axis=1)).sum(axis=1) / m
-
-
 def _resampled(metric: str, y: np.ndarray, scores: list[np.ndarray], n_resamples: int, seed: int) -> np.ndarray:
     """(n_resamples, len(scores)) metric values; every score vector sees the same resamples.
 
-    The metrics are computed on whole blocks of resamples at once (``_rows_auc``,
-    ``_rows_ap``); the tests hold them equal to scikit-learn's on every resample."""
-    rows_metric = _rows_auc if metric_function(metric) is roc_auc_score else _rows_ap
+    The metrics are computed on whole blocks of resamples at once (``attnmel.metrics.rows_auc``,
+    ``rows_ap``); the tests hold them equal to scikit-learn's on every resample."""
+    metric_function(metric)  # an unknown metric is a ValueError
+    rows_metric = _ROWS_METRICS[metric]
     m = int(y.sum())  # rows list the positives first
     out = np.empty((n_resamples, len(scores)))
     row = 0
@@ -239,8 +217,8 @@ def delong_test(
     m, n = pos.shape[1], neg.shape[1]
     if m < 2 or n < 2:
         raise ValueError(f"DeLong's variance needs at least 2 positive and 2 negative images, got {m} and {n}")
-    t_x, t_y = rankdata(pos, axis=1), rankdata(neg, axis=1)
-    t_z = rankdata(np.concatenate([pos, neg], axis=1), axis=1)
+    t_x, t_y = midranks(pos), midranks(neg)
+    t_z = midranks(np.concatenate([pos, neg], axis=1))
     aucs = (t_z[:, :m].sum(axis=1) - m * (m + 1) / 2) / (m * n)
     v10 = (t_z[:, :m] - t_x) / n
     v01 = 1.0 - (t_z[:, m:] - t_y) / m

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from attnmel.metrics import ap_auc, attention_jaccard
+from attnmel.metrics import ap_auc, attention_jaccard, midranks
 
 
 def test_equals_scikit_learn_on_fixed_vectors():
@@ -15,11 +15,33 @@ def test_equals_scikit_learn_on_fixed_vectors():
     y = rng.integers(0, 2, 200)
     prob = np.clip(0.3 * y + rng.random(200) * 0.7, 0, 1).round(2)  # rounded: ties included
     ap, auc = ap_auc(y, prob)
-    assert ap == average_precision_score(y, prob) and auc == roc_auc_score(y, prob)
+    assert ap == pytest.approx(average_precision_score(y, prob), abs=1e-12)
+    assert auc == pytest.approx(roc_auc_score(y, prob), abs=1e-12)
     # AUC = P(score of a positive > score of a negative) + ½ P(tie), counted pair by pair.
     pos, neg = prob[y == 1], prob[y == 0]
     pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
     assert auc == pytest.approx(pairs)
+
+
+@pytest.mark.parametrize("levels", [None, 3, 10])  # continuous scores, then heavy ties
+def test_equals_scikit_learn_over_many_random_sets(levels):
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(2, 60))
+        y = rng.integers(0, 2, n)
+        y[:2] = (0, 1)  # both classes
+        prob = rng.random(n) + 0.5 * y * rng.random()
+        if levels:
+            prob = np.round(prob * levels) / levels
+        ap, auc = ap_auc(y, prob)
+        assert ap == pytest.approx(average_precision_score(y, prob), abs=1e-12)
+        assert auc == pytest.approx(roc_auc_score(y, prob), abs=1e-12)
+
+
+def test_midranks_share_the_mean_rank_of_ties():
+    assert midranks(np.array([0.5, 0.1, 0.5, 0.9])).tolist() == [2.5, 1.0, 2.5, 4.0]
+    rows = midranks(np.array([[3.0, 3.0, 3.0], [2.0, 1.0, 0.0]]))
+    assert rows.tolist() == [[2.0, 2.0, 2.0], [3.0, 2.0, 1.0]]
 
 
 def test_hand_computed_values():

@@ -12,7 +12,8 @@ from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from orchestrator.comparisons import compare_settings, format_compare, format_intervals, setting_names, variant_intervals
-from orchestrator.stats import _index_blocks, _rows_ap, _rows_auc, bootstrap_ci, delong_test, paired_bootstrap_test
+from attnmel.metrics import rows_ap, rows_auc
+from orchestrator.stats import _index_blocks, bootstrap_ci, delong_test, paired_bootstrap_test
 
 
 def _scores(rng: np.random.Generator, y: np.ndarray, shift: float, levels: int | None = None) -> np.ndarray:
@@ -121,7 +122,7 @@ def test_block_metrics_equal_scikit_learn_on_every_resample(levels):
     y = np.r_[np.ones(9, int), np.zeros(31, int)]
     s = _scores(rng, y, 1.0, levels=levels) if levels else _scores(rng, y, 1.0)
     block = next(_index_blocks(y, 200, seed=1))  # positives first in every row, with repeats
-    auc_rows, ap_rows = _rows_auc(s[block], 9), _rows_ap(s[block], 9)
+    auc_rows, ap_rows = rows_auc(s[block], 9), rows_ap(s[block], 9)
     y_star = y[block[0]]
     for k, idx in enumerate(block):
         assert auc_rows[k] == pytest.approx(roc_auc_score(y_star, s[idx]), abs=1e-12)
