@@ -735,8 +735,22 @@ class TrainProcess:
             if line.startswith(TRAIN_MARK):
                 memory = json.loads(line[len(TRAIN_MARK):])
         tail = [line for _, line in self.lines if not line.startswith(TRAIN_MARK)][-15:]
-        return {"rc": rc, "timed_out": rc is None, "wall_seconds": time.time() - self.started, "epochs": epochs,
+        wall = time.time() - self.started
+        return {"rc": rc, "timed_out": rc is None, "wall_seconds": wall, "epochs": epochs,
+                "outside_epochs": self._outside_epochs(epochs, memory, wall),
                 "child": memory, "pid": self.proc.pid, "log_tail": tail, "command": " ".join(self.argv[2:])}
+
+    def _outside_epochs(self, epochs: list[dict[str, Any]], memory: dict[str, Any] | None, wall: float
+                        ) -> dict[str, float] | None:
+        """Seconds outside the epochs, split: interpreter start and torch import (until the
+        wrapper is entered), then the run's set-up before epoch 1, then what follows the last
+        epoch (final evaluation, ``best.pt``, the checkpoint writer's last write, exit)."""
+        if not epochs or not (memory and memory.get("entered")) or not epochs[0]["start_time"] or not epochs[-1]["end_time"]:
+            return None
+        entered = memory["entered"]
+        return {"interpreter_and_torch_import": entered - self.started,
+                "setup_before_epoch_1": epochs[0]["start_time"] - entered,
+                "after_last_epoch": self.started + wall - epochs[-1]["end_time"]}
 
 
 class SmiPoller:
@@ -780,6 +794,7 @@ class SmiPoller:
 
 def _train_process(argv: list[str]) -> int:
     """Child side: run ``attnmel train`` in-process, then print a JSON line with peak CUDA memory."""
+    entered = time.time()  # this file imported torch before this point
     from attnmel import cli_train
 
     parser = argparse.ArgumentParser(prog="attnmel")
@@ -794,6 +809,7 @@ def _train_process(argv: list[str]) -> int:
     cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
     print(TRAIN_MARK + json.dumps({
         "rc": rc,
+        "entered": entered,
         "seconds": time.perf_counter() - started,
         "max_memory_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         "max_memory_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if cuda else None,
@@ -984,6 +1000,10 @@ def part_real_run(ctx: dict[str, Any]) -> dict[str, Any]:
     if _finite(packing) and packing > 1:
         best = part.get("projected_table2_3_seeds_minutes_scaled") or part["projected_table2_3_seeds_minutes_uniform"]
         part["projected_table2_3_seeds_minutes_two_per_gpu"] = best / packing
+    split = result.get("outside_epochs")
+    if split:
+        part["outside_epochs"] = split
+        say("   outside the epochs: " + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in split.items()))
     say(f"   start-up {startup:.1f} s; projected 50-epoch trial {trial_50:.0f} s; Table 2 × 3 seeds "
         f"{part['projected_table2_3_seeds_minutes_uniform']:.1f} min (all as this model), "
         f"{_fmt(part.get('projected_table2_3_seeds_minutes_scaled'))} min (scaled by step speed)")

@@ -91,6 +91,9 @@ def test_quick_cpu_run_writes_every_part(tmp_path, synth_root):
     assert real["run"]["rc"] == 0 and [e["epoch"] for e in real["run"]["epochs"]] == [1, 2]
     assert all(_positive(s) for s in real["epoch_seconds"])
     assert real["projected_trial_50_epochs_seconds"] > sum(real["epoch_seconds"])
+    split = real["outside_epochs"]  # the start-up, split where it is spent
+    assert all(v >= 0 for v in split.values()) and split["interpreter_and_torch_import"] > 0
+    assert sum(split.values()) == pytest.approx(real["startup_seconds"], abs=0.5)
     assert real["projected_table2_3_seeds_minutes_uniform"] * 60 == pytest.approx(
         21 * real["projected_trial_50_epochs_seconds"])
     ev = real["reevaluation"]
