@@ -6,8 +6,9 @@ A run directory (``attnmel train --out DIR``, or a sweep trial's scratch folder)
                   and the config; due every ``runtime.checkpoint_every`` epochs (written on a
                   background thread during the next epoch unless
                   ``runtime.background_checkpoint`` is off), dropped once the run has
-                  finished (its final artefacts make it redundant). The previous one survives as ``last.prev.pt`` until the new one
-                  is complete, so a damaged file never costs more than one interval.
+                  finished (its final artefacts make it redundant). The previous one
+                  survives as ``last.prev.pt`` until the new one is complete, so a damaged
+                  file never costs more than one interval.
 ``best.pt``       the best validation epoch's weights, normalisation and config: all that
                   ``predict``, Table 3 and the figures need; no optimiser state. Kept in memory
                   as the run goes and written with each ``last.pt`` (before it, the previous

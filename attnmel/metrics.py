@@ -27,19 +27,25 @@ __all__ = [
 ArrayLike = Sequence[float] | np.ndarray | Tensor
 
 
+def _tie_groups(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For values sorted along the last axis: the first and the last place of each value's
+    group of equal values, per place."""
+    n = ranked.shape[-1]
+    place = np.broadcast_to(np.arange(n), ranked.shape)
+    new = np.ones(ranked.shape, dtype=bool)  # a group starts here
+    new[..., 1:] = ranked[..., 1:] != ranked[..., :-1]
+    ends = np.ones(ranked.shape, dtype=bool)  # a group ends here
+    ends[..., :-1] = new[..., 1:]
+    start = np.maximum.accumulate(np.where(new, place, 0), axis=-1)
+    end = np.flip(np.minimum.accumulate(np.flip(np.where(ends, place, n), axis=-1), axis=-1), axis=-1)
+    return start, end
+
+
 def midranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks along the last axis, tied values sharing the mean of their ranks."""
     x = np.asarray(x, dtype=np.float64)
-    n = x.shape[-1]
     order = np.argsort(x, axis=-1, kind="stable")
-    ranked = np.take_along_axis(x, order, axis=-1)
-    place = np.broadcast_to(np.arange(n), x.shape)
-    first = np.ones(x.shape, dtype=bool)  # the first place of each group of equal values
-    first[..., 1:] = ranked[..., 1:] != ranked[..., :-1]
-    last = np.ones(x.shape, dtype=bool)
-    last[..., :-1] = first[..., 1:]
-    start = np.maximum.accumulate(np.where(first, place, 0), axis=-1)
-    end = np.flip(np.minimum.accumulate(np.flip(np.where(last, place, n), axis=-1), axis=-1), axis=-1)
+    start, end = _tie_groups(np.take_along_axis(x, order, axis=-1))
     ranks = np.empty(x.shape)
     np.put_along_axis(ranks, order, (start + end) / 2 + 1, axis=-1)
     return ranks
@@ -58,16 +64,11 @@ def rows_ap(scores: np.ndarray, m: int) -> np.ndarray:
     ``average_precision_score`` defines it: Σ_k (R_k − R_{k−1})·P_k over the distinct score
     thresholds, so tied scores enter together. Every positive adds 1/m of recall at the
     precision of the threshold that admits it, i.e. at the end of its group of ties."""
-    scores = np.atleast_2d(scores)
-    order = np.argsort(-scores, axis=1, kind="stable")
-    ranked = np.take_along_axis(scores, order, axis=1)
+    order = np.argsort(-scores, axis=-1, kind="stable")
     positive = order < m
-    precision = np.cumsum(positive, axis=1) / np.arange(1, scores.shape[1] + 1)
-    last = np.ones_like(positive)  # the last place of each group of tied scores
-    last[:, :-1] = ranked[:, 1:] != ranked[:, :-1]
-    places = np.where(last, np.arange(scores.shape[1]), scores.shape[1])
-    group_end = np.minimum.accumulate(places[:, ::-1], axis=1)[:, ::-1]
-    return (positive * np.take_along_axis(precision, group_end, axis=1)).sum(axis=1) / m
+    precision = np.cumsum(positive, axis=-1) / np.arange(1, scores.shape[-1] + 1)
+    _, group_end = _tie_groups(np.take_along_axis(-scores, order, axis=-1))
+    return (positive * np.take_along_axis(precision, group_end, axis=-1)).sum(axis=-1) / m
 
 
 def _positives_first(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, int]:

@@ -279,6 +279,23 @@ def time_steps(fn: Callable[[], None], device: torch.device, *, min_s: float, mi
             return steps, seconds
 
 
+def time_bench(step: Callable[[], None], device: torch.device, args: argparse.Namespace,
+               first: Callable[[], None] | None = None) -> tuple[float, int, float]:
+    """(first-step seconds, timed steps, their seconds): one first step (``first`` when given),
+    timed apart as it autotunes or compiles, ``args.warmup - 1`` untimed steps, then
+    ``time_steps`` with the run's limits."""
+    _sync(device)
+    started = time.perf_counter()
+    (first or step)()
+    _sync(device)
+    first_seconds = time.perf_counter() - started
+    for _ in range(args.warmup - 1):
+        step()
+    steps, seconds = time_steps(step, device, min_s=args.min_seconds, min_steps=args.min_steps,
+                                max_steps=args.max_steps, chunk=args.chunk)
+    return first_seconds, steps, seconds
+
+
 def part_step(ctx: dict[str, Any]) -> dict[str, Any]:
     """Images/s per variant and setting; FLOPs per image measured; ratios to fp32."""
     from attnmel.models import create_model
@@ -333,17 +350,11 @@ def part_step(ctx: dict[str, Any]) -> dict[str, Any]:
             bench = StepBench(model, bf16=bf16, channels_last=channels_last, roi=roi != "none")
             if cuda:
                 torch.cuda.reset_peak_memory_stats(device)
-            started = time.perf_counter()
-            if setting == "fp32":  # the first step autotunes anyway: count its FLOPs on the way
+            def count_flops() -> None:  # the first step autotunes anyway: count its FLOPs on the way
                 part["flops_per_image"][label] = count_step_flops(bench, images, target, ref) / batch
-            else:  # compiles / autotunes: timed apart from the rest
-                bench.step(images, target, ref)
-            _sync(device)
-            row["first_step_seconds"] = time.perf_counter() - started
-            for _ in range(args.warmup - 1):
-                bench.step(images, target, ref)
-            steps, seconds = time_steps(lambda: bench.step(images, target, ref), device, min_s=args.min_seconds,
-                                        min_steps=args.min_steps, max_steps=args.max_steps, chunk=args.chunk)
+
+            row["first_step_seconds"], steps, seconds = time_bench(
+                lambda: bench.step(images, target, ref), device, args, first=count_flops if setting == "fp32" else None)
             loss = float(bench.loss)
             ips = steps * batch / seconds
             flops = part["flops_per_image"].get(label)
@@ -536,15 +547,7 @@ def part_probe(ctx: dict[str, Any]) -> dict[str, Any]:
         try:
             torch.backends.cudnn.benchmark = benchmark
             bench, data = fresh_bench(), inputs(n)
-            _sync(device)
-            started = time.perf_counter()
-            bench.step(*data)
-            _sync(device)
-            row["first_step_seconds"] = time.perf_counter() - started
-            for _ in range(args.warmup - 1):
-                bench.step(*data)
-            steps, seconds = time_steps(lambda: bench.step(*data), device, min_s=args.min_seconds,
-                                        min_steps=args.min_steps, max_steps=args.max_steps, chunk=args.chunk)
+            row["first_step_seconds"], steps, seconds = time_bench(lambda: bench.step(*data), device, args)
             row.update(status="ok", images_per_second=steps * n / seconds, ms_per_step=1e3 * seconds / steps)
             say(f"   {label:<34} batch {n:>4}: first step {row['first_step_seconds']:6.2f} s, "
                 f"then {row['images_per_second']:7.0f} img/s ({row['ms_per_step']:.2f} ms/step)")
