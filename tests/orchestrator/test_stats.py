@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from orchestrator.comparisons import compare_settings, format_compare, format_intervals, setting_names, variant_intervals
 from attnmel.metrics import rows_ap, rows_auc
-from orchestrator.stats import _index_blocks, bootstrap_ci, delong_test, paired_bootstrap_test
+from orchestrator.stats import _index_blocks, bootstrap_ci, delong_test, normal_quantile, paired_bootstrap_test, two_sided_p
 
 
 def _scores(rng: np.random.Generator, y: np.ndarray, shift: float, levels: int | None = None) -> np.ndarray:
@@ -47,6 +48,15 @@ def _brute_force_delong(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[fl
 
 
 # --------------------------------------------------------------------------- DeLong
+
+
+def test_normal_tail_and_quantile_equal_scipys_far_into_the_tails():
+    for z in [0.0, 1e-9, 0.5, 1.0, 1.959963984540054, 3.0, 8.0, 20.0, 37.5]:
+        for sign in (1, -1):
+            assert two_sided_p(sign * z) == pytest.approx(2 * norm.sf(z), rel=1e-12, abs=0)
+    assert two_sided_p(35.0) > 0 and 1 - NormalDist().cdf(9.0) == 0  # 1 - Φ rounds to 0 from z ≈ 8.3
+    for q in [1e-12, 0.001, 0.025, 0.3, 0.5, 0.8, 0.975, 0.995, 1 - 1e-12]:
+        assert normal_quantile(q) == pytest.approx(norm.ppf(q), rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(6))
