@@ -17,10 +17,17 @@ and the orchestration overhead of Ray Tune, measured side by side in one run.
                with every call of the trainable timed inside the Ray workers (a profile table).
 4. --many N    ``attnmel sweep run`` of N one-epoch VGG-16-GAP trials: driver RSS sampled, and
                per-trial time outside epochs, first 20 trials against the last 20.
+5. floor       what Ray Tune and PyTorch alone cost the same sweep: the same Tune settings and
+               trials with a stand-in trainable that sleeps through each trial's measured epoch
+               seconds (from part 3; 2 s epochs without it), once as it is and once after what
+               every fresh worker must do first (import ``attnmel.train``, so torch, and build
+               one SGD optimiser, which imports torch's compiler stack). Nothing of ours runs in
+               them, so their overhead is the floor under part 3's.
 
     python benchmarks/sweep_costs.py                      # parts 1-3, ~10 min on 2 busy CPUs
     python benchmarks/sweep_costs.py --parts checkpoint   # part 1 only
     python benchmarks/sweep_costs.py --parts --many 120   # part 4 only
+    python benchmarks/sweep_costs.py --parts overhead floor --no-profile   # part 3 against its floor
 """
 
 from __future__ import annotations
@@ -525,6 +532,7 @@ def read_trials(sweep_dir: Path) -> dict[str, dict[str, Any]]:
         kept = sorted(result.parent.glob("checkpoint_*"))
         out[rows[-1]["trial_id"]] = {
             "epoch_seconds": [r["epoch_seconds"] for r in rows],
+            "seed": rows[-1]["seed"],
             "time_total_s": rows[-1]["time_total_s"],
             "pid": rows[-1]["pid"],
             "bytes": _dir_bytes(result.parent),
@@ -609,6 +617,68 @@ def profiled_sweep(spec_file: Path, profile_dir: Path) -> dict[str, Any]:
             driver[event["trial"]]["complete"] = event["t"]
     worker = {p.stem: [json.loads(x) for x in p.read_text().splitlines()] for p in profile_dir.glob("*.jsonl") if p.stem != "driver"}
     return {"wall": wall, "errors": len(results.errors), "driver": driver, "worker": worker}
+
+
+def _floor_trial(params: dict[str, Any]) -> None:
+    """Part 5's stand-in trainable: sleeps through its trial's epoch seconds, reporting each."""
+    from ray import tune
+
+    if params["with_torch"]:  # what a fresh worker's first trial does before its first epoch
+        import torch
+
+        import attnmel.train  # noqa: F401  torch, torchvision, the models
+
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)  # imports torch._dynamo
+    seconds = params["epoch_seconds"][str(params["point"]["runtime.seed"])]
+    for epoch, sleep in enumerate(seconds, 1):
+        time.sleep(sleep)
+        tune.report({"epoch": epoch, "epoch_seconds": sleep, "done": epoch == len(seconds)})
+
+
+def floor_sweep(spec_file: Path, storage: Path, epoch_seconds: dict[str, list[float]], *, with_torch: bool) -> float:
+    """Tune fit wall of the spec's sweep with ``_floor_trial`` in place of the real trainable:
+    the same grid, concurrency, resources and checkpoint settings, no metric (nothing is scored)."""
+    import dataclasses
+
+    import ray
+    from ray import tune
+
+    from orchestrator.spec import load_spec
+    from orchestrator.tune import connect, trial_resources, tune_settings
+
+    spec = load_spec(spec_file, overrides=[f"name=floor-{'torch' if with_torch else 'bare'}", f"storage={storage}"])
+    settings = tune_settings(spec)
+    space = {**settings.param_space, "epoch_seconds": epoch_seconds, "with_torch": with_torch}
+    tune_config = dataclasses.replace(settings.tune_config, metric=None, mode=None)
+    started_ray = connect(None)
+    try:
+        started = time.time()
+        results = tune.Tuner(tune.with_resources(_floor_trial, trial_resources(spec)), param_space=space,
+                             tune_config=tune_config, run_config=settings.run_config).fit()  # fmt: skip
+        wall = time.time() - started
+    finally:
+        if started_ray:
+            ray.shutdown()
+    if results.errors:
+        raise RuntimeError(f"floor sweep: {len(results.errors)} trials errored: {results.errors[0]}")
+    return wall
+
+
+def report_floor(spec_file: Path, storage: Path, trials: dict[str, dict[str, Any]] | None, n: int, epochs: int) -> None:
+    """Part 5: the stand-in sweeps' Tune fit walls against the same ideal as part 3's."""
+    if trials:
+        seconds = {str(t["seed"]): t["epoch_seconds"] for t in trials.values()}
+        source = "part 3's measured epoch seconds"
+    else:
+        seconds = {str(seed): [GPU_EPOCH_S] * epochs for seed in range(n)}
+        source = f"{GPU_EPOCH_S:g} s epochs"
+    ideal = sum(sum(s) for s in seconds.values()) / 2
+    print(f"\n## 5. The floor: the same {len(seconds)} trials and Tune settings, a stand-in trainable sleeping {source}")
+    for with_torch, label in ((False, "sleeps only (Ray Tune's own cost)"),
+                              (True, "imports attnmel.train and builds one SGD optimiser first, then sleeps (+ PyTorch's)")):
+        wall = floor_sweep(spec_file, storage, seconds, with_torch=with_torch)
+        print(f"stand-in that {label}: Tune fit wall {wall:.1f} s vs ideal {ideal:.1f} s "
+              f"({100 * (wall / ideal - 1):.0f} % over; {_load()} after)")
 
 
 def handover_gaps(driver: dict[str, dict[str, float]], slots: int, *, start: str = "start", end: str = "complete") -> list[float]:
@@ -722,8 +792,8 @@ def report_storage(trials: dict[str, dict[str, Any]], epochs: int) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", nargs="*", default=["checkpoint", "storage", "overhead"],
-                        choices=["checkpoint", "storage", "overhead"], help="parts 1-3 to run (default: all)")  # fmt: skip
+    parser.add_argument("--parts", nargs="*", default=["checkpoint", "storage", "overhead", "floor"],
+                        choices=["checkpoint", "storage", "overhead", "floor"], help="parts 1-3 and 5 to run (default: all)")  # fmt: skip
     parser.add_argument("--many", type=int, default=0, metavar="N", help="part 4 with N trials (100+)")
     parser.add_argument("--trials", type=int, default=8, help="trials of the overhead sweep")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of the overhead sweep's trials")
@@ -798,6 +868,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"{_median(gaps):.2f} s over {len(gaps)} hand-overs; {len(pids)} worker processes for {len(trials)} trials")
         if "storage" in args.parts and overhead_trials:
             report_storage(overhead_trials, args.epochs)
+        if "floor" in args.parts:
+            report_floor(first, storage, overhead_trials, args.trials, args.epochs)
         if args.many:
             many(args.many, root, workdir, env)
     finally:
