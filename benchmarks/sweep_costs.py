@@ -21,10 +21,10 @@ and the orchestration overhead of Ray Tune, measured side by side in one run.
                trials with a stand-in trainable that sleeps through each trial's measured epoch
                seconds (from part 3; 2 s epochs without it), once as it is and once after what
                every fresh worker must do first (import ``attnmel.train``, so torch, and build
-               one SGD optimiser, which imports torch's compiler stack). Nothing of ours runs in
-               them, so their overhead is the floor under part 3's.
+               one SGD optimiser, which imports torch's compiler stack). None of a trial's work runs
+               in them, so their overhead is the floor under part 3's.
 
-    python benchmarks/sweep_costs.py                      # parts 1-3, ~10 min on 2 busy CPUs
+    python benchmarks/sweep_costs.py                      # parts 1-3 and 5, ~12 min on 2 busy CPUs
     python benchmarks/sweep_costs.py --parts checkpoint   # part 1 only
     python benchmarks/sweep_costs.py --parts --many 120   # part 4 only
     python benchmarks/sweep_costs.py --parts overhead floor --no-profile   # part 3 against its floor

@@ -51,6 +51,7 @@ def test_losing_a_worker_node_mid_trial_retries_it_elsewhere(tmp_path, make_spec
 
     from _sweep_helpers import REPO
 
+    epochs = 8
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     proc = None
     try:
@@ -58,7 +59,9 @@ def test_losing_a_worker_node_mid_trial_retries_it_elsewhere(tmp_path, make_spec
         cluster.wait_for_nodes()
         head_id = cluster.head_node.node_id
         grid = {"variants": ["vgg16_gap", "attnmel"], "seeds": [0]}
-        spec = make_spec(name="node_loss", grid=grid, retries=2, train={"optim": {"epochs": 3}})
+        # Enough epochs that the trial is still training when its node dies: with 3 it once
+        # finished in the moments between its first result and the kill (nothing to retry).
+        spec = make_spec(name="node_loss", grid=grid, retries=2, train={"optim": {"epochs": epochs}})
         proc = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.cli", "sweep", "run", str(spec), "--address", cluster.address],
             env=cli_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -80,7 +83,7 @@ def test_losing_a_worker_node_mid_trial_retries_it_elsewhere(tmp_path, make_spec
             proc.kill()
         cluster.shutdown()
 
-    trials, _ = check_tables(sweep_dir, n_trials=2, epochs=3)
+    trials, _ = check_tables(sweep_dir, n_trials=2, epochs=epochs)
     assert trials["num_failures"].sum() >= 1  # the lost trial was retried...
     assert set(trials["node_id"]) == {head_id}  # ...and finished on the survivor
     predictions = pd.read_parquet(sweep_dir / "predictions.parquet")
