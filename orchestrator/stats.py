@@ -38,9 +38,9 @@ __all__ = [
     "PairedResult",
     "bootstrap_ci",
     "check_resampling",
-    "normal_quantile",
     "delong_test",
     "metric_function",
+    "normal_quantile",
     "paired_bootstrap_test",
     "paired_test",
     "two_sided_p",
@@ -194,8 +194,8 @@ def bootstrap_ci(
 
 def two_sided_p(z: float) -> float:
     """2·(1 − Φ(|z|)) for a standard normal z, written as erfc(|z|/√2) so that far tails keep
-    their digits instead of rounding to 0 (the standard library, not SciPy: its import costs
-    a second at the end of every sweep)."""
+    their digits instead of rounding to 0 (the standard library, not SciPy, whose import cost
+    half a second at the end of every sweep)."""
     return math.erfc(abs(z) / math.sqrt(2.0))
 
 
