@@ -582,20 +582,20 @@ def part_probe(ctx: dict[str, Any]) -> dict[str, Any]:
                 bench.step(*data)
             _sync(device)
             wall_us = (time.perf_counter() - started) * 1e6
-        kernels = [(e.key, e.self_device_time_total, e.count) for e in prof.key_averages()
+        kernels = [(e.key, e.self_device_time_total, e.count, kernel_family(e.key)) for e in prof.key_averages()
                    if cuda and str(e.device_type).endswith("CUDA") and e.self_device_time_total > 0]
-        total_us = sum(t for _, t, _ in kernels)
+        total_us = sum(t for _, t, _, _ in kernels)
         families: dict[str, float] = {}
-        for name, t, _ in kernels:
-            families[kernel_family(name)] = families.get(kernel_family(name), 0.0) + t
+        for _, t, _, family in kernels:
+            families[family] = families.get(family, 0.0) + t
         part["profile"] = {
             "steps": n_steps, "wall_ms_per_step": wall_us / 1e3 / n_steps,
             "kernel_ms_per_step": total_us / 1e3 / n_steps,
             "gpu_busy_fraction": total_us / wall_us if cuda else None,
             "families_ms_per_step": {k: v / 1e3 / n_steps for k, v in sorted(families.items(), key=lambda kv: -kv[1])},
             "top_kernels": [{"name": name[:160], "ms_per_step": t / 1e3 / n_steps, "calls_per_step": c / n_steps,
-                             "family": kernel_family(name)}
-                            for name, t, c in sorted(kernels, key=lambda k: -k[1])[:20]],
+                             "family": family}
+                            for name, t, c, family in sorted(kernels, key=lambda k: -k[1])[:20]],
         }
         prof_part = part["profile"]
         say(f"   profile ({n_steps} steps): {prof_part['wall_ms_per_step']:.2f} ms/step wall, "

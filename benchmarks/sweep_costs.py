@@ -568,14 +568,41 @@ def print_overhead(label: str, o: dict[str, Any]) -> None:
           f"{o['pids']} worker processes; a trial ends -> the next starts: median {_median(o['gaps']):.2f} s")  # fmt: skip
 
 
-def profiled_sweep(spec_file: Path, profile_dir: Path) -> dict[str, Any]:
-    """The same sweep through ``tune_settings`` (same Tuner settings) on an embedded Ray, with
-    the trainable's calls timed in the workers and the driver's trial events timed here."""
+def _fit_here(spec: Any, trainable: Any, extra_space: dict[str, Any], *, callbacks: tuple = (),
+              scored: bool = True) -> tuple[float, Any]:
+    """Tune fit wall and results of ``spec``'s sweep with ``trainable`` in place of the real one,
+    on an embedded Ray in this process: the same ``tune_settings`` (grid, concurrency, resources,
+    checkpoints, reuse of actors), ``extra_space`` added to every trial's config, ``callbacks``
+    added to the run's; without ``scored`` no metric (a stand-in reports none)."""
+    import dataclasses
+
     import ray
     from ray import tune
 
-    from orchestrator.spec import load_spec
     from orchestrator.tune import connect, trial_resources, tune_settings
+
+    settings = tune_settings(spec)
+    run_config = settings.run_config
+    run_config.callbacks = [*run_config.callbacks, *callbacks]
+    tune_config = settings.tune_config if scored else dataclasses.replace(settings.tune_config, metric=None, mode=None)
+    started_ray = connect(None)
+    try:
+        started = time.time()
+        results = tune.Tuner(tune.with_resources(trainable, trial_resources(spec)),
+                             param_space={**settings.param_space, **extra_space},
+                             tune_config=tune_config, run_config=run_config).fit()  # fmt: skip
+        return time.time() - started, results
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def profiled_sweep(spec_file: Path, profile_dir: Path) -> dict[str, Any]:
+    """The same sweep through ``tune_settings`` (same Tuner settings) on an embedded Ray, with
+    the trainable's calls timed in the workers and the driver's trial events timed here."""
+    from ray import tune
+
+    from orchestrator.spec import load_spec
 
     class Clock(tune.Callback):
         def __init__(self, path: str) -> None:
@@ -594,21 +621,9 @@ def profiled_sweep(spec_file: Path, profile_dir: Path) -> dict[str, Any]:
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._log("complete", trial)
 
-    spec = load_spec(spec_file)
-    settings = tune_settings(spec)
     clock = profile_dir / "driver.jsonl"
-    run_config = settings.run_config
-    run_config.callbacks = [*run_config.callbacks, Clock(str(clock))]
-    space = {**settings.param_space, "profile_dir": str(profile_dir)}
-    started_ray = connect(None)
-    try:
-        started = time.time()
-        results = tune.Tuner(tune.with_resources(_profiled_trial, trial_resources(spec)), param_space=space,
-                             tune_config=settings.tune_config, run_config=run_config).fit()  # fmt: skip
-        wall = time.time() - started
-    finally:
-        if started_ray:
-            ray.shutdown()
+    wall, results = _fit_here(load_spec(spec_file), _profiled_trial, {"profile_dir": str(profile_dir)},
+                              callbacks=(Clock(str(clock)),))  # fmt: skip
     driver: dict[str, dict[str, float]] = {}
     for line in clock.read_text().splitlines():
         event = json.loads(line)
@@ -637,28 +652,11 @@ def _floor_trial(params: dict[str, Any]) -> None:
 
 def floor_sweep(spec_file: Path, storage: Path, epoch_seconds: dict[str, list[float]], *, with_torch: bool) -> float:
     """Tune fit wall of the spec's sweep with ``_floor_trial`` in place of the real trainable:
-    the same grid, concurrency, resources and checkpoint settings, no metric (nothing is scored)."""
-    import dataclasses
-
-    import ray
-    from ray import tune
-
+    the same Tune settings, no metric (nothing is scored)."""
     from orchestrator.spec import load_spec
-    from orchestrator.tune import connect, trial_resources, tune_settings
 
     spec = load_spec(spec_file, overrides=[f"name=floor-{'torch' if with_torch else 'bare'}", f"storage={storage}"])
-    settings = tune_settings(spec)
-    space = {**settings.param_space, "epoch_seconds": epoch_seconds, "with_torch": with_torch}
-    tune_config = dataclasses.replace(settings.tune_config, metric=None, mode=None)
-    started_ray = connect(None)
-    try:
-        started = time.time()
-        results = tune.Tuner(tune.with_resources(_floor_trial, trial_resources(spec)), param_space=space,
-                             tune_config=tune_config, run_config=settings.run_config).fit()  # fmt: skip
-        wall = time.time() - started
-    finally:
-        if started_ray:
-            ray.shutdown()
+    wall, results = _fit_here(spec, _floor_trial, {"epoch_seconds": epoch_seconds, "with_torch": with_torch}, scored=False)
     if results.errors:
         raise RuntimeError(f"floor sweep: {len(results.errors)} trials errored: {results.errors[0]}")
     return wall
