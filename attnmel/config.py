@@ -3,7 +3,7 @@
 Defaults are the paper's settings (Yan et al., IPMI 2019, section 3.1). Each constraint sits on
 its field (``setting(224, above=0, multiple_of=32)``) and :class:`Checked` enforces it whenever
 an instance is made, from YAML or in code; :meth:`Checked.from_mapping` adds the coercion of
-parsed YAML and the unknown-key errors. The sweep spec sections (``orchestrator/spec.py``)
+parsed YAML and the unknown-key errors. The sweep spec sections (``orchestrator/sweep/spec.py``)
 use the same machinery, so a bad value is one :class:`UserError` line naming the key.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from attnmel.atomic import atomic_write
-from attnmel.checked import Checked, parse_override, read_yaml, set_nested, setting
+from attnmel.typed_config import Checked, parse_override, read_yaml, set_nested, setting
 from attnmel.errors import UserError
 from attnmel.names import BACKBONES, DATASETS, ROIS
 

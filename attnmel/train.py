@@ -29,7 +29,7 @@ from attnmel.config import TrainConfig, config_hash, config_to_dict, save_config
 from attnmel.data import DataBundle, EpochSampler, SplitTensors, load_bundle, train_batch
 from attnmel.errors import UserError
 from attnmel.evaluation import NonFiniteError, attention_rows, evaluate, melanoma_probs
-from attnmel.identity import run_identity
+from attnmel.record import run_identity
 from attnmel.losses import attnmel_loss
 from attnmel.models import build_model
 from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision

@@ -1,6 +1,6 @@
 """Bootstrap intervals: block-vectorised metrics against one scikit-learn call per resample.
 
-``orchestrator.stats`` computes a resample block's AUCs (midrank Mann–Whitney) and APs (per
+``orchestrator.results.stats`` computes a resample block's AUCs (midrank Mann–Whitney) and APs (per
 group of tied scores) with array operations. This prints, for ISIC 2017's test split (600
 images, 117 melanomas) and the demo's (128), the seconds of 2000 stratified resamples both
 ways on the same resamples, their ratio, and the largest difference between the two sets of
@@ -21,7 +21,7 @@ from sklearn.metrics import auc, average_precision_score, roc_curve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.stats import _index_blocks, _resampled  # noqa: E402
+from orchestrator.results.stats import _index_blocks, _resampled  # noqa: E402
 
 
 def _curve_auc(y: np.ndarray, score: np.ndarray) -> float:

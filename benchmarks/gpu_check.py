@@ -798,7 +798,7 @@ class SmiPoller:
 def _train_process(argv: list[str]) -> int:
     """Child side: run ``attnmel train`` in-process, then print a JSON line with peak CUDA memory."""
     entered = time.time()  # this file imported torch before this point
-    from attnmel import cli_train
+    from orchestrator.cli import train as cli_train
 
     parser = argparse.ArgumentParser(prog="attnmel")
     cli_train.register(parser.add_subparsers(dest="command", required=True))

@@ -98,7 +98,7 @@ def _payloads(variant: str) -> tuple[dict, dict]:
     from attnmel.config import config_from_dict, config_to_dict
     from attnmel.models import build_model
     from attnmel.train import BestEpoch, numbers_key
-    from orchestrator.trials import split_variant
+    from orchestrator.sweep.grid import split_variant
 
     name, roi = split_variant(variant)
     cfg = config_from_dict({"model": {"variant": name, "weights": "none"}, "data": {"roi": roi}})
@@ -160,7 +160,7 @@ def measure_checkpoint_steps(variant: str, workdir: Path, repeats: int) -> dict[
     from ray.train._internal.storage import _delete_fs_path
 
     from attnmel import checkpoint as ckpt
-    from orchestrator.trainable import _snapshot
+    from orchestrator.sweep.trainable import _snapshot
 
     resume, best = _payloads(variant)
     run_dir, store = _bench_folders(variant, workdir)
@@ -206,7 +206,7 @@ def measure_background(variant: str, workdir: Path, repeats: int, every: int) ->
 
     from attnmel import checkpoint as ckpt
     from attnmel.train import _write_checkpoint
-    from orchestrator.trainable import _snapshot
+    from orchestrator.sweep.trainable import _snapshot
 
     resume, best = _payloads(variant)
     run_dir, store = _bench_folders(variant, workdir)
@@ -258,8 +258,8 @@ def background_fit_walls(spec_file: Path, repeats: int) -> dict[bool, float]:
 
     from attnmel.config import apply_overrides
     from attnmel.train import fit
-    from orchestrator.spec import load_spec
-    from orchestrator.trials import trial_config, trial_points
+    from orchestrator.sweep.spec import load_spec
+    from orchestrator.sweep.grid import trial_config, trial_points
 
     spec = load_spec(spec_file)
     torch.set_num_threads(1)
@@ -296,8 +296,8 @@ def tiny_cpu_epoch(spec_file: Path) -> tuple[float, dict[str, float]]:
     import torch
 
     from attnmel.train import fit
-    from orchestrator.spec import load_spec
-    from orchestrator.trials import trial_config, trial_points
+    from orchestrator.sweep.spec import load_spec
+    from orchestrator.sweep.grid import trial_config, trial_points
 
     spec = load_spec(spec_file)
     torch.set_num_threads(1)
@@ -413,7 +413,7 @@ def _probes(sink: Path | None = None):
                   _wrap(ckpt, "load_resume_state"), _wrap(ckpt.BackgroundWriter, "host_state", "host copy"),
                   _wrap_fit(train)]  # fmt: skip
     if sink is not None:  # inside a Ray worker
-        import orchestrator.trainable as trainable
+        import orchestrator.sweep.trainable as trainable
         from ray import tune
         from ray.train._internal.storage import StorageContext
 
@@ -434,7 +434,7 @@ def _profiled_trial(params: dict[str, Any]) -> None:
     fresh = "attnmel.train" not in sys.modules
     start = time.perf_counter()
     import attnmel.train  # noqa: F401  what train_trial imports first: torch, torchvision, the models
-    import orchestrator.trainable
+    import orchestrator.sweep.trainable
     from ray import tune
 
     imported = time.perf_counter() - start
@@ -464,8 +464,8 @@ def write_spec(path: Path, *, name: str, root: Path, storage: Path, train: dict,
 def warm_cache(spec_file: Path) -> None:
     """Preprocess the spec's data once, as the first trial on a node would."""
     from attnmel.data import load_bundle
-    from orchestrator.spec import load_spec
-    from orchestrator.trials import trial_config, trial_points
+    from orchestrator.sweep.spec import load_spec
+    from orchestrator.sweep.grid import trial_config, trial_points
 
     spec = load_spec(spec_file)
     seen = set()
@@ -579,7 +579,7 @@ def _fit_here(spec: Any, trainable: Any, extra_space: dict[str, Any], *, callbac
     import ray
     from ray import tune
 
-    from orchestrator.tune import connect, trial_resources, tune_settings
+    from orchestrator.sweep.tune import connect, trial_resources, tune_settings
 
     settings = tune_settings(spec)
     run_config = settings.run_config
@@ -602,7 +602,7 @@ def profiled_sweep(spec_file: Path, profile_dir: Path) -> dict[str, Any]:
     the trainable's calls timed in the workers and the driver's trial events timed here."""
     from ray import tune
 
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.spec import load_spec
 
     class Clock(tune.Callback):
         def __init__(self, path: str) -> None:
@@ -653,7 +653,7 @@ def _floor_trial(params: dict[str, Any]) -> None:
 def floor_sweep(spec_file: Path, storage: Path, epoch_seconds: dict[str, list[float]], *, with_torch: bool) -> float:
     """Tune fit wall of the spec's sweep with ``_floor_trial`` in place of the real trainable:
     the same Tune settings, no metric (nothing is scored)."""
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.spec import load_spec
 
     spec = load_spec(spec_file, overrides=[f"name=floor-{'torch' if with_torch else 'bare'}", f"storage={storage}"])
     wall, results = _fit_here(spec, _floor_trial, {"epoch_seconds": epoch_seconds, "with_torch": with_torch}, scored=False)
@@ -741,8 +741,8 @@ def profile_table(profile: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
 
 
 def report_storage(trials: dict[str, dict[str, Any]], epochs: int) -> None:
-    from orchestrator.spec import load_spec
-    from orchestrator.trials import split_variant, trial_points
+    from orchestrator.sweep.spec import load_spec
+    from orchestrator.sweep.grid import split_variant, trial_points
 
     print("\n## 2. Storage per finished trial (best.pt at real size + small files scaled to ISIC 2017, 50 epochs)")
     sample = next(iter(trials.values()))

@@ -28,7 +28,7 @@ PAPER_NAMES = {
     ("attnmel", "bkg"): "AttnMel-CNN-Bkg",
 }
 DATE = "2026-01-01_00-00-00"
-# Tune params of a trial as orchestrator.tune lays them out: the shared training config and
+# Tune params of a trial as orchestrator.sweep.tune lays them out: the shared training config and
 # the trial's grid point (see orchestrator.spec.trial_config).
 CRASHED_PARAMS = {
     "train": {"data": {"dataset": "isic2017"}, "optim": {"epochs": 4}},

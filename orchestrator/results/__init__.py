@@ -1,0 +1,1 @@
+"""A sweep's results: trial folders → Parquet tables → statistics, paper tables, plots and SQL."""

@@ -1,0 +1,1 @@
+"""Defining and running a sweep: spec, grid, preflight, Tune, the trainable, Ray Jobs, storage."""

@@ -1,0 +1,109 @@
+"""Everything a user can get wrong, checked on the driver before any folder is created.
+
+Data layout and every image (decoded once, which also fills the preprocessing cache the
+trials read), ROI files of the regularised variants, model weights, the storage path, the
+cluster address (with the token-authentication hint Ray's own message lacks) and resources.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from attnmel.errors import UserError
+from orchestrator.sweep.spec import SweepSpec
+from orchestrator.sweep.grid import split_variant
+from orchestrator.sweep.storage import check_writable
+
+if TYPE_CHECKING:
+    import ray
+
+__all__ = ["check_inputs", "check_address", "check_resources", "join_hint"]
+
+
+def check_inputs(spec: SweepSpec, *, local: bool) -> None:
+    """Data layout, images, ROI files, weights and storage; writes the demo's synthetic dataset
+    when the spec asks for one. ``local``: the trials run on this machine (so the images are
+    decoded into this machine's cache and the weights must be here)."""
+    from attnmel.config import config_from_dict
+    from attnmel.data import load_splits, roi_available, write_synthetic
+    from attnmel.data.layout import file_problems
+    from attnmel.data.roi import missing_roi_source
+
+    check_writable(spec.storage)
+    root = Path(spec.dataset.root)
+    if spec.dataset.synthetic is not None and not root.exists():
+        write_synthetic(spec.dataset.name, root, **spec.dataset.synthetic)
+    if not root.is_dir():
+        raise UserError(f"dataset root {root} does not exist (spec key 'dataset.root'; set it with --set dataset.root=DIR)")
+    data = spec.train["data"]
+    # One scan of the layout (raises on its first problem), then every file's header.
+    splits = load_splits(spec.dataset.name, root, val_fraction=data["val_fraction"], val_seed=data["val_seed"])
+    problems = file_problems([s for samples in splits.values() for s in samples], decode=False)
+    if problems:
+        more = f" (and {len(problems) - 1} more; see `attnmel data check`)" if len(problems) > 1 else ""
+        raise UserError(f"dataset {root}: {problems[0]}{more}")
+    train = splits["train"]
+    roi_dir = Path(spec.dataset.roi_dir) if spec.dataset.roi_dir else None
+    for roi in sorted({split_variant(v)[1] for v in spec.grid.variants} - {"none"}):
+        missing = [s for s in train if not roi_available(s, roi, roi_dir)]
+        if missing:
+            raise UserError(
+                f"ROI '{roi}' is missing for {len(missing)} of {len(train)} training images "
+                f"(first: {missing_roi_source(missing[0], roi, roi_dir)}); drop the '+{roi}' variants or add the files"
+            )
+    if local:
+        from attnmel.data import load_bundle
+
+        # Decodes every image the trials will read, once, into the cache they share: a
+        # truncated JPEG is one line here instead of a traceback inside a trial.
+        load_bundle(config_from_dict(spec.train).data)
+        model = spec.train["model"]
+        if model["weights"] != "none":  # a cluster's nodes have their own weights cache
+            from attnmel.models import check_weights
+
+            check_weights(model["backbone"], model["weights"])
+
+
+def join_hint() -> str:
+    """What to set when joining fails and token authentication may be the reason."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return "check RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token hold the cluster's token"
+    return ("if the cluster uses token authentication (Ray's default on clusters started with it), set "
+            "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH)")  # fmt: skip
+
+
+def check_address(address: str) -> None:
+    """A cluster address that can work: not a dashboard URL, well formed, reachable."""
+    if address in ("auto", "local"):
+        return
+    if address.startswith(("http://", "https://")):
+        raise UserError(
+            f"--address {address} is a dashboard (Jobs API) address: use it with `attnmel sweep submit`; "
+            "`sweep run` joins a cluster at HOST:6379 or ray://HOST:10001"
+        )
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r} must look like HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def check_resources(spec: SweepSpec, cluster: "ray") -> None:
+    """A trial that asks for more than this Ray has would wait forever: refuse now."""
+    total = cluster.cluster_resources()
+    need = spec.resources
+    if need.cpus > total.get("CPU", 0):
+        raise UserError(
+            f"each trial needs {need.cpus:g} CPUs (spec key 'resources.cpus') but this Ray has {total.get('CPU', 0):g}"
+        )
+    if need.gpus > total.get("GPU", 0):
+        raise UserError(
+            f"each trial needs {need.gpus:g} GPU (spec key 'resources.gpus') but this Ray has {total.get('GPU', 0):g}; "
+            "use --smoke, --set resources.gpus=0, or --address a GPU cluster"
+        )

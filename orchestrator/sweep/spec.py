@@ -1,0 +1,478 @@
+"""Sweep specs: ``experiments/*.yaml`` → a typed, validated :class:`SweepSpec`.
+
+A spec names a dataset, the training settings shared by every trial, the grid, an optional
+Optuna search and ASHA scheduler, resources, storage and retries, plus a ``smoke`` block that
+shrinks it for CPU runs. Its sections are :class:`attnmel.config.Checked` dataclasses, checked
+like the training config, on the driver before Ray starts. No Ray import here, so result
+readers can call :func:`trial_config` cheaply.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from attnmel.typed_config import Checked, as_mapping, check_keys, coerce, parse_override, read_yaml, set_nested, setting
+from attnmel.config import config_from_dict, config_to_dict
+from attnmel.errors import UserError
+from attnmel.names import DATASETS, results_root
+from orchestrator.sweep.storage import is_uri
+from orchestrator.sweep.grid import check_trials, split_variant
+
+__all__ = [
+    "DatasetSpec",
+    "Distribution",
+    "SearchSpec",
+    "SchedulerSpec",
+    "ResourceSpec",
+    "GridSpec",
+    "SweepSpec",
+    "METRIC",
+    "MODE",
+    "load_spec",
+    "read_spec_file",
+    "merged_raw",
+    "spec_from_dict",
+    "spec_to_dict",
+    "sweep_path",
+    "dump_yaml",
+]
+
+# Selection is always by validation AUC, never test (DESIGN.md, "Rules of thumb").
+# Search and early stopping score a trial by its best validation AUC so far: the same number
+# the best-epoch rule and the tables use (the last epoch's AUC would disagree with them).
+METRIC, MODE = "best_val_auc", "max"
+_METRIC_NAMES = (METRIC, "val_auc")  # both mean validation AUC at the best epoch here
+
+# Shortcuts a ``smoke`` block may use, and the spec key each one sets.
+SMOKE_KEYS = {
+    "epochs": "train.optim.epochs",
+    "batch_size": "train.optim.batch_size",
+    "crop_size": "train.data.crop_size",
+    "image_size": "train.data.image_size",
+    "max_train": "train.data.max_train",
+    "max_eval": "train.data.max_eval",
+    "passes": "train.data.passes",
+    "weights": "train.model.weights",
+    "dataset_root": "dataset.root",
+    "variants": "grid.variants",
+    "seeds": "grid.seeds",
+    "lambda1": "grid.lambda1",
+    "lambda2": "grid.lambda2",
+    "num_samples": "search.num_samples",
+    "grace_period": "scheduler.grace_period",
+    "cpus": "resources.cpus",
+    "gpus": "resources.gpus",
+    "name": "name",
+}
+
+# Training keys that the spec sets through its own sections; naming them under ``train`` is
+# an error that points to the right place.
+_OWNED_KEYS = {
+    "data.dataset": "dataset.name",
+    "data.root": "dataset.root",
+    "data.roi_dir": "dataset.roi_dir",
+    "data.roi": "grid.variants (e.g. attnmel+lesion)",
+    "model.variant": "grid.variants",
+    "runtime.seed": "grid.seeds",
+}
+_DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
+_LAMBDAS = ("lambda1", "lambda2")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_SPEC = "spec"
+
+
+class _Section(Checked):
+    """A spec section: messages say "spec key '…'"."""
+
+    KIND = _SPEC
+
+
+@dataclass(frozen=True)
+class DatasetSpec(_Section):
+    """Which ISIC dataset and where it lives (an absolute path once loaded)."""
+
+    SECTION = "dataset"
+
+    name: str = setting(choices=DATASETS)
+    root: str = setting()
+    roi_dir: str | None = None
+    # demo only: write a synthetic dataset there when ``root`` is absent (write_synthetic's keywords)
+    synthetic: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One searched dimension: ``kind`` in uniform | loguniform | choice | randint."""
+
+    kind: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class SearchSpec(_Section):
+    """Optuna (TPE) search maximising validation AUC over ``space``."""
+
+    SECTION = "search"
+
+    algorithm: str = setting("optuna", choices=("optuna",))
+    num_samples: int = setting(16, min=1)
+    seed: int | None = None
+    space: dict[str, Distribution] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SchedulerSpec(_Section):
+    """ASHA early stopping on validation AUC, one rung step per epoch."""
+
+    SECTION = "scheduler"
+
+    kind: str = setting("asha", choices=("asha",))
+    grace_period: int = setting(1, min=1)
+    reduction_factor: float = setting(3.0, above=1)
+
+
+@dataclass(frozen=True)
+class ResourceSpec(_Section):
+    """Per-trial resources; fractional GPUs let trials share a card."""
+
+    SECTION = "resources"
+
+    cpus: float = setting(1.0, above=0)
+    gpus: float = setting(0.0, min=0)
+
+    def check(self) -> None:
+        """Ray shares a GPU between trials only as fractions of one card."""
+        if self.gpus > 1 and self.gpus != int(self.gpus):
+            raise UserError(f"spec key '{self.key('gpus')}' must be a fraction in [0, 1] or a whole number, got {self.gpus}")
+
+
+@dataclass(frozen=True)
+class GridSpec(_Section):
+    """The crossed dimensions. λ lists apply only to variants with a ROI."""
+
+    SECTION = "grid"
+
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+    lambda1: tuple[float, ...] = setting((), min=0)
+    lambda2: tuple[float, ...] = setting((), min=0)
+    params: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # dotted training key → values
+
+
+@dataclass(frozen=True)
+class SweepSpec(_Section):
+    """A validated sweep. ``train`` is the full resolved training config shared by all trials."""
+
+    name: str
+    dataset: DatasetSpec
+    train: dict[str, Any]
+    grid: GridSpec
+    search: SearchSpec | None = None
+    scheduler: SchedulerSpec | None = None
+    resources: ResourceSpec = field(default_factory=ResourceSpec)
+    storage: str = "results"
+    retries: int = setting(2, min=0)
+    max_concurrent: int | None = setting(None, min=1)
+    smoke: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """The name becomes a folder name."""
+        if not _NAME.fullmatch(self.name):
+            raise UserError(f"spec key 'name' must use letters, digits, '.', '_' or '-', got {self.name!r}")
+
+
+# --------------------------------------------------------------------------- paths and names
+
+
+def _local_path(text: str) -> str:
+    return str(Path(text).expanduser().resolve())
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _synthetic(raw: dict[str, Any]) -> dict[str, Any]:
+    """``dataset.synthetic``: the keyword-only parameters of ``write_synthetic`` (its signature
+    is the one list of them), each value checked against the parameter's annotation."""
+    from attnmel.data.synth import write_synthetic
+
+    hints = typing.get_type_hints(write_synthetic)
+    params = {
+        p.name: hints[p.name]
+        for p in inspect.signature(write_synthetic).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name != "overwrite"  # never overwrite files in a sweep
+    }
+    check_keys(raw, params, "dataset.synthetic", _SPEC)
+    return {k: coerce(_SPEC, f"dataset.synthetic.{k}", v, params[k]) for k, v in raw.items()}
+
+
+def _dataset(raw: Any) -> DatasetSpec:
+    spec = DatasetSpec.from_mapping(raw)
+    return dataclasses.replace(
+        spec,
+        root=_local_path(spec.root),
+        roi_dir=None if spec.roi_dir is None else _local_path(spec.roi_dir),
+        synthetic=None if spec.synthetic is None else _synthetic(spec.synthetic),
+    )
+
+
+def _train(raw: Any, dataset: DatasetSpec, resources: ResourceSpec) -> dict[str, Any]:
+    """The shared training config, fully resolved (paper defaults filled in)."""
+    raw = copy.deepcopy(as_mapping(raw, "train", _SPEC))
+    for section, keys in raw.items():
+        for key in as_mapping(keys, f"train.{section}", _SPEC):
+            owner = _OWNED_KEYS.get(f"{section}.{key}")
+            if owner:
+                raise UserError(f"spec key 'train.{section}.{key}' is set by '{owner}', not under train")
+    raw = {section: dict(keys or {}) for section, keys in raw.items()}  # `runtime:` alone reads as None
+    set_nested(raw, ["data", "dataset"], dataset.name)
+    set_nested(raw, ["data", "root"], dataset.root)
+    set_nested(raw, ["data", "roi_dir"], dataset.roi_dir)
+    runtime = raw.setdefault("runtime", {})
+    # torch threads per trial = CPUs reserved for it, so co-located trials do not oversubscribe
+    runtime.setdefault("num_threads", max(1, int(resources.cpus)))
+    if resources.gpus == 0:
+        runtime.setdefault("device", "cpu")  # never touch a GPU the trial did not reserve
+    cache_dir = raw.get("data", {}).get("cache_dir")
+    if isinstance(cache_dir, str):
+        raw["data"]["cache_dir"] = _local_path(cache_dir)  # trials run in their own working dirs
+    try:
+        cfg = config_from_dict(raw)
+    except UserError as exc:
+        raise UserError(f"spec section 'train': {exc}") from None
+    return config_to_dict(cfg)
+
+
+def _grid(raw: Any) -> GridSpec:
+    raw = as_mapping(raw, "grid", _SPEC)
+    plain = {k: v for k, v in raw.items() if "." not in k}
+    check_keys(plain, ("variants", "seeds", *_LAMBDAS), "grid", _SPEC)
+    params = {}
+    for key, value in raw.items():
+        if "." in key:
+            if key in _OWNED_KEYS or key in ("loss.lambda1", "loss.lambda2"):
+                raise UserError(f"spec key 'grid.{key}': use {_OWNED_KEYS.get(key, 'grid.' + key.split('.')[1])}")
+            params[key] = coerce(_SPEC, f"grid.{key}", value, tuple[Any, ...])
+    grid = GridSpec.from_mapping(plain, params=params)
+    from attnmel.models import list_models, paper_name
+
+    for token in grid.variants:
+        variant, roi = split_variant(token)
+        if variant not in list_models():
+            raise UserError(f"spec key 'grid.variants': unknown variant {variant!r} (known: {', '.join(list_models())})")
+        try:
+            paper_name(variant, roi)
+        except UserError as exc:
+            raise UserError(f"spec key 'grid.variants': {token!r}: {exc}") from None
+    if len(set(grid.variants)) != len(grid.variants):
+        raise UserError("spec key 'grid.variants' lists a variant twice")
+    return grid
+
+
+def _selection_only(raw: dict[str, Any], where: str, use: str) -> dict[str, Any]:
+    """Drop ``metric``/``mode``, accepted for readability, after checking they name validation AUC."""
+    rest = {k: v for k, v in raw.items() if k not in ("metric", "mode")}
+    if raw.get("metric", METRIC) not in _METRIC_NAMES or raw.get("mode", MODE) != MODE:
+        raise UserError(f"spec keys '{where}.metric/mode' must be {METRIC}/{MODE}: {use} uses validation AUC only")
+    return rest
+
+
+def _distribution(name: str, raw: Any) -> Distribution:
+    key = f"search.space.{name}"
+    if name not in _LAMBDAS and "." not in name:
+        raise UserError(f"spec key '{key}': search lambda1, lambda2 or a dotted training key (e.g. optim.lr)")
+    raw = as_mapping(raw, key, _SPEC)
+    if len(raw) != 1 or next(iter(raw)) not in _DISTRIBUTIONS:
+        raise UserError(f"spec key '{key}' must be one of {{{'|'.join(_DISTRIBUTIONS)}: [...]}}, got {raw!r}")
+    kind, values = next(iter(raw.items()))
+    key = f"{key}.{kind}"
+    if kind == "choice":
+        values = coerce(_SPEC, key, values, tuple[Any, ...])
+        numbers = coerce(_SPEC, key, values, tuple[float, ...]) if name in _LAMBDAS else ()
+    else:
+        numbers = coerce(_SPEC, key, values, tuple[float, ...])
+        if len(numbers) != 2:
+            raise UserError(f"spec key '{key}' must be [low, high], got {values!r}")
+        values = tuple(map(int, numbers)) if kind == "randint" else numbers
+        low, high = values
+        if not low < high:
+            raise UserError(f"spec key '{key}' needs low < high, got [{low}, {high}]")
+        if kind == "loguniform" and low <= 0:
+            raise UserError(f"spec key '{key}' needs low > 0, got {low}")
+    if name in _LAMBDAS and min(numbers) < 0:
+        raise UserError(f"spec key 'search.space.{name}': λ must be >= 0, got {min(numbers)}")
+    return Distribution(kind=kind, values=values)
+
+
+def _search(raw: Any) -> SearchSpec | None:
+    if raw is None:
+        return None
+    raw = _selection_only(as_mapping(raw, "search", _SPEC), "search", "selection")
+    space = as_mapping(raw.get("space"), "search.space", _SPEC)
+    if not space:
+        raise UserError("spec key 'search.space' must name at least one distribution")
+    return SearchSpec.from_mapping(raw, space={name: _distribution(name, dist) for name, dist in space.items()})
+
+
+def _scheduler(raw: Any, epochs: int) -> SchedulerSpec | None:
+    if raw is None:
+        return None
+    raw = _selection_only(as_mapping(raw, "scheduler", _SPEC), "scheduler", "stopping")
+    scheduler = SchedulerSpec.from_mapping(raw)
+    if scheduler.grace_period > epochs:
+        raise UserError(
+            f"spec key 'scheduler.grace_period' ({scheduler.grace_period}) exceeds the epochs per trial ({epochs})"
+        )
+    return scheduler
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _apply_smoke(raw: dict[str, Any]) -> dict[str, Any]:
+    smoke = as_mapping(raw.get("smoke"), "smoke", _SPEC)
+    check_keys(smoke, SMOKE_KEYS, "smoke", _SPEC)
+    raw = copy.deepcopy(raw)
+    raw["name"] = f"{raw.get('name')}-smoke"  # never mix smoke trials into the real sweep's folder
+    for key, value in smoke.items():
+        parts = SMOKE_KEYS[key].split(".")
+        if parts[0] in ("search", "scheduler") and raw.get(parts[0]) is None:
+            continue
+        set_nested(raw, parts, value)
+    return raw
+
+
+def merged_raw(
+    raw: dict[str, Any], *, smoke: bool = False, overrides: list[str] | tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Plain spec data with the smoke block (when ``smoke``) and then ``overrides``
+    (``key.path=value``, the value parsed as YAML) applied; not yet validated."""
+    if not isinstance(raw, dict):
+        raise UserError(f"a sweep spec must be a mapping, got {type(raw).__name__}")
+    top = [f.name for f in dataclasses.fields(SweepSpec)]
+    check_keys(raw, top, "", _SPEC)
+    if smoke:
+        if not raw.get("smoke"):
+            raise UserError("--smoke: this spec has no 'smoke' block")
+        raw = _apply_smoke(raw)
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        parts, value = parse_override(item)
+        if parts[0] not in top:
+            raise UserError(f"--set {item}: unknown spec key '{parts[0]}' (known: {', '.join(top)})")
+        if parts[0] == "grid" and len(parts) > 2:  # grid keys are dotted training keys themselves
+            parts = ["grid", ".".join(parts[1:])]
+        set_nested(raw, parts, value)
+    return raw
+
+
+def spec_from_dict(
+    raw: dict[str, Any], *, smoke: bool = False, overrides: list[str] | tuple[str, ...] = ()
+) -> SweepSpec:
+    """Validate plain spec data (as read from YAML), after :func:`merged_raw`."""
+    original, raw = raw, merged_raw(raw, smoke=smoke, overrides=overrides)
+    check_keys(raw, [f.name for f in dataclasses.fields(SweepSpec)], "", _SPEC)
+    dataset = _dataset(raw.get("dataset"))
+    resources = ResourceSpec.from_mapping(raw.get("resources"))
+    train = _train(raw.get("train"), dataset, resources)
+    # the default storage is the results root `attnmel query` reads by default
+    spec = SweepSpec.from_mapping(
+        {"storage": str(results_root()), **raw},
+        dataset=dataset,
+        train=train,
+        grid=_grid(raw.get("grid")),
+        search=_search(raw.get("search")),
+        scheduler=_scheduler(raw.get("scheduler"), train["optim"]["epochs"]),
+        resources=resources,
+    )
+    if not is_uri(spec.storage):
+        spec = dataclasses.replace(spec, storage=_local_path(spec.storage))
+    if spec.search is not None:
+        grid = spec.grid
+        clash = sorted(k for k in spec.search.space if (k in _LAMBDAS and getattr(grid, k)) or k in grid.params)
+        if clash:
+            raise UserError(f"spec key 'search.space.{clash[0]}' is also in grid; list it in one place only")
+    check_trials(spec)
+    if not smoke and spec.smoke:
+        try:  # a broken smoke block should fail now, not on the day someone passes --smoke
+            spec_from_dict(original, smoke=True)
+        except UserError as exc:
+            raise UserError(f"smoke block: {exc}") from None
+    return spec
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The plain data of a spec file (YAML, ``safe_load``)."""
+    return read_yaml(path, "sweep spec")
+
+
+def load_spec(path: str | Path, *, smoke: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
+    """Read and validate a spec file (see :func:`spec_from_dict`)."""
+    return spec_from_dict(read_spec_file(path), smoke=smoke, overrides=overrides)
+
+
+def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
+    """Plain JSON/YAML data that :func:`spec_from_dict` reads back to an equal spec."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    grid = {"variants": plain(spec.grid.variants), "seeds": plain(spec.grid.seeds)}
+    for key in ("lambda1", "lambda2"):
+        if getattr(spec.grid, key):
+            grid[key] = plain(getattr(spec.grid, key))
+    grid.update({k: plain(v) for k, v in spec.grid.params.items()})
+    train = copy.deepcopy(spec.train)
+    for owned in ("dataset", "root", "roi_dir", "roi"):
+        train["data"].pop(owned, None)
+    train["model"].pop("variant", None)
+    train["runtime"].pop("seed", None)
+    out: dict[str, Any] = {
+        "name": spec.name,
+        "dataset": {k: v for k, v in dataclasses.asdict(spec.dataset).items() if v is not None},
+        "train": train,
+        "grid": grid,
+        "resources": dataclasses.asdict(spec.resources),
+        "storage": spec.storage,
+        "retries": spec.retries,
+    }
+    if spec.search is not None:
+        out["search"] = {
+            "algorithm": spec.search.algorithm,
+            "num_samples": spec.search.num_samples,
+            "seed": spec.search.seed,
+            "space": {k: {d.kind: plain(d.values)} for k, d in spec.search.space.items()},
+        }
+    if spec.scheduler is not None:
+        out["scheduler"] = dataclasses.asdict(spec.scheduler)
+    if spec.max_concurrent is not None:
+        out["max_concurrent"] = spec.max_concurrent
+    if spec.smoke:
+        out["smoke"] = copy.deepcopy(spec.smoke)
+    return out
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def sweep_path(spec: SweepSpec) -> str:
+    """``<storage>/<name>``: the sweep's Tune experiment directory (a path or a URI)."""
+    return f"{spec.storage.rstrip('/')}/{spec.name}" if is_uri(spec.storage) else str(Path(spec.storage) / spec.name)
+
+
+def dump_yaml(spec: SweepSpec) -> str:
+    """The resolved spec as YAML (what ``sweep run --dry-run`` prints)."""
+    return yaml.safe_dump(spec_to_dict(spec), sort_keys=False)

@@ -1,0 +1,31 @@
+"""What a sweep prints and draws at its end (orchestrator.results.summary), on fake finished sweeps."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from orchestrator.results.build import build_tables
+from orchestrator.results.summary import sweep_summary, write_figures
+
+from _results_fixtures import lambda_sweep, scored_sweep
+
+
+def test_summary_has_the_seed_ensembles_intervals_when_there_are_predictions(tmp_path):
+    sweep_dir, _ = scored_sweep(tmp_path)
+    text = sweep_summary(build_tables(sweep_dir))
+    assert "seed-avg AUC [95% CI]" in text and "stratified bootstrap, 1000 resamples" in text
+    old, _ = lambda_sweep(tmp_path)  # trials of an older version: no predictions, no intervals
+    assert "[95% CI]" not in sweep_summary(build_tables(old))
+
+
+def test_figures_curves_always_sensitivity_for_a_lambda_grid(tmp_path, capsys):
+    grid_dir, _ = lambda_sweep(tmp_path)
+    write_figures(grid_dir, build_tables(grid_dir))
+    single_dir, _ = scored_sweep(tmp_path)  # one λ setting: nothing to map
+    write_figures(single_dir, build_tables(single_dir))
+    printed = capsys.readouterr().out
+    assert printed.count("figure: ") == 3
+    for path in (grid_dir / "curves.png", grid_dir / "sensitivity.png", single_dir / "curves.png"):
+        with Image.open(path) as image:
+            assert image.width > 200 and image.height > 200
+    assert not (single_dir / "sensitivity.png").exists()
