@@ -21,9 +21,11 @@ import yaml
 from attnmel.atomic import atomic_write
 from attnmel.typed_config import Checked, parse_override, read_yaml, set_nested, setting
 from attnmel.errors import UserError
-from attnmel.names import BACKBONES, DATASETS, ROIS
 
 __all__ = [
+    "DATASETS",
+    "ROIS",
+    "BACKBONES",
     "DataConfig",
     "ModelConfig",
     "LossConfig",
@@ -39,6 +41,11 @@ __all__ = [
     "DEFAULT_PASSES",
 ]
 
+# The values some settings choose among, stated here and imported wherever they are needed
+# (this module imports no torch, so a spec or a config validates without it).
+DATASETS = ("isic2016", "isic2017")
+ROIS = ("none", "lesion", "dermo", "bkg")  # "none" = no regularisation; section 2.2's reference maps
+BACKBONES = ("vgg16_bn", "vgg16")  # VGG-16 with and without batch norm (section 3.1)
 DEFAULT_PASSES = {"isic2017": 2, "isic2016": 5}
 
 # --------------------------------------------------------------------------- the training config

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,7 +31,6 @@ from attnmel.data.preprocess import preprocess_image
 from attnmel.errors import UserError
 from attnmel.evaluation import predict_batches
 from attnmel.metrics import renormalised_maps
-from attnmel.names import results_root
 from attnmel.overlay import PANEL, find_mask, overlay_image, read_mask
 from attnmel.models import build_model, paper_name
 from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
@@ -126,9 +124,10 @@ def _best_of_trial(trial_dir: Path) -> Path:
     return final / BEST
 
 
-def resolve_checkpoint(ref: str | Path, results: str | Path | None = None) -> Path:
-    """The ``best.pt`` that ``ref`` names: a checkpoint file, a run directory, a trial directory,
-    or a trial id searched under ``results`` (else ``$ATTNMEL_RESULTS``, else ``./results``)."""
+def resolve_checkpoint(ref: str | Path) -> Path:
+    """The ``best.pt`` that ``ref`` names: a checkpoint file, a run directory, or a sweep trial's
+    directory (its final checkpoint). A trial id is looked up by the command line, which knows
+    where sweeps keep their trials."""
     path = Path(ref).expanduser()
     if path.is_file():
         return path
@@ -138,21 +137,7 @@ def resolve_checkpoint(ref: str | Path, results: str | Path | None = None) -> Pa
         if any(path.glob("checkpoint_*")) or (path / "params.json").exists():
             return _best_of_trial(path)
         raise UserError(f"{path} holds no {BEST}: give a run directory, a sweep trial's directory or a checkpoint file")
-    if os.sep in str(ref) or str(ref).endswith(".pt"):
-        raise UserError(f"run or checkpoint {path} does not exist")
-    root = results_root(results)
-    if not root.is_dir():
-        raise UserError(f"{ref!r} is neither a path nor a trial id found under results root {root} (does not exist; "
-                        "use --results)")  # fmt: skip
-    # Tune names trial folders "<trainable>_<trial id>_<tag>_<date>": match the id as a whole token.
-    token = re.compile(rf"(?:^|_){re.escape(str(ref))}(?:_|$)")
-    trials = sorted(p for p in root.glob("*/*") if p.is_dir() and token.search(p.name) and (p / "params.json").exists())
-    if not trials:
-        raise UserError(f"no run directory, checkpoint or trial {ref!r} (searched trial folders under {root})")
-    if len(trials) > 1:
-        listed = ", ".join(str(t) for t in trials[:4]) + (" …" if len(trials) > 4 else "")
-        raise UserError(f"trial id {ref!r} matches {len(trials)} trials under {root}: {listed}; give its directory")
-    return _best_of_trial(trials[0])
+    raise UserError(f"run or checkpoint {path} does not exist")
 
 
 # --------------------------------------------------------------------------- which images

@@ -98,9 +98,9 @@ def _payloads(variant: str) -> tuple[dict, dict]:
     from attnmel.config import config_from_dict, config_to_dict
     from attnmel.models import build_model
     from attnmel.train import BestEpoch, numbers_key
-    from orchestrator.sweep.grid import split_variant
+    from attnmel.models.registry import split_token
 
-    name, roi = split_variant(variant)
+    name, roi = split_token(variant)
     cfg = config_from_dict({"model": {"variant": name, "weights": "none"}, "data": {"roi": roi}})
     model = build_model(cfg.model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
@@ -259,11 +259,11 @@ def background_fit_walls(spec_file: Path, repeats: int) -> dict[bool, float]:
     from attnmel.config import apply_overrides
     from attnmel.train import fit
     from orchestrator.sweep.spec import load_spec
-    from orchestrator.sweep.grid import trial_config, trial_points
+    from orchestrator.sweep.grid import trial_config
 
     spec = load_spec(spec_file)
     torch.set_num_threads(1)
-    base = apply_overrides(trial_config({"train": spec.train, "point": trial_points(spec)[0]}), ["runtime.checkpoint_every=1"])
+    base = apply_overrides(trial_config(spec.train, spec.points[0]), ["runtime.checkpoint_every=1"])
     walls: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(repeats):
         for background in (False, True):
@@ -297,11 +297,11 @@ def tiny_cpu_epoch(spec_file: Path) -> tuple[float, dict[str, float]]:
 
     from attnmel.train import fit
     from orchestrator.sweep.spec import load_spec
-    from orchestrator.sweep.grid import trial_config, trial_points
+    from orchestrator.sweep.grid import trial_config
 
     spec = load_spec(spec_file)
     torch.set_num_threads(1)
-    cfg = trial_config({"train": spec.train, "point": trial_points(spec)[0]})
+    cfg = trial_config(spec.train, spec.points[0])
     with tempfile.TemporaryDirectory() as tmp, _probes() as events:
         rows = list(fit(cfg, Path(tmp) / "run"))
     calls: dict[str, float] = {}
@@ -465,12 +465,12 @@ def warm_cache(spec_file: Path) -> None:
     """Preprocess the spec's data once, as the first trial on a node would."""
     from attnmel.data import load_bundle
     from orchestrator.sweep.spec import load_spec
-    from orchestrator.sweep.grid import trial_config, trial_points
+    from orchestrator.sweep.grid import trial_config
 
     spec = load_spec(spec_file)
     seen = set()
-    for point in trial_points(spec):
-        cfg = trial_config({"train": spec.train, "point": point})
+    for point in spec.points:
+        cfg = trial_config(spec.train, point)
         if cfg.data not in seen:
             seen.add(cfg.data)
             load_bundle(cfg.data)
@@ -742,7 +742,7 @@ def profile_table(profile: dict[str, Any], trials: dict[str, dict[str, Any]]) ->
 
 def report_storage(trials: dict[str, dict[str, Any]], epochs: int) -> None:
     from orchestrator.sweep.spec import load_spec
-    from orchestrator.sweep.grid import split_variant, trial_points
+    from attnmel.models.registry import split_token
 
     print("\n## 2. Storage per finished trial (best.pt at real size + small files scaled to ISIC 2017, 50 epochs)")
     sample = next(iter(trials.values()))
@@ -763,24 +763,24 @@ def report_storage(trials: dict[str, dict[str, Any]], epochs: int) -> None:
     )
     sizes: dict[str, tuple[int, int]] = {}
     for token in TABLE2:
-        name = split_variant(token)[0]
+        name = split_token(token)[0]
         if name not in sizes:
             resume, best = _payloads(name)
             sizes[name] = (_serialized_bytes(best), _serialized_bytes(resume))
     rows = []
     for token in TABLE2:
-        best, resume = sizes[split_variant(token)[0]]
+        best, resume = sizes[split_token(token)[0]]
         rows.append([token, _mb(best), _mb(resume), _mb(best + real_small), _mb(resume + real_small),
                      _mb(2 * (best + resume)), f"{(best + real_small) / (resume + real_small):.2f}"])  # fmt: skip
     print(f"small files at ISIC 2017 scale ≈ {real_small / 1e3:.0f} kB per trial")
     print(_table(["variant", "best.pt", "last.pt (w+momentum)", "new: per finished trial", "old: last.pt kept",
                   "in flight (2 ckpts)", "new/old"], rows))  # fmt: skip
     for spec_file in ("experiments/lambda_sensitivity.yaml", "experiments/paper_isic2017.yaml"):
-        points = trial_points(load_spec(REPO / spec_file))
-        new = sum(sizes[split_variant(p["variant"])[0]][0] + real_small for p in points)
-        old = sum(sizes[split_variant(p["variant"])[0]][1] + real_small for p in points)
+        points = load_spec(REPO / spec_file).points
+        new = sum(sizes[split_token(p["variant"])[0]][0] + real_small for p in points)
+        old = sum(sizes[split_token(p["variant"])[0]][1] + real_small for p in points)
         issue = ""
-        if all(split_variant(p["variant"])[0] == "attnmel" for p in points):
+        if all(split_token(p["variant"])[0] == "attnmel" for p in points):
             issue = f"; issue #12's ≈ 147 MB per AttnMel-CNN trial: {_mb(147e6 * len(points))}"
         print(f"{spec_file}: {len(points)} trials -> new {_mb(new)}, old (last.pt with momentum kept) {_mb(old)}{issue}")
 

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from attnmel.errors import UserError
-from attnmel.names import DATASETS
+from attnmel.config import DATASETS
 
 __all__ = [
     "DATASETS",

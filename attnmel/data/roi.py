@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from attnmel.data.layout import Sample, expected_paths
 from attnmel.errors import UserError
-from attnmel.names import ROIS
+from attnmel.config import ROIS
 
 __all__ = [
     "ROIS",

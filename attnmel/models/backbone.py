@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor, nn
 from attnmel.errors import UserError
-from attnmel.names import BACKBONES as _BACKBONE_NAMES
+from attnmel.config import BACKBONES as _BACKBONE_NAMES
 
 __all__ = [
     "BACKBONES",

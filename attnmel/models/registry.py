@@ -13,21 +13,30 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from attnmel.config import ROIS
 from attnmel.errors import UserError
 
 __all__ = [
     "PAPER_NAMES",
+    "PAPER_TABLE2",
     "ROI_SUFFIXES",
     "build_model",
     "create_model",
     "has_attention",
     "list_models",
     "paper_name",
+    "paper_order",
     "register_model",
+    "split_token",
+    "model_token",
 ]
 
 # The ROI a model is regularised with shows in its paper name (Table 2): "AttnMel-CNN-Lesion".
 ROI_SUFFIXES: dict[str, str] = {"none": "", "lesion": "-Lesion", "dermo": "-Dermo", "bkg": "-Bkg"}
+assert tuple(ROI_SUFFIXES) == ROIS
+
+# The paper's Table 2 (rows 6–12) as model tokens, in its order: every network it trains.
+PAPER_TABLE2 = ("vgg16", "vgg16_gap", "melcnn", "attnmel", "attnmel+dermo", "attnmel+lesion", "attnmel+bkg")
 
 # Code name → paper name (Tables 1–2), filled in by ``register_model``.
 PAPER_NAMES: dict[str, str] = {}
@@ -101,6 +110,23 @@ def paper_name(variant: str, roi: str = "none") -> str:
             f"roi {roi!r} needs a model with attention maps, but {variant!r} has none; use one of: {with_attention}"
         )
     return entry.paper_name + ROI_SUFFIXES[roi]
+
+
+def split_token(token: str) -> tuple[str, str]:
+    """A model token → (variant, ROI): ``"attnmel+lesion"`` → ``("attnmel", "lesion")``,
+    ``"vgg16"`` → ``("vgg16", "none")``. Tokens name a trained setting in specs and reports."""
+    variant, _, roi = token.partition("+")
+    return variant, roi or "none"
+
+
+def model_token(variant: str, roi: str = "none") -> str:
+    """The inverse of :func:`split_token`."""
+    return variant if roi == "none" else f"{variant}+{roi}"
+
+
+def paper_order() -> tuple[str, ...]:
+    """The paper names of Table 2's networks, in the paper's order."""
+    return tuple(paper_name(*split_token(token)) for token in PAPER_TABLE2)
 
 
 def build_model(model_cfg, *, weights: str | None = None) -> nn.Module:

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from attnmel.names import DATASETS
+from attnmel.config import DATASETS
 
 __all__ = ["register", "cmd_check", "cmd_synth", "cmd_download"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """Handler of ``attnmel predict``: 0 when every image was scored, 1 when one was skipped."""
     from attnmel.predict import collect_images, load_model, predict_files, resolve_checkpoint
+    from orchestrator.results.root import results_root
+    from orchestrator.sweep.folders import find_trial
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -49,7 +52,10 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} exists and is not a folder")
     files, notes = collect_images(args.images)
-    model = load_model(resolve_checkpoint(args.run, args.results), device=args.device)
+    run = Path(args.run).expanduser()
+    if not run.exists() and os.sep not in args.run and not args.run.endswith(".pt"):  # a trial id
+        run = find_trial(results_root(args.results), args.run)
+    model = load_model(resolve_checkpoint(run), device=args.device)
     for note in notes:
         print(f"attnmel: note: {note}", file=sys.stderr)
     report = predict_files(model, files, args.out, overlay=args.overlay, masks=args.masks, batch_size=args.batch_size)

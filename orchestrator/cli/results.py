@@ -201,7 +201,7 @@ def _report_compare(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from attnmel.names import results_root
+    from orchestrator.results.root import results_root
     from orchestrator.results.query import format_frame, run_query
 
     frame = run_query(args.sql, results_root(args.results), unsafe=args.unsafe)

@@ -74,14 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from orchestrator.sweep.spec import dump_yaml, load_spec, sweep_path
-    from orchestrator.sweep.grid import trial_points
 
     storage = [f"storage={args.storage}"] if args.storage else []  # --storage wins over the spec and --set
     spec = load_spec(args.spec, smoke=args.smoke, overrides=[*args.overrides, *storage])
     if args.dry_run:
-        trials = spec.search.num_samples if spec.search else len(trial_points(spec))
         print(dump_yaml(spec), end="")
-        print(f"# {trials} trials -> {sweep_path(spec)}")
+        print(f"# {spec.n_trials} trials -> {sweep_path(spec)}")
         return 0
     from orchestrator.sweep.tune import run_sweep
 

@@ -23,26 +23,16 @@ from attnmel.errors import UserError
 from attnmel.record import IDENTITY_FIELDS
 from attnmel.selection import best_epoch_row
 from orchestrator.results import tables
+from orchestrator.sweep import folders
 
 __all__ = ["build_tables", "find_sweep_dirs", "load_tables", "terminated", "write_tables"]
 
 log = logging.getLogger(__name__)
 
-# Tune names trial directories "<trainable>_<trial id>_<tag>_<date>"; grid/random search ids
-# are "<5 hex>_<5 digits>", other searchers' ids 8 hex digits.
-_TRIAL_ID_PATTERNS = (
-    re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?=_|$)"),
-    re.compile(r"(?:^|_)([0-9a-f]{8})(?=_|$)"),
-)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def _trial_dirs(sweep_dir: Path) -> list[Path]:
-    """Tune trial directories: the sub-directories of the sweep holding a ``params.json``."""
-    return sorted(p.parent for p in sweep_dir.glob("*/params.json"))
 
 
 def _read_results(path: Path) -> list[dict[str, Any]]:
@@ -80,7 +70,7 @@ def _tune_statuses(sweep_dir: Path) -> dict[str, str]:
     Best effort: the file is Tune's internal checkpoint of the experiment, so any surprise
     in its shape means "unknown" rather than an error.
     """
-    states = sorted(sweep_dir.glob("experiment_state-*.json"))
+    states = sorted(sweep_dir.glob(folders.EXPERIMENT_STATE))
     if not states:
         return {}
     try:
@@ -99,20 +89,16 @@ def _trial_id(trial_dir: Path, rows: list[dict[str, Any]]) -> str:
     for row in reversed(rows):
         if row.get("trial_id"):
             return str(row["trial_id"])
-    for pattern in _TRIAL_ID_PATTERNS:
-        match = pattern.search(trial_dir.name)
-        if match:
-            return match.group(1)
-    return trial_dir.name
+    return folders.trial_id_of(trial_dir.name) or trial_dir.name
 
 
 def _identity_from_params(params: dict[str, Any], trial_dir: Path) -> dict[str, Any]:
     """Identity of a trial that died before reporting anything, from its ``params.json``."""
     try:
         from attnmel.record import run_identity
-        from orchestrator.sweep.grid import trial_config
+        from orchestrator.sweep.grid import params_config
 
-        return run_identity(trial_config(params))
+        return run_identity(params_config(params))
     except Exception as exc:  # a report must still list the trial, identity unknown
         log.warning("%s: cannot derive the trial's identity from params.json (%s)", trial_dir, exc)
         return {}
@@ -167,9 +153,9 @@ def _trial_rows(
     sweep: str, trial_dir: Path, tune_statuses: dict[str, str], sweep_code_version: str | None
 ) -> dict[str, list[dict[str, Any]]]:
     """The rows of every table that one trial directory contributes."""
-    rows = _read_results(trial_dir / "result.json")
+    rows = _read_results(trial_dir / folders.RESULTS)
     try:
-        params = json.loads((trial_dir / "params.json").read_text())
+        params = json.loads((trial_dir / folders.PARAMS).read_text())
     except (OSError, ValueError) as exc:
         log.warning("%s: unreadable params.json (%s)", trial_dir, exc)
         params = {}
@@ -193,7 +179,7 @@ def _trial_rows(
             trial_dir, best["epoch"], reported, best["epoch"],
         )  # fmt: skip
 
-    error, num_failures = _read_error(trial_dir / "error.txt")
+    error, num_failures = _read_error(trial_dir / folders.ERRORS)
     tune_status = tune_statuses.get(trial_id)
     if bool(last.get("done", False)):
         status = "TERMINATED"
@@ -242,7 +228,7 @@ def _trial_rows(
 
 def _sweep_meta(sweep_dir: Path) -> dict[str, Any]:
     """``sweep.json`` (name, spec, code_version), or ``{}`` when absent or unreadable."""
-    meta = sweep_dir / "sweep.json"
+    meta = sweep_dir / folders.SWEEP_META
     if not meta.exists():
         return {}
     try:
@@ -260,7 +246,7 @@ def _arrow_tables(sweep_dir: Path) -> dict[str, pa.Table]:
     sweep = str(meta.get("name") or sweep_dir.name)
     statuses = _tune_statuses(sweep_dir)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in tables.SCHEMAS}
-    for trial_dir in _trial_dirs(sweep_dir):
+    for trial_dir in folders.trial_dirs(sweep_dir):
         for name, part in _trial_rows(sweep, trial_dir, statuses, meta.get("code_version")).items():
             rows[name] += part
     return {name: tables.to_arrow(name, part) for name, part in rows.items()}
@@ -290,7 +276,7 @@ def write_tables(sweep_dir: str | Path) -> tuple[dict[str, Path], tables.ResultT
 
 
 def _is_sweep_dir(path: Path) -> bool:
-    return (path / "sweep.json").exists() or (path / tables.FILES["trials"]).exists() or bool(_trial_dirs(path))
+    return (path / folders.SWEEP_META).exists() or (path / tables.FILES["trials"]).exists() or bool(folders.trial_dirs(path))
 
 
 def find_sweep_dirs(path: str | Path) -> list[Path]:
@@ -314,7 +300,7 @@ def load_tables(path: str | Path) -> tables.ResultTables:
     """
     parts: dict[str, list[pd.DataFrame]] = {name: [] for name in tables.SCHEMAS}
     for sweep_dir in find_sweep_dirs(path):
-        if _trial_dirs(sweep_dir) or not (sweep_dir / tables.FILES["trials"]).exists():
+        if folders.trial_dirs(sweep_dir) or not (sweep_dir / tables.FILES["trials"]).exists():
             built = build_tables(sweep_dir)._asdict()
         else:
             built = {name: tables.read(sweep_dir, name) for name in tables.SCHEMAS}

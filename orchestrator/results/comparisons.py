@@ -17,7 +17,7 @@ import pandas as pd
 from orchestrator.results.paper import PAPER_ORDER, SETTING_KEYS
 from orchestrator.results.build import terminated
 from orchestrator.results.stats import METRIC_LABELS, METRICS, bootstrap_ci, check_resampling, metric_function, paired_test
-from orchestrator.sweep.grid import split_variant
+from attnmel.models.registry import split_token
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -210,7 +210,7 @@ def _parse_name(text: str) -> tuple[str | None, str, tuple[float, float] | None]
 def _resolve(text: str, settings: list[tuple[dict, pd.DataFrame]]) -> tuple[dict, pd.DataFrame]:
     """The one setting ``[DATASET:]NAME[@λ1,λ2]`` names; NAME is a paper name or a variant token."""
     dataset, name, lambdas = _parse_name(text)
-    token = split_variant(name.lower())
+    token = split_token(name.lower())
     matches = [
         (keys, part)
         for keys, part in settings

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attnmel.errors import UserError
+from attnmel.models.registry import split_token
 from orchestrator.sweep.spec import SweepSpec
-from orchestrator.sweep.grid import split_variant
 from orchestrator.sweep.storage import check_writable
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ def check_inputs(spec: SweepSpec, *, local: bool) -> None:
     """Data layout, images, ROI files, weights and storage; writes the demo's synthetic dataset
     when the spec asks for one. ``local``: the trials run on this machine (so the images are
     decoded into this machine's cache and the weights must be here)."""
-    from attnmel.config import config_from_dict
     from attnmel.data import load_splits, roi_available, write_synthetic
     from attnmel.data.layout import file_problems
     from attnmel.data.roi import missing_roi_source
@@ -38,16 +37,16 @@ def check_inputs(spec: SweepSpec, *, local: bool) -> None:
         write_synthetic(spec.dataset.name, root, **spec.dataset.synthetic)
     if not root.is_dir():
         raise UserError(f"dataset root {root} does not exist (spec key 'dataset.root'; set it with --set dataset.root=DIR)")
-    data = spec.train["data"]
+    data = spec.train.data
     # One scan of the layout (raises on its first problem), then every file's header.
-    splits = load_splits(spec.dataset.name, root, val_fraction=data["val_fraction"], val_seed=data["val_seed"])
+    splits = load_splits(spec.dataset.name, root, val_fraction=data.val_fraction, val_seed=data.val_seed)
     problems = file_problems([s for samples in splits.values() for s in samples], decode=False)
     if problems:
         more = f" (and {len(problems) - 1} more; see `attnmel data check`)" if len(problems) > 1 else ""
         raise UserError(f"dataset {root}: {problems[0]}{more}")
     train = splits["train"]
     roi_dir = Path(spec.dataset.roi_dir) if spec.dataset.roi_dir else None
-    for roi in sorted({split_variant(v)[1] for v in spec.grid.variants} - {"none"}):
+    for roi in sorted({split_token(v)[1] for v in spec.grid.variants} - {"none"}):
         missing = [s for s in train if not roi_available(s, roi, roi_dir)]
         if missing:
             raise UserError(
@@ -59,12 +58,12 @@ def check_inputs(spec: SweepSpec, *, local: bool) -> None:
 
         # Decodes every image the trials will read, once, into the cache they share: a
         # truncated JPEG is one line here instead of a traceback inside a trial.
-        load_bundle(config_from_dict(spec.train).data)
-        model = spec.train["model"]
-        if model["weights"] != "none":  # a cluster's nodes have their own weights cache
+        load_bundle(spec.train.data)
+        model = spec.train.model
+        if model.weights != "none":  # a cluster's nodes have their own weights cache
             from attnmel.models import check_weights
 
-            check_weights(model["backbone"], model["weights"])
+            check_weights(model.backbone, model.weights)
 
 
 def join_hint() -> str:

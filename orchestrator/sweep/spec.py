@@ -1,17 +1,22 @@
 """Sweep specs: ``experiments/*.yaml`` → a typed, validated :class:`SweepSpec`.
 
-A spec names a dataset, the training settings shared by every trial, the grid, an optional
-Optuna search and ASHA scheduler, resources, storage and retries, plus a ``smoke`` block that
-shrinks it for CPU runs. Its sections are :class:`attnmel.config.Checked` dataclasses, checked
-like the training config, on the driver before Ray starts. No Ray import here, so result
-readers can call :func:`trial_config` cheaply.
+A spec names a dataset, the training settings shared by every trial (a :class:`TrainConfig`),
+the grid, an optional Optuna search and ASHA scheduler, resources, storage and retries, plus a
+``smoke`` block that shrinks it for CPU runs. Its sections are :class:`Checked` dataclasses,
+checked like the training config, on the driver before Ray starts. Search and grid keys are
+normalised once, here, to dotted training keys (``lambda1`` → ``loss.lambda1``); the grid
+expands to trial points here (:meth:`GridSpec.points`), and :func:`orchestrator.sweep.grid.trial_config`
+turns each point into its trial's config. Each value's constraint lives on its training config
+field; the spec only says where a bad value came from. No Ray import here.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import inspect
+import itertools
 import re
 import typing
 from dataclasses import dataclass, field
@@ -20,12 +25,13 @@ from typing import Any
 
 import yaml
 
-from attnmel.typed_config import Checked, as_mapping, check_keys, coerce, parse_override, read_yaml, set_nested, setting
-from attnmel.config import config_from_dict, config_to_dict
+from attnmel.config import DATASETS, TrainConfig, config_from_dict, config_to_dict
 from attnmel.errors import UserError
-from attnmel.names import DATASETS, results_root
+from attnmel.models.registry import split_token
+from attnmel.typed_config import Checked, as_mapping, check_keys, coerce, parse_override, read_yaml, set_nested, setting
+from orchestrator.results.root import results_root
+from orchestrator.sweep.grid import trial_config
 from orchestrator.sweep.storage import is_uri
-from orchestrator.sweep.grid import check_trials, split_variant
 
 __all__ = [
     "DatasetSpec",
@@ -74,8 +80,8 @@ SMOKE_KEYS = {
     "name": "name",
 }
 
-# Training keys that the spec sets through its own sections; naming them under ``train`` is
-# an error that points to the right place.
+# Training keys that the spec sets through its own sections; naming them under ``train`` (or as
+# a grid key) is an error that points to the right place, and ``spec_to_dict`` leaves them out.
 _OWNED_KEYS = {
     "data.dataset": "dataset.name",
     "data.root": "dataset.root",
@@ -85,7 +91,9 @@ _OWNED_KEYS = {
     "runtime.seed": "grid.seeds",
 }
 _DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
-_LAMBDAS = ("lambda1", "lambda2")
+# The spec's short names for the regulariser weights, and the training keys they stand for.
+LAMBDA_KEYS = {"lambda1": "loss.lambda1", "lambda2": "loss.lambda2"}
+_SHORT_NAMES = {key: name for name, key in LAMBDA_KEYS.items()}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SPEC = "spec"
 
@@ -119,7 +127,7 @@ class Distribution:
 
 @dataclass(frozen=True)
 class SearchSpec(_Section):
-    """Optuna (TPE) search maximising validation AUC over ``space``."""
+    """Optuna (TPE) search maximising validation AUC over ``space`` (dotted training keys)."""
 
     SECTION = "search"
 
@@ -163,18 +171,50 @@ class GridSpec(_Section):
 
     variants: tuple[str, ...]
     seeds: tuple[int, ...] = (0,)
-    lambda1: tuple[float, ...] = setting((), min=0)
-    lambda2: tuple[float, ...] = setting((), min=0)
+    lambda1: tuple[float, ...] = ()
+    lambda2: tuple[float, ...] = ()
     params: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # dotted training key → values
+
+    def dimensions(self) -> dict[str, tuple[Any, ...]]:
+        """Each crossed dimension as spec key → values (the point key is :func:`point_key`)."""
+        dims: dict[str, tuple[Any, ...]] = {"seeds": self.seeds, "lambda1": self.lambda1, "lambda2": self.lambda2}
+        return {**{k: v for k, v in dims.items() if v}, **self.params}
+
+    def points(self) -> list[dict[str, Any]]:
+        """The grid as an explicit list of trial points (seed-major, so seed 0 completes first).
+
+        A point maps ``"variant"`` (``attnmel+lesion``) and dotted training keys to values. λ1/λ2
+        are crossed only into variants with a ROI: an unregularised variant runs once per seed and
+        setting, since λ has no effect on it.
+        """
+        extra_keys = list(self.params)
+        points = []
+        for seed in self.seeds:
+            for token in self.variants:
+                regularised = split_token(token)[1] != "none"
+                lambdas = {key: values for key, values in (("loss.lambda1", self.lambda1), ("loss.lambda2", self.lambda2))
+                           if regularised and values}  # fmt: skip
+                for combo in itertools.product(*self.params.values()):
+                    for weights in itertools.product(*lambdas.values()):
+                        points.append({"variant": token, "runtime.seed": seed, **dict(zip(extra_keys, combo)),
+                                       **dict(zip(lambdas, weights))})  # fmt: skip
+        return points
+
+
+def point_key(grid_key: str) -> str:
+    """The training key a grid or search key sets: ``seeds`` → ``runtime.seed``, ``lambda1`` →
+    ``loss.lambda1``; dotted keys are training keys already."""
+    return "runtime.seed" if grid_key == "seeds" else LAMBDA_KEYS.get(grid_key, grid_key)
 
 
 @dataclass(frozen=True)
 class SweepSpec(_Section):
-    """A validated sweep. ``train`` is the full resolved training config shared by all trials."""
+    """A validated sweep. ``train`` is the full resolved training config shared by all trials
+    (dataset, root and ROI folder from ``dataset``; variant, ROI and seed come from each point)."""
 
     name: str
     dataset: DatasetSpec
-    train: dict[str, Any]
+    train: TrainConfig
     grid: GridSpec
     search: SearchSpec | None = None
     scheduler: SchedulerSpec | None = None
@@ -188,6 +228,16 @@ class SweepSpec(_Section):
         """The name becomes a folder name."""
         if not _NAME.fullmatch(self.name):
             raise UserError(f"spec key 'name' must use letters, digits, '.', '_' or '-', got {self.name!r}")
+
+    @functools.cached_property
+    def points(self) -> list[dict[str, Any]]:
+        """The grid's trial points (with a search: the grid dimensions Optuna chooses among)."""
+        return self.grid.points()
+
+    @property
+    def n_trials(self) -> int:
+        """How many trials the sweep runs."""
+        return self.search.num_samples if self.search is not None else len(self.points)
 
 
 # --------------------------------------------------------------------------- paths and names
@@ -225,7 +275,7 @@ def _dataset(raw: Any) -> DatasetSpec:
     )
 
 
-def _train(raw: Any, dataset: DatasetSpec, resources: ResourceSpec) -> dict[str, Any]:
+def _train(raw: Any, dataset: DatasetSpec, resources: ResourceSpec) -> TrainConfig:
     """The shared training config, fully resolved (paper defaults filled in)."""
     raw = copy.deepcopy(as_mapping(raw, "train", _SPEC))
     for section, keys in raw.items():
@@ -246,27 +296,26 @@ def _train(raw: Any, dataset: DatasetSpec, resources: ResourceSpec) -> dict[str,
     if isinstance(cache_dir, str):
         raw["data"]["cache_dir"] = _local_path(cache_dir)  # trials run in their own working dirs
     try:
-        cfg = config_from_dict(raw)
+        return config_from_dict(raw)
     except UserError as exc:
         raise UserError(f"spec section 'train': {exc}") from None
-    return config_to_dict(cfg)
 
 
 def _grid(raw: Any) -> GridSpec:
     raw = as_mapping(raw, "grid", _SPEC)
     plain = {k: v for k, v in raw.items() if "." not in k}
-    check_keys(plain, ("variants", "seeds", *_LAMBDAS), "grid", _SPEC)
+    check_keys(plain, ("variants", "seeds", *LAMBDA_KEYS), "grid", _SPEC)
     params = {}
     for key, value in raw.items():
         if "." in key:
-            if key in _OWNED_KEYS or key in ("loss.lambda1", "loss.lambda2"):
-                raise UserError(f"spec key 'grid.{key}': use {_OWNED_KEYS.get(key, 'grid.' + key.split('.')[1])}")
+            if key in _OWNED_KEYS or key in _SHORT_NAMES:
+                raise UserError(f"spec key 'grid.{key}': use {_OWNED_KEYS.get(key) or 'grid.' + _SHORT_NAMES[key]}")
             params[key] = coerce(_SPEC, f"grid.{key}", value, tuple[Any, ...])
     grid = GridSpec.from_mapping(plain, params=params)
     from attnmel.models import list_models, paper_name
 
     for token in grid.variants:
-        variant, roi = split_variant(token)
+        variant, roi = split_token(token)
         if variant not in list_models():
             raise UserError(f"spec key 'grid.variants': unknown variant {variant!r} (known: {', '.join(list_models())})")
         try:
@@ -288,7 +337,7 @@ def _selection_only(raw: dict[str, Any], where: str, use: str) -> dict[str, Any]
 
 def _distribution(name: str, raw: Any) -> Distribution:
     key = f"search.space.{name}"
-    if name not in _LAMBDAS and "." not in name:
+    if name not in LAMBDA_KEYS and "." not in name:
         raise UserError(f"spec key '{key}': search lambda1, lambda2 or a dotted training key (e.g. optim.lr)")
     raw = as_mapping(raw, key, _SPEC)
     if len(raw) != 1 or next(iter(raw)) not in _DISTRIBUTIONS:
@@ -297,7 +346,8 @@ def _distribution(name: str, raw: Any) -> Distribution:
     key = f"{key}.{kind}"
     if kind == "choice":
         values = coerce(_SPEC, key, values, tuple[Any, ...])
-        numbers = coerce(_SPEC, key, values, tuple[float, ...]) if name in _LAMBDAS else ()
+        if point_key(name) in _SHORT_NAMES:  # λ are numbers; read "1e-3" as one
+            values = coerce(_SPEC, key, values, tuple[float, ...])
     else:
         numbers = coerce(_SPEC, key, values, tuple[float, ...])
         if len(numbers) != 2:
@@ -308,8 +358,6 @@ def _distribution(name: str, raw: Any) -> Distribution:
             raise UserError(f"spec key '{key}' needs low < high, got [{low}, {high}]")
         if kind == "loguniform" and low <= 0:
             raise UserError(f"spec key '{key}' needs low > 0, got {low}")
-    if name in _LAMBDAS and min(numbers) < 0:
-        raise UserError(f"spec key 'search.space.{name}': λ must be >= 0, got {min(numbers)}")
     return Distribution(kind=kind, values=values)
 
 
@@ -320,7 +368,7 @@ def _search(raw: Any) -> SearchSpec | None:
     space = as_mapping(raw.get("space"), "search.space", _SPEC)
     if not space:
         raise UserError("spec key 'search.space' must name at least one distribution")
-    return SearchSpec.from_mapping(raw, space={name: _distribution(name, dist) for name, dist in space.items()})
+    return SearchSpec.from_mapping(raw, space={point_key(name): _distribution(name, dist) for name, dist in space.items()})
 
 
 def _scheduler(raw: Any, epochs: int) -> SchedulerSpec | None:
@@ -333,6 +381,31 @@ def _scheduler(raw: Any, epochs: int) -> SchedulerSpec | None:
             f"spec key 'scheduler.grace_period' ({scheduler.grace_period}) exceeds the epochs per trial ({epochs})"
         )
     return scheduler
+
+
+def _check_points(spec: SweepSpec) -> None:
+    """Build trial configs from every value the sweep can give a trial, so a bad one fails here.
+
+    Each grid value and each end of each searched range alone first, so that the message names
+    the spec key it came from (the constraint itself is the training config field's); then every
+    whole grid point, for constraints between fields.
+    """
+    first = spec.points[0]
+
+    def check(where: str, point: dict[str, Any]) -> None:
+        try:
+            trial_config(spec.train, point)
+        except UserError as exc:
+            raise UserError(f"spec {where}: {exc}") from None
+
+    for name, values in spec.grid.dimensions().items():
+        for value in values:
+            check(f"key 'grid.{name}'", {**first, point_key(name): value})
+    for key, dist in (spec.search.space.items() if spec.search else ()):
+        for value in dist.values:
+            check(f"key 'search.space.{_SHORT_NAMES.get(key, key)}'", {**first, key: value})
+    for point in spec.points:
+        check(f"grid point ({', '.join(f'{k}={v}' for k, v in point.items())})", point)
 
 
 # --------------------------------------------------------------------------- loading
@@ -391,17 +464,17 @@ def spec_from_dict(
         train=train,
         grid=_grid(raw.get("grid")),
         search=_search(raw.get("search")),
-        scheduler=_scheduler(raw.get("scheduler"), train["optim"]["epochs"]),
+        scheduler=_scheduler(raw.get("scheduler"), train.optim.epochs),
         resources=resources,
     )
     if not is_uri(spec.storage):
         spec = dataclasses.replace(spec, storage=_local_path(spec.storage))
     if spec.search is not None:
-        grid = spec.grid
-        clash = sorted(k for k in spec.search.space if (k in _LAMBDAS and getattr(grid, k)) or k in grid.params)
+        gridded = {point_key(name) for name in spec.grid.dimensions()}
+        clash = sorted(_SHORT_NAMES.get(k, k) for k in spec.search.space if k in gridded)
         if clash:
             raise UserError(f"spec key 'search.space.{clash[0]}' is also in grid; list it in one place only")
-    check_trials(spec)
+    _check_points(spec)
     if not smoke and spec.smoke:
         try:  # a broken smoke block should fail now, not on the day someone passes --smoke
             spec_from_dict(original, smoke=True)
@@ -430,16 +503,11 @@ def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
             return {k: plain(v) for k, v in value.items()}
         return value
 
-    grid = {"variants": plain(spec.grid.variants), "seeds": plain(spec.grid.seeds)}
-    for key in ("lambda1", "lambda2"):
-        if getattr(spec.grid, key):
-            grid[key] = plain(getattr(spec.grid, key))
-    grid.update({k: plain(v) for k, v in spec.grid.params.items()})
-    train = copy.deepcopy(spec.train)
-    for owned in ("dataset", "root", "roi_dir", "roi"):
-        train["data"].pop(owned, None)
-    train["model"].pop("variant", None)
-    train["runtime"].pop("seed", None)
+    grid = {"variants": plain(spec.grid.variants), **{k: plain(v) for k, v in spec.grid.dimensions().items()}}
+    train = config_to_dict(spec.train)
+    for owned in _OWNED_KEYS:
+        section, key = owned.split(".")
+        train[section].pop(key, None)
     out: dict[str, Any] = {
         "name": spec.name,
         "dataset": {k: v for k, v in dataclasses.asdict(spec.dataset).items() if v is not None},

@@ -24,7 +24,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from orchestrator.sweep.grid import trial_config
+from orchestrator.sweep.grid import params_config
 
 __all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch"]
 
@@ -124,7 +124,7 @@ def train_trial(params: dict[str, Any]) -> None:
 
     # Tune logs every checkpoint upload at INFO; the progress lines already say each epoch
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-    config = trial_config(params)
+    config = params_config(params)
     remove_stale_scratch(include_own=True)  # Tune runs one trial at a time per worker
     SCRATCH_ROOT.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{tune.get_context().get_trial_id()}-", dir=SCRATCH_ROOT))

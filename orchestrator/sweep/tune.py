@@ -22,10 +22,10 @@ from ray.tune.schedulers import ASHAScheduler
 
 from attnmel.errors import UserError
 from attnmel.version import code_version
-from orchestrator.sweep import storage
+from orchestrator.sweep import folders, storage
+from orchestrator.sweep.grid import params_config, tune_params
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, join_hint
 from orchestrator.sweep.spec import METRIC, MODE, SweepSpec, spec_from_dict, spec_to_dict, sweep_path
-from orchestrator.sweep.grid import trial_points
 from orchestrator.sweep.trainable import remove_stale_scratch, train_trial
 
 __all__ = ["TuneSettings", "tune_settings", "trial_resources", "build_tuner", "connect", "run_sweep", "resume_sweep", "SweepProgress"]
@@ -50,7 +50,7 @@ def _prune_finished(results: Any) -> None:
     for result in results:
         if result.error is not None or not (result.metrics or {}).get("done"):
             continue
-        checkpoints = [name for name in storage.list_dir(result.path) if name.startswith("checkpoint_")]
+        checkpoints = [name for name in storage.list_dir(result.path) if name.startswith(folders.CHECKPOINT_PREFIX)]
         for name in checkpoints[:-1]:
             try:
                 storage.remove_dir(f"{result.path}/{name}")
@@ -64,6 +64,7 @@ class SweepProgress(tune.Callback):
 
     def __init__(self, total: int) -> None:
         self.total = total
+        self._epochs: dict[str, int] = {}  # trial id → epochs it runs (a grid may vary optim.epochs)
 
     @staticmethod
     def _tag(trial: Any) -> str:
@@ -78,8 +79,10 @@ class SweepProgress(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         nan = float("nan")
+        if trial.trial_id not in self._epochs:
+            self._epochs[trial.trial_id] = params_config(trial.config).optim.epochs
         print(
-            f"{self._tag(trial)}: epoch {result.get('epoch')}/{trial.config['train']['optim']['epochs']} "
+            f"{self._tag(trial)}: epoch {result.get('epoch')}/{self._epochs[trial.trial_id]} "
             f"val AUC {result.get('val_auc', nan):.3f} (best {result.get('best_val_auc', nan):.3f} "
             f"@ {result.get('best_epoch')}), {result.get('epoch_seconds', nan):.1f} s",
             flush=True,
@@ -102,15 +105,13 @@ def _search_space(spec: SweepSpec) -> dict[str, Any]:
     point: dict[str, Any] = {"variant": choice(spec.grid.variants), "runtime.seed": choice(spec.grid.seeds)}
     point.update({key: choice(values) for key, values in spec.grid.params.items()})
     for key, dist in spec.search.space.items():
-        name = f"loss.{key}" if key in ("lambda1", "lambda2") else key
         build = {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}.get(dist.kind)
-        point[name] = tune.choice(list(dist.values)) if dist.kind == "choice" else build(*dist.values)
+        point[key] = tune.choice(list(dist.values)) if dist.kind == "choice" else build(*dist.values)
     return point
 
 
 def _dirname(trial: Any) -> str:
-    label = _point_label(trial.config.get("point", {})).replace(" ", "_").replace("+", "-").replace("=", "")
-    return f"{trial.trial_id}_{label}"[:120]
+    return folders.trial_dirname(trial.trial_id, _point_label(trial.config.get("point", {})))
 
 
 @dataclass(frozen=True)
@@ -127,20 +128,19 @@ def tune_settings(spec: SweepSpec) -> TuneSettings:
     """The Tune configuration of ``spec``: an explicit grid of trial points, or Optuna over the
     search space; ASHA when asked; both scoring the best validation AUC so far."""
     if spec.search is None:
-        points = trial_points(spec)
-        param_space = {"train": spec.train, "point": tune.grid_search(points)}
-        total, search_alg, num_samples = len(points), None, 1
+        param_space = tune_params(spec.train, tune.grid_search(spec.points))
+        search_alg, num_samples = None, 1
     else:
         from ray.tune.search.optuna import OptunaSearch
 
-        param_space = {"train": spec.train, "point": _search_space(spec)}
-        total = num_samples = spec.search.num_samples
+        param_space = tune_params(spec.train, _search_space(spec))
+        num_samples = spec.search.num_samples
         search_alg = OptunaSearch(metric=METRIC, mode=MODE, seed=spec.search.seed)
     scheduler = None
     if spec.scheduler is not None:
         scheduler = ASHAScheduler(
             time_attr="training_iteration",  # one report per epoch
-            max_t=spec.train["optim"]["epochs"],
+            max_t=spec.train.optim.epochs,
             grace_period=spec.scheduler.grace_period,
             reduction_factor=spec.scheduler.reduction_factor,
         )
@@ -154,10 +154,10 @@ def tune_settings(spec: SweepSpec) -> TuneSettings:
         storage_path=spec.storage,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),  # newest first, no score
         failure_config=tune.FailureConfig(max_failures=spec.retries),
-        callbacks=[SweepProgress(total)],
+        callbacks=[SweepProgress(spec.n_trials)],
         verbose=0,  # SweepProgress prints one line per event instead
     )
-    return TuneSettings(param_space, tune_config, run_config, total)
+    return TuneSettings(param_space, tune_config, run_config, spec.n_trials)
 
 
 def trial_resources(spec: SweepSpec) -> dict[str, float]:
@@ -240,7 +240,7 @@ def _start(
     try:
         if local:
             check_resources(spec, ray)
-        storage.write_json(f"{target}/sweep.json", {
+        storage.write_json(f"{target}/{folders.SWEEP_META}", {
             "name": spec.name,
             "spec": spec_to_dict(spec),
             "code_version": code_version(),
@@ -298,14 +298,14 @@ def _refill_deleted_checkpoints(path: str) -> None:
     the oldest on disk, can be missing; empty stand-ins let Tune delete them as it expects.
     """
     for trial in storage.list_dir(path):
-        names = [n for n in storage.list_dir(f"{path}/{trial}") if n.startswith("checkpoint_")]
+        names = [n for n in storage.list_dir(f"{path}/{trial}") if n.startswith(folders.CHECKPOINT_PREFIX)]
         numbers = sorted(int(n.rsplit("_", 1)[1]) for n in names if n.rsplit("_", 1)[1].isdigit())
         if not numbers:
             continue
         width = len(names[0].rsplit("_", 1)[1])
         for n in range(max(0, numbers[0] - KEEP_CHECKPOINTS), numbers[-1]):
             if n not in numbers:
-                storage.make_dir(f"{path}/{trial}/checkpoint_{n:0{width}d}")
+                storage.make_dir(f"{path}/{trial}/{folders.CHECKPOINT_PREFIX}{n:0{width}d}")
 
 
 def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None = None) -> int:
@@ -313,16 +313,17 @@ def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None 
     checkpoints; finished trials are kept as they are. A sweep that never started a trial
     is started afresh in the same folder."""
     path = path if storage.is_uri(path) else str(Path(path).expanduser().resolve())
-    if not storage.exists(f"{path}/sweep.json"):
-        raise UserError(f"{path} is not a sweep folder (no sweep.json)")
+    meta = f"{path}/{folders.SWEEP_META}"
+    if not storage.exists(meta):
+        raise UserError(f"{path} is not a sweep folder (no {folders.SWEEP_META})")
     try:
-        spec = spec_from_dict(storage.read_json(f"{path}/sweep.json")["spec"])
+        spec = spec_from_dict(storage.read_json(meta)["spec"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}/sweep.json is damaged ({type(exc).__name__}: {exc})") from None
+        raise UserError(f"{meta} is damaged ({type(exc).__name__}: {exc})") from None
     if _never_started(path):
         print(f"sweep {spec.name} never started a trial; starting it in {path}")
         for name in storage.list_dir(path):  # Tune's files of the attempt that died (tuner.pkl, ...)
-            if name != "sweep.json":
+            if name != folders.SWEEP_META:
                 storage.remove(f"{path}/{name}")
         local = _runs_here(address)
         check_inputs(spec, local=local)

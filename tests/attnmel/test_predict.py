@@ -192,14 +192,15 @@ def sweep(runs, tmp_path_factory):
 def test_trial_ids_and_directories_resolve_to_the_final_checkpoint(sweep, tmp_path):
     trial_dir = next(sweep.glob("*ab12c_00001*"))
     expected = trial_dir / "checkpoint_000000" / "best.pt"
-    assert resolve_checkpoint("ab12c_00001", sweep.parent) == expected
-    assert resolve_checkpoint(trial_dir) == expected
     from attnmel.errors import UserError
+    from orchestrator.sweep.folders import find_trial
 
+    assert resolve_checkpoint(find_trial(sweep.parent, "ab12c_00001")) == expected
+    assert resolve_checkpoint(trial_dir) == expected
     with pytest.raises(UserError, match="no finished checkpoint"):
-        resolve_checkpoint("ab12c_00002", sweep.parent)
+        resolve_checkpoint(find_trial(sweep.parent, "ab12c_00002"))
     with pytest.raises(UserError, match="ab12c_00009"):
-        resolve_checkpoint("ab12c_00009", sweep.parent)
+        find_trial(sweep.parent, "ab12c_00009")
     assert load_model(expected, device="cpu").name == "AttnMel-CNN"
 
 

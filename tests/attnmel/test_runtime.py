@@ -28,6 +28,11 @@ def test_cudnn_autotuning_is_a_runtime_choice_that_leaves_the_numbers_key_alone(
 
 @pytest.mark.slow
 def test_compiled_training_matches_eager_and_resumes(tmp_path):
+    """One SGD step per epoch, so epoch 1's losses are those of the initial weights on one
+    batch: compiled and eager must agree to float32 rounding there (inductor may reorder the
+    sums of each convolution and reduction; that moves a loss by ~1e-6 relative, and 1e-4
+    leaves room for a slower CPU's other kernels). Later epochs are not compared: a reordered
+    sum changes the update, and from-scratch training amplifies that from step to step."""
     from attnmel.data.synth import write_synthetic
 
     root = tmp_path / "data"
@@ -35,7 +40,7 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
     cfg = apply_overrides(
         TrainConfig(),
         [f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "data.image_size=32", "data.crop_size=32",
-         "data.passes=1", "data.oversample=1", "data.roi=lesion", "model.weights=none", "optim.batch_size=6",
+         "data.passes=1", "data.oversample=1", "data.roi=lesion", "model.weights=none", "optim.batch_size=12",
          "optim.epochs=2", "runtime.device=cpu", "runtime.num_threads=2"],
     )  # fmt: skip
     eager = list(fit(cfg, tmp_path / "eager"))
@@ -44,9 +49,8 @@ def test_compiled_training_matches_eager_and_resumes(tmp_path):
     with pytest.raises(RuntimeError, match="injected failure at epoch 2"):
         for row in fit(apply_overrides(cfg, ["runtime.compile=true", "runtime.fail_at_epoch=2"]), tmp_path / "c"):
             compiled.append(row)
+    for key in ("train_loss", "train_cls_loss", "train_dice3", "train_dice4"):
+        assert compiled[0][key] == pytest.approx(eager[0][key], rel=1e-4, abs=1e-7), key
     # The compiled run's checkpoint has the plain model's keys, so it resumes (here eagerly).
     compiled += list(fit(cfg, tmp_path / "c"))
-    assert [r["epoch"] for r in compiled] == [1, 2]
-    for ours, reference in zip(compiled, eager):  # inductor reorders float sums: close, not equal
-        for key in ("train_loss", "train_cls_loss", "train_dice3", "train_dice4"):
-            assert ours[key] == pytest.approx(reference[key], rel=2e-2), key
+    assert [r["epoch"] for r in compiled] == [1, 2] and compiled[-1]["done"]

@@ -110,10 +110,10 @@ def test_errored_and_crashed_trials(tables):
 
 def test_crashed_trial_identity_comes_from_its_params(tables):
     from attnmel.record import run_identity
-    from orchestrator.sweep.grid import trial_config
+    from orchestrator.sweep.grid import params_config
 
     crashed = _trial(tables[0], status="INCOMPLETE")
-    expected = run_identity(trial_config(CRASHED_PARAMS))
+    expected = run_identity(params_config(CRASHED_PARAMS))
     assert expected["paper_name"] == "AttnMel-CNN-Lesion" and expected["seed"] == 9
     expected["code_version"] = "0.1.0+test"  # the sweep's (sweep.json), not the reader's
     for key, value in expected.items():

@@ -76,10 +76,10 @@ import sys
 from pathlib import Path
 from attnmel.train import fit
 from orchestrator.sweep.spec import load_spec
-from orchestrator.sweep.grid import trial_config, trial_points
+from orchestrator.sweep.grid import trial_config
 spec = load_spec(sys.argv[1])
-for i, point in enumerate(trial_points(spec)):
-    for _ in fit(trial_config({"train": spec.train, "point": point}), Path(sys.argv[2]) / str(i)):
+for i, point in enumerate(spec.points):
+    for _ in fit(trial_config(spec.train, point), Path(sys.argv[2]) / str(i)):
         pass
 """
 
@@ -88,12 +88,12 @@ def _uninterrupted_numbers(spec_path: Path, run_root: Path) -> tuple[pd.DataFram
     """The numbers of the ``_UNINTERRUPTED`` runs, keyed like :func:`_numbers`."""
     from attnmel.checkpoint import read_epochs, read_predictions
     from orchestrator.sweep.spec import load_spec
-    from orchestrator.sweep.grid import trial_config, trial_points
+    from orchestrator.sweep.grid import trial_config
 
     spec = load_spec(spec_path)
     epochs, predictions = [], []
-    for i, point in enumerate(trial_points(spec)):
-        cfg = trial_config({"train": spec.train, "point": point})
+    for i, point in enumerate(spec.points):
+        cfg = trial_config(spec.train, point)
         key = {"variant": cfg.model.variant, "roi": cfg.data.roi, "seed": cfg.runtime.seed}
         epochs += [{**key, **{k: row[k] for k in ("epoch", *NUMBERS)}} for row in read_epochs(run_root / str(i))]
         predictions += [{**key, **row} for row in read_predictions(run_root / str(i) / "predictions.csv")]

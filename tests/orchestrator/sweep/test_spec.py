@@ -12,7 +12,8 @@ from attnmel.errors import UserError
 from attnmel.models import list_models
 from attnmel.record import run_identity
 from orchestrator.sweep.spec import load_spec, spec_from_dict, spec_to_dict
-from orchestrator.sweep.grid import split_variant, trial_config, trial_points
+from orchestrator.sweep.grid import trial_config
+from attnmel.models.registry import split_token
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
@@ -34,20 +35,20 @@ def test_shipped_specs_load_plain_and_smoke(path):
     spec = load_spec(path)
     smoke = load_spec(path, smoke=True)
     assert smoke.name == f"{spec.name}-smoke"
-    assert smoke.train["optim"]["epochs"] < spec.train["optim"]["epochs"]
-    assert smoke.resources.gpus == 0 and smoke.train["model"]["weights"] == "none"
+    assert smoke.train.optim.epochs < spec.train.optim.epochs
+    assert smoke.resources.gpus == 0 and smoke.train.model.weights == "none"
     assert spec_from_dict(spec_to_dict(spec)) == spec  # what sweep.json stores reads back equal
 
 
 def test_paper_specs_cover_the_papers_tables():
     s2016, s2017 = load_spec(REPO / "experiments/paper_isic2016.yaml"), load_spec(REPO / "experiments/paper_isic2017.yaml")
     assert set(s2016.grid.variants) == {"vgg16", "vgg16_gap", "melcnn", "attnmel"}
-    assert {split_variant(v) for v in s2017.grid.variants} == {
+    assert {split_token(v) for v in s2017.grid.variants} == {
         *((m, "none") for m in list_models()), ("attnmel", "lesion"), ("attnmel", "dermo"), ("attnmel", "bkg")
     }
     for spec, passes, n in ((s2016, 5, 12), (s2017, 2, 21)):
-        assert spec.grid.seeds == (0, 1, 2) and spec.train["model"]["weights"] == "imagenet"
-        configs = [trial_config({"train": spec.train, "point": p}) for p in trial_points(spec)]
+        assert spec.grid.seeds == (0, 1, 2) and spec.train.model.weights == "imagenet"
+        configs = [trial_config(spec.train, p) for p in spec.points]
         assert len(configs) == n and {c.data.resolved_passes() for c in configs} == {passes}
         assert {(c.loss.lambda1, c.loss.lambda2) for c in configs} == {(0.001, 0.01)}  # paper's λ
 
@@ -55,9 +56,9 @@ def test_paper_specs_cover_the_papers_tables():
 def test_demo_runs_every_variant_on_synthetic_data_without_weights():
     spec = load_spec(REPO / "experiments/demo.yaml")
     # 3 seeds × (3 unregularised + 3 ROIs × 2 λ1 values); VGG-16 diverges from scratch (see the spec)
-    assert len(trial_points(spec)) == 3 * (3 + 3 * 2) and spec.dataset.synthetic["task"] == "confounded"
-    assert {split_variant(v)[0] for v in spec.grid.variants} == set(list_models()) - {"vgg16"}
-    assert spec.train["model"]["weights"] == "none" and spec.resources.gpus == 0
+    assert len(spec.points) == 3 * (3 + 3 * 2) and spec.dataset.synthetic["task"] == "confounded"
+    assert {split_token(v)[0] for v in spec.grid.variants} == set(list_models()) - {"vgg16"}
+    assert spec.train.model.weights == "none" and spec.resources.gpus == 0
 
 
 def test_lambda_grid_multiplies_only_regularised_variants(tmp_path):
@@ -65,14 +66,14 @@ def test_lambda_grid_multiplies_only_regularised_variants(tmp_path):
         "variants": ["vgg16", "attnmel", "attnmel+lesion", "attnmel+dermo"],
         "seeds": [0, 1, 2], "lambda1": [0, 1e-3, "1e-2"], "lambda2": [0, 0.1],
     }))  # fmt: skip
-    points = trial_points(spec)
+    points = spec.points
     # 2 unregularised variants once per seed, 2 regularised ones × 3 × 2 λ per seed
     assert len(points) == 3 * (2 + 2 * 3 * 2)
     keys = [tuple(sorted(p.items())) for p in points]
     assert len(set(keys)) == len(keys)
-    identities = [run_identity(trial_config({"train": spec.train, "point": p})) for p in points]
+    identities = [run_identity(trial_config(spec.train, p)) for p in points]
     for point, ident in zip(points, identities):
-        variant, roi = split_variant(point["variant"])
+        variant, roi = split_token(point["variant"])
         assert (ident["variant"], ident["roi"], ident["seed"]) == (variant, roi, point["runtime.seed"])
         if roi == "none":
             assert (ident["lambda1"], ident["lambda2"]) == (0.0, 0.0) and "loss.lambda1" not in point
@@ -86,7 +87,7 @@ def test_grid_over_any_training_key_and_overrides(tmp_path):
         _raw(tmp_path),
         overrides=["grid.optim.lr=[0.1, 0.01]", "grid.seeds=[5]", "train.optim.epochs=4", f"dataset.root={tmp_path}/x"],
     )
-    configs = [trial_config({"train": spec.train, "point": p}) for p in trial_points(spec)]
+    configs = [trial_config(spec.train, p) for p in spec.points]
     assert len(configs) == 4 * 2
     assert {c.optim.lr for c in configs} == {0.1, 0.01}
     assert {c.runtime.seed for c in configs} == {5} and {c.optim.epochs for c in configs} == {4}
@@ -95,9 +96,9 @@ def test_grid_over_any_training_key_and_overrides(tmp_path):
 
 def test_resources_set_threads_and_keep_cpu_trials_off_gpus(tmp_path):
     spec = spec_from_dict(_raw(tmp_path, resources={"cpus": 3, "gpus": 0}))
-    assert spec.train["runtime"]["num_threads"] == 3 and spec.train["runtime"]["device"] == "cpu"
+    assert spec.train.runtime.num_threads == 3 and spec.train.runtime.device == "cpu"
     gpu = spec_from_dict(_raw(tmp_path, resources={"cpus": 4, "gpus": 0.5}))
-    assert gpu.resources.gpus == 0.5 and gpu.train["runtime"]["device"] == "auto"
+    assert gpu.resources.gpus == 0.5 and gpu.train.runtime.device == "auto"
 
 
 def test_relative_paths_resolve_against_the_current_directory(tmp_path, monkeypatch):
@@ -111,7 +112,7 @@ def test_smoke_block_shrinks_and_set_wins(tmp_path):
     raw = _raw(tmp_path, smoke={"epochs": 1, "crop_size": 32, "image_size": 40, "variants": ["attnmel"], "seeds": [0]})
     spec = spec_from_dict(raw, smoke=True, overrides=["grid.seeds=[7]"])
     assert spec.name == "s-smoke" and spec.grid.variants == ("attnmel",) and spec.grid.seeds == (7,)
-    assert (spec.train["optim"]["epochs"], spec.train["data"]["crop_size"]) == (1, 32)
+    assert (spec.train.optim.epochs, spec.train.data.crop_size) == (1, 32)
     with pytest.raises(UserError, match="no 'smoke' block"):
         spec_from_dict(_raw(tmp_path), smoke=True)
 
@@ -121,7 +122,7 @@ def test_optuna_search_and_asha(tmp_path):
                search={"num_samples": 5, "space": {"lambda1": {"loguniform": ["1e-5", 1.0]}, "optim.lr": {"choice": [0.1, 0.01]}}},
                scheduler={"grace_period": 2, "reduction_factor": 2})  # fmt: skip
     spec = spec_from_dict(raw)
-    assert spec.search.space["lambda1"].values == (1e-5, 1.0)
+    assert spec.search.space["loss.lambda1"].values == (1e-5, 1.0)
     assert (spec.scheduler.grace_period, spec.scheduler.reduction_factor) == (2, 2.0)
     for bad, match in (
         ({"metric": "test_auc"}, "validation AUC only"),

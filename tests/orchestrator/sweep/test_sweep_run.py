@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from attnmel.config import config_hash
 from orchestrator.sweep.spec import load_spec, spec_from_dict
-from orchestrator.sweep.grid import trial_config
+from orchestrator.sweep.grid import params_config
 
 from _sweep_helpers import check_tables, read_tables, run_attnmel
 
@@ -38,7 +38,7 @@ def test_sweep_end_to_end_on_embedded_ray(tmp_path, make_spec, cli_env):
     assert spec_from_dict(meta["spec"]) == load_spec(spec_file)
     for trial in trials.itertuples():
         trial_dir = sweep_dir / trial.trial_dir
-        assert config_hash(trial_config(json.loads((trial_dir / "params.json").read_text()))) == trial.config_hash
+        assert config_hash(params_config(json.loads((trial_dir / "params.json").read_text()))) == trial.config_hash
         # A finished trial keeps its final checkpoint only: the best epoch's weights (no
         # optimiser state, no resumable last.pt), its predictions and Table 3 scores.
         rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]

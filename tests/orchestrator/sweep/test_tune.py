@@ -30,15 +30,15 @@ def test_optuna_and_asha_maximise_validation_auc(tmp_path):
     assert (config.search_alg.metric, config.search_alg.mode) == ("best_val_auc", "max") == (config.metric, config.mode)
     assert config.num_samples == spec.search.num_samples
     assert isinstance(config.scheduler, ASHAScheduler)
-    assert config.scheduler._max_t == spec.train["optim"]["epochs"]  # noqa: SLF001
+    assert config.scheduler._max_t == spec.train.optim.epochs  # noqa: SLF001
     space = _search_space(spec)
     for key in ("loss.lambda1", "loss.lambda2"):
         assert isinstance(space[key].get_sampler(), LogUniform)
-        assert (space[key].lower, space[key].upper) == spec.search.space[key.split(".")[1]].values
+        assert (space[key].lower, space[key].upper) == spec.search.space[key].values
     # every sample Optuna could draw is a valid trial config
     for _ in range(5):
         point = {k: v.sample() if isinstance(v, tune.search.sample.Domain) else v for k, v in space.items()}
-        cfg = trial_config({"train": spec.train, "point": point})
+        cfg = trial_config(spec.train, point)
         assert cfg.data.roi == "lesion" and 1e-5 <= cfg.loss.lambda1 <= 1.0
 
 

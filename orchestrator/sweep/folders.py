@@ -1,0 +1,66 @@
+"""How a sweep's storage folder is laid out, stated once for those who write it (Tune, the
+driver) and those who read it (the result tables, ``predict``).
+
+``<storage>/<sweep>/`` is Tune's experiment folder: ``sweep.json`` (name, spec, code version,
+creation time), Tune's ``experiment_state-*.json``, and one folder per trial named
+``<trial id>_<label>`` holding ``params.json`` (:func:`orchestrator.sweep.grid.tune_params`),
+``result.json`` (one line per epoch), ``error.txt`` after a failure and ``checkpoint_NNNNNN/``
+folders (a snapshot of the run directory each).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from attnmel.errors import UserError
+
+__all__ = [
+    "SWEEP_META", "PARAMS", "RESULTS", "ERRORS", "EXPERIMENT_STATE", "CHECKPOINT_PREFIX",
+    "trial_dirname", "trial_dirs", "trial_id_of", "find_trial",
+]  # fmt: skip
+
+SWEEP_META, PARAMS, RESULTS, ERRORS = "sweep.json", "params.json", "result.json", "error.txt"
+EXPERIMENT_STATE = "experiment_state-*.json"  # Tune's saved experiment, one file per save
+CHECKPOINT_PREFIX = "checkpoint_"
+_MAX_NAME = 120  # characters of a trial folder's name
+
+# Grid and random search trial ids are "<5 hex>_<5 digits>", other searchers' 8 hex digits; a
+# trial folder's name starts with its id (older versions of Tune put "<trainable>_" before it).
+_TRIAL_ID = (re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?=_|$)"), re.compile(r"(?:^|_)([0-9a-f]{8})(?=_|$)"))
+
+
+def trial_dirname(trial_id: str, label: str) -> str:
+    """A trial's folder name: its id, then a readable label of its point."""
+    label = label.replace(" ", "_").replace("+", "-").replace("=", "")
+    return f"{trial_id}_{label}"[:_MAX_NAME]
+
+
+def trial_dirs(sweep_dir: Path) -> list[Path]:
+    """The sweep's trial folders: its sub-folders that hold a ``params.json``, sorted."""
+    return sorted(p.parent for p in Path(sweep_dir).glob(f"*/{PARAMS}"))
+
+
+def trial_id_of(dirname: str) -> str | None:
+    """The trial id in a trial folder's name, or None."""
+    for pattern in _TRIAL_ID:
+        match = pattern.search(dirname)
+        if match:
+            return match.group(1)
+    return None
+
+
+def find_trial(results: Path, trial_id: str) -> Path:
+    """The folder of trial ``trial_id`` in any sweep under the results root ``results``; a
+    ``UserError`` when there is none or several."""
+    if not results.is_dir():
+        raise UserError(f"{trial_id!r} is neither a path nor a trial id found under results root {results} "
+                        "(does not exist; use --results)")  # fmt: skip
+    found = [p for sweep in sorted(results.iterdir()) if sweep.is_dir() for p in trial_dirs(sweep)
+             if trial_id_of(p.name) == trial_id]  # fmt: skip
+    if not found:
+        raise UserError(f"no run directory, checkpoint or trial {trial_id!r} (searched trial folders under {results})")
+    if len(found) > 1:
+        listed = ", ".join(str(t) for t in found[:4]) + (" …" if len(found) > 4 else "")
+        raise UserError(f"trial id {trial_id!r} matches {len(found)} trials under {results}: {listed}; give its directory")
+    return found[0]
