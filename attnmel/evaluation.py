@@ -19,11 +19,11 @@ from attnmel.data.augment import centre_crop, eval_batch
 from attnmel.errors import UserError
 from attnmel.metrics import ap_auc, jaccard_per_image
 from attnmel.models.variants import VGG16GAP
+from attnmel.record import MAP_NAMES
 from attnmel.runtime import Precision
 
-__all__ = ["NonFiniteError", "MAP_NAMES", "predict_batches", "melanoma_probs", "evaluate", "maps_of", "attention_rows"]
+__all__ = ["NonFiniteError", "predict_batches", "melanoma_probs", "evaluate", "maps_of", "attention_rows"]
 
-MAP_NAMES = ("pool3", "pool4", "cam")
 
 
 class NonFiniteError(UserError):

@@ -4,35 +4,21 @@ attention map (or CAM) blended over it as a heat map, with the lesion outline wh
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from attnmel.data.augment import centre_crop
-from attnmel.data.layout import LAYOUTS
 from attnmel.data.preprocess import center_crop_box, preprocess_map
 from attnmel.errors import UserError
+from attnmel.record import MAP_TITLES
+from attnmel.config import DataConfig
 
-if TYPE_CHECKING:
-    from attnmel.predict import LoadedModel
+__all__ = ["PANEL", "read_mask", "overlay_image"]
 
-__all__ = ["MAP_TITLES", "PANEL", "find_mask", "read_mask", "overlay_image"]
-
-MAP_TITLES = {"pool3": "pool-3 attention", "pool4": "pool-4 attention", "cam": "class activation map"}
 PANEL = 256  # overlay panel height in pixels
 _GAP, _HEADER = 6, 44
-_MASK_SUFFIXES = tuple(dict.fromkeys(lay.mask_suffix for splits in LAYOUTS.values() for lay in splits.values()))
-
-
-def find_mask(masks: Path, image: Path) -> Path | None:
-    """``image``'s lesion mask in the folder ``masks`` (official or plain name), or None."""
-    for name in [image.stem + s for s in _MASK_SUFFIXES] + [image.stem + ".png"]:
-        candidate = masks / name
-        if candidate.is_file() and candidate.resolve() != image.resolve():
-            return candidate
-    return None
 
 
 def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -67,13 +53,13 @@ def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def overlay_image(
-    path: Path, model: "LoadedModel", crop_u8: np.ndarray, maps: dict[str, np.ndarray], prob: float,
+    path: Path, data: DataConfig, model_name: str, crop_u8: np.ndarray, maps: dict[str, np.ndarray], prob: float,
     mask: np.ndarray | None = None,
 ) -> Image.Image:  # fmt: skip
     """One PNG-ready picture: the whole input (its own aspect; the evaluated square outlined),
     the evaluated crop, then each map (``PANEL``² in [0, 1]) blended over the crop; the lesion
-    outline in white on every panel when ``mask`` (H, W) is given."""
-    data = model.config.data
+    outline in white on every panel when ``mask`` (H, W) is given. ``data`` is the model's data
+    config (the geometry of its evaluation crop), ``model_name`` goes in the title."""
     with Image.open(path) as im:
         im.draft("RGB", (PANEL * 4, PANEL * 4))  # JPEG: decode at reduced scale, enough for a thumbnail
         width, height = im.size  # the draft size; the geometry below is scale-free
@@ -101,7 +87,7 @@ def overlay_image(
     slots = [max(p.width, int(font.getlength(t)) + 4) for p, t in zip(panels, titles)]
     out = Image.new("RGB", (sum(slots) + _GAP * (len(panels) - 1), _HEADER + PANEL), "white")
     draw = ImageDraw.Draw(out)
-    draw.text((2, 2), f"{path.name} · P(melanoma) = {prob:.3f} · {model.name}", fill="black", font=font)
+    draw.text((2, 2), f"{path.name} · P(melanoma) = {prob:.3f} · {model_name}", fill="black", font=font)
     x = 0
     for panel, title, slot in zip(panels, titles, slots):
         out.paste(panel, (x + (slot - panel.width) // 2, _HEADER))

@@ -26,12 +26,12 @@ from attnmel.atomic import atomic_write
 from attnmel.checkpoint import BEST, FINAL, PREDICTIONS, final_checkpoint, load_checkpoint
 from attnmel.config import TrainConfig, config_from_dict
 from attnmel.data.augment import centre_crop
-from attnmel.data.layout import IMAGE_EXTENSIONS, SUPERPIXELS_SUFFIX
+from attnmel.data.layout import IMAGE_EXTENSIONS, SUPERPIXELS_SUFFIX, find_mask
 from attnmel.data.preprocess import preprocess_image
 from attnmel.errors import UserError
 from attnmel.evaluation import predict_batches
 from attnmel.metrics import renormalised_maps
-from attnmel.overlay import PANEL, find_mask, overlay_image, read_mask
+from attnmel.overlay import PANEL, overlay_image, read_mask
 from attnmel.models import build_model, paper_name
 from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
 
@@ -268,8 +268,9 @@ def predict_files(
                                             "checkpoint": checkpoint})  # fmt: skip
                         if overlay:
                             crop = centre_crop(arr, model.config.data.crop_size)  # numpy slices like tensors
-                            picture = overlay_image(f, model, crop, {n: m[k - rows.start] for n, m in maps.items()},
-                                                    float(prob), _mask_for(masks, f, report, say))  # fmt: skip
+                            drawn = {n: m[k - rows.start] for n, m in maps.items()}
+                            picture = overlay_image(f, model.config.data, model.name, crop, drawn, float(prob),
+                                                    _mask_for(masks, f, report, say))  # fmt: skip
                             target = out / "overlays" / names[f]
                             _save_png(picture, target)
                             report.overlays.append(target)

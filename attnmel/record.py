@@ -1,4 +1,7 @@
-"""The fields that say which run a result belongs to (variant, ROI, seed, effective λ, …)."""
+"""What a run records, stated once: the fields that say which run a result belongs to, the
+metrics and losses of each epoch, and the maps Table 3 scores. ``fit`` yields them, the run
+directory and the result tables store them; everything else imports these names. Torch-free.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,27 @@ from typing import Any
 from attnmel.config import TrainConfig, config_hash
 from attnmel.version import code_version
 
-__all__ = ["IDENTITY_FIELDS", "run_identity"]
+__all__ = ["IDENTITY", "IDENTITY_FIELDS", "SPLIT_METRICS", "LOSS_TERMS", "MAP_NAMES", "MAP_TITLES", "run_identity"]
 
-IDENTITY_FIELDS = (
-    "dataset", "variant", "roi", "paper_name", "seed", "lambda1", "lambda2",
-    "backbone", "weights", "pretrained", "config_hash", "code_version",
-)  # fmt: skip
+# Which run a result belongs to, with each field's plain type (the tables' column types).
+IDENTITY: dict[str, type] = {
+    "dataset": str, "variant": str, "roi": str, "paper_name": str, "seed": int, "lambda1": float, "lambda2": float,
+    "backbone": str, "weights": str, "pretrained": bool, "config_hash": str, "code_version": str,
+}  # fmt: skip
+IDENTITY_FIELDS = tuple(IDENTITY)
+
+# The metrics of each epoch's evaluation, and of the best (validation-AUC) epoch: scikit-learn's
+# average precision and ROC AUC of the melanoma probability on each split.
+SPLIT_METRICS = ("val_auc", "val_ap", "test_auc", "test_ap")
+
+# The training losses of an epoch (means over its steps): Eq. 5's total, the focal (or cross-
+# entropy) term and the two Dice terms of the attention maps A3, A4 (0 without a ROI).
+LOSS_TERMS = ("train_loss", "train_cls_loss", "train_dice3", "train_dice4")
+
+# Spatial maps scored against the lesion masks (Table 3): AttnMel-CNN's pool-3 and pool-4
+# attention, VGG-16-GAP's class activation map; in Table 3's order, with how figures title them.
+MAP_TITLES = {"pool3": "pool-3 attention", "pool4": "pool-4 attention", "cam": "class activation map"}
+MAP_NAMES = tuple(MAP_TITLES)
 
 
 def run_identity(cfg: TrainConfig) -> dict[str, Any]:
@@ -20,7 +38,7 @@ def run_identity(cfg: TrainConfig) -> dict[str, Any]:
     from attnmel.models import paper_name
 
     regularised = cfg.data.roi != "none"
-    return {
+    identity = {
         "dataset": cfg.data.dataset,
         "variant": cfg.model.variant,
         "roi": cfg.data.roi,
@@ -34,3 +52,5 @@ def run_identity(cfg: TrainConfig) -> dict[str, Any]:
         "config_hash": config_hash(cfg),
         "code_version": code_version(),
     }
+    assert tuple(identity) == IDENTITY_FIELDS
+    return identity

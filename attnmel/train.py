@@ -29,16 +29,15 @@ from attnmel.config import TrainConfig, config_hash, config_to_dict, save_config
 from attnmel.data import DataBundle, EpochSampler, SplitTensors, load_bundle, train_batch
 from attnmel.errors import UserError
 from attnmel.evaluation import NonFiniteError, attention_rows, evaluate, melanoma_probs
-from attnmel.record import run_identity
+from attnmel.record import LOSS_TERMS, SPLIT_METRICS, run_identity
 from attnmel.losses import attnmel_loss
 from attnmel.models import build_model
 from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
 from attnmel.selection import best_epoch_row
 
-__all__ = ["fit", "train_one_epoch", "BestEpoch", "NonFiniteLossError", "numbers_key"]
+__all__ = ["fit", "train_one_epoch", "BestEpoch", "numbers_key"]
 
 CHECK_EVERY = 20  # steps between host reads of the non-finite-loss flag
-NonFiniteLossError = NonFiniteError  # the name the training loop raises under
 
 
 def numbers_key(cfg: TrainConfig) -> str:
@@ -70,7 +69,7 @@ def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
 def _raise_if_bad(first_bad: torch.Tensor, epoch: int) -> None:
     step = int(first_bad.item())
     if step:
-        raise NonFiniteLossError(f"non-finite training loss at epoch {epoch}, step {step} (lower optim.lr)")
+        raise NonFiniteError(f"non-finite training loss at epoch {epoch}, step {step} (lower optim.lr)")
 
 
 def train_one_epoch(
@@ -124,7 +123,7 @@ def train_one_epoch(
         steps += 1
     _raise_if_bad(first_bad, epoch)
     means = (sums / max(steps, 1)).tolist()  # one device sync per epoch, not per step
-    return dict(zip(("train_loss", "train_cls_loss", "train_dice3", "train_dice4"), means))
+    return dict(zip(LOSS_TERMS, means))
 
 
 def _bundle_to(bundle: DataBundle, device: torch.device) -> DataBundle:
@@ -138,7 +137,7 @@ def _bundle_to(bundle: DataBundle, device: torch.device) -> DataBundle:
 
 
 def _best_fields(best: dict[str, Any]) -> dict[str, Any]:
-    return {f"best_{k}" if k != "epoch" else "best_epoch": best[k] for k in ("epoch", "val_auc", "val_ap", "test_auc", "test_ap")}
+    return {"best_epoch": best["epoch"], **{f"best_{k}": best[k] for k in SPLIT_METRICS}}
 
 
 @dataclass
@@ -178,7 +177,7 @@ class BestEpoch:
             "kind": "model",
             "model": self.weights,
             "epoch": self.row["epoch"],
-            "metrics": {k: self.row[k] for k in ("val_auc", "val_ap", "test_auc", "test_ap")},
+            "metrics": {k: self.row[k] for k in SPLIT_METRICS},
             "config": config_to_dict(cfg),
             "normalization": {"mean": list(bundle.mean), "std": list(bundle.std)},
         }
@@ -221,7 +220,7 @@ def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBun
     payload = best.unwritten(cfg, data)
     if payload is not None:
         ckpt.save_checkpoint(payload, run_dir / ckpt.BEST, keep_previous=True)
-    metrics = {k: best.row[k] for k in ("val_auc", "val_ap", "test_auc", "test_ap")}
+    metrics = {k: best.row[k] for k in SPLIT_METRICS}
     final = {"best_epoch": best.row["epoch"], **metrics, "numbers_key": numbers_key(cfg), "mask_split": data.mask_split}
     atomic_write(run_dir / ckpt.FINAL, json.dumps(final, indent=1))
     for path in (run_dir / ckpt.LAST, run_dir / ckpt.PREVIOUS, ckpt.previous_of(run_dir / ckpt.BEST)):

@@ -54,7 +54,9 @@ if str(REPO) not in sys.path:  # run as a plain script from a checkout (PYTHONPA
 
 import torch  # noqa: E402
 
+from attnmel.config import LossConfig  # noqa: E402
 from attnmel.errors import UserError  # noqa: E402
+from attnmel.models.registry import PAPER_TABLE2, split_token  # noqa: E402
 
 SCHEMA = 1
 REPORT_NAME = "gpu_check.json"
@@ -74,16 +76,9 @@ STEP_CASES = (
     ("melcnn", "melcnn", "none"),
 )
 SETTINGS = ("fp32", "bf16", "bf16_cl", "compile")  # compile = bf16 + channels_last + torch.compile
-TABLE2 = (  # the seven rows of the paper's Table 2 as (variant, roi) → step label
-    ("vgg16", "none", "vgg16"),
-    ("vgg16_gap", "none", "vgg16_gap"),
-    ("melcnn", "none", "melcnn"),
-    ("attnmel", "none", "attnmel"),
-    ("attnmel", "lesion", "attnmel+lesion"),
-    ("attnmel", "dermo", "attnmel+lesion"),
-    ("attnmel", "bkg", "attnmel+lesion"),
-)
-LAMBDA1, LAMBDA2 = 0.001, 0.01  # Eq. 5 defaults
+# the seven rows of the paper's Table 2 as (variant, roi, step case): every ROI trains as -Lesion does
+TABLE2 = tuple((*split_token(t), t if split_token(t)[1] == "none" else "attnmel+lesion") for t in PAPER_TABLE2)
+LAMBDA1, LAMBDA2 = LossConfig().lambda1, LossConfig().lambda2  # Eq. 5 defaults
 
 # Dense (no sparsity) peaks in TFLOP/s from NVIDIA's datasheets (H100: "NVIDIA H100 Tensor
 # Core GPU" datasheet; H200: "NVIDIA H200 Tensor Core GPU"; A100: "NVIDIA A100 Tensor Core

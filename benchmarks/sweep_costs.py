@@ -55,8 +55,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from attnmel.models.registry import PAPER_TABLE2  # noqa: E402
+
 GPU_EPOCH_S = 2.0  # an ISIC 2017 epoch on one GPU (issue #12)
-TABLE2 = ["vgg16", "vgg16_gap", "melcnn", "attnmel", "attnmel+lesion", "attnmel+dermo", "attnmel+bkg"]
 ISIC2017_EVAL = {"val": 150, "test": 600}  # prediction rows; Table 3 rows are the test split
 TINY_TRAIN = {
     "data": {"image_size": 40, "crop_size": 32, "passes": 1},
@@ -762,13 +763,13 @@ def report_storage(trials: dict[str, dict[str, Any]], epochs: int) -> None:
         + small_tiny - final.get("predictions.csv", 0) - final.get("attention.json", 0) - per_epoch
     )
     sizes: dict[str, tuple[int, int]] = {}
-    for token in TABLE2:
+    for token in PAPER_TABLE2:
         name = split_token(token)[0]
         if name not in sizes:
             resume, best = _payloads(name)
             sizes[name] = (_serialized_bytes(best), _serialized_bytes(resume))
     rows = []
-    for token in TABLE2:
+    for token in PAPER_TABLE2:
         best, resume = sizes[split_token(token)[0]]
         rows.append([token, _mb(best), _mb(resume), _mb(best + real_small), _mb(resume + real_small),
                      _mb(2 * (best + resume)), f"{(best + real_small) / (resume + real_small):.2f}"])  # fmt: skip

@@ -36,6 +36,7 @@ __all__ = [
     "file_problems",
     "stratified_subset",
     "expected_paths",
+    "find_mask",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -122,6 +123,18 @@ def expected_paths(sample: Sample) -> dict[str, Path]:
                     out["features"] = folder.parent / lay.features / (sample.image_id + FEATURES_SUFFIX)
                 return out
     return {}
+
+
+MASK_SUFFIXES = tuple(dict.fromkeys(lay.mask_suffix for splits in LAYOUTS.values() for lay in splits.values()))
+
+
+def find_mask(masks: Path, image: Path) -> Path | None:
+    """``image``'s lesion mask in a folder of masks (any official layout's name, or ``<id>.png``), or None."""
+    for name in [image.stem + s for s in MASK_SUFFIXES] + [image.stem + ".png"]:
+        candidate = masks / name
+        if candidate.is_file() and candidate.resolve() != image.resolve():
+            return candidate
+    return None
 
 
 def _check_dataset(dataset: str) -> None:

@@ -10,11 +10,11 @@ import argparse
 import sys
 
 from attnmel.errors import UserError
+from orchestrator.results.stats import DEFAULT_RESAMPLES
 
 __all__ = ["register"]
 
-_RESAMPLES = 2000  # bootstrap resamples of a CI by default
-_MIN_RESAMPLES = 1000
+_MIN_RESAMPLES = 1000  # a 95 % percentile interval rests on its 2.5 % tails
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -130,7 +130,7 @@ def _report_build(args: argparse.Namespace) -> int:
 
 def _resamples_argument(parser: argparse.ArgumentParser, what: str = "bootstrap resamples of each CI") -> None:
     parser.add_argument(
-        "--resamples", type=int, default=_RESAMPLES, metavar="N", help=f"{what} (default: {_RESAMPLES})"
+        "--resamples", type=int, default=DEFAULT_RESAMPLES, metavar="N", help=f"{what} (default: {DEFAULT_RESAMPLES})"
     )
 
 
@@ -143,10 +143,10 @@ def _check_resamples(value: int) -> None:
 
 
 def _report_show(args: argparse.Namespace) -> int:
-    from orchestrator.results.paper import (
-        add_intervals, format_summary, format_table3, format_trial_intervals, summarize, summarize_attention,
-    )  # fmt: skip
     from orchestrator.results.build import load_tables
+    from orchestrator.results.paper import summarize_attention
+    from orchestrator.results.summary import summary_report
+    from orchestrator.results.text import format_table3
 
     if args.table3 and args.per_trial:
         raise UserError("--per-trial lists AP/AUC intervals; it does not apply to --table3")
@@ -155,34 +155,18 @@ def _report_show(args: argparse.Namespace) -> int:
     if args.table3:
         sys.stdout.write(format_table3(summarize_attention(tables.trials, tables.attention)))
         return 0
-    summary, excluded = summarize(tables.trials)
-    if not args.ci or summary.empty:
-        sys.stdout.write(format_summary(summary, excluded, paper=args.paper))
-        return 0
-    if tables.predictions.empty:
-        sys.stdout.write(format_summary(summary, excluded, paper=args.paper))
-        print("confidence intervals need per-image predictions, which these trials (of an older version) "
-              "did not store: re-run them to get CIs")  # fmt: skip
-        return 0
-    from orchestrator.results.comparisons import variant_intervals
-
-    try:
-        per_setting, per_trial = variant_intervals(
-            tables.trials, tables.predictions, n_resamples=args.resamples, per_trial=args.per_trial
-        )
-    except ValueError as error:
-        sys.stdout.write(format_summary(summary, excluded, paper=args.paper))
-        raise UserError(f"no confidence intervals: {error} (--no-ci shows the table alone)") from None
-    summary = add_intervals(summary, per_setting)
-    sys.stdout.write(format_summary(summary, excluded, paper=args.paper))
-    if args.per_trial:
-        sys.stdout.write("\n" + format_trial_intervals(per_trial, summary, paper=args.paper))
+    text, problem = summary_report(tables, paper=args.paper, intervals=args.ci, per_trial=args.per_trial,
+                                   n_resamples=args.resamples)  # fmt: skip
+    sys.stdout.write(text)
+    if problem:
+        raise UserError(f"{problem} (--no-ci shows the table alone)")
     return 0
 
 
 def _report_compare(args: argparse.Namespace) -> int:
     from orchestrator.results.build import load_tables
-    from orchestrator.results.comparisons import compare_settings, format_compare
+    from orchestrator.results.comparisons import compare_settings
+    from orchestrator.results.text import format_compare
 
     _check_resamples(args.resamples)
     tables = load_tables(args.path)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from attnmel.config import TrainConfig, apply_overrides, load_config
+from attnmel.record import SPLIT_METRICS
 
 __all__ = ["register", "run_train"]
 
@@ -55,5 +56,5 @@ def run_train(args: argparse.Namespace) -> int:
         )
         print(line, flush=True)
     summary = read_summary(args.out)
-    print(json.dumps({k: summary[k] for k in ("best_epoch", "val_auc", "val_ap", "test_auc", "test_ap")}))
+    print(json.dumps({k: summary[k] for k in ("best_epoch", *SPLIT_METRICS)}))
     return 0

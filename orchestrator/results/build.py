@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from attnmel.checkpoint import ATTENTION, PREDICTIONS, final_checkpoint, read_epochs, read_predictions
 from attnmel.errors import UserError
-from attnmel.record import IDENTITY_FIELDS
+from attnmel.record import IDENTITY_FIELDS, SPLIT_METRICS
 from attnmel.selection import best_epoch_row
 from orchestrator.results import tables
 from orchestrator.sweep import folders
@@ -205,7 +205,7 @@ def _trial_rows(
         "trial_dir": trial_dir.name,
         **{k: identity.get(k) for k in IDENTITY_FIELDS},
         "best_epoch": best["epoch"] if best else None,
-        **{k: best.get(k) if best else None for k in ("val_auc", "val_ap", "test_auc", "test_ap")},
+        **{k: best.get(k) if best else None for k in SPLIT_METRICS},
         "epochs_run": len(epochs),
         "wall_seconds": wall,
         "status": status,

@@ -2,29 +2,27 @@
 
 Groups the ``trials`` table into model settings (``paper_table.SETTING_KEYS``), pairs their
 trials by seed on the same images of the ``predictions`` table, and applies
-:mod:`orchestrator.results.stats` to them; also the text the CLI prints. Errors in the inputs (an
+:mod:`orchestrator.results.stats` to them (:mod:`orchestrator.results.text` prints them). Errors in the inputs (an
 unknown or ambiguous setting name, unpaired seeds) are ``ValueError`` with one line.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import pandas as pd
 
 from orchestrator.results.paper import PAPER_ORDER, SETTING_KEYS
 from orchestrator.results.build import terminated
-from orchestrator.results.stats import METRIC_LABELS, METRICS, bootstrap_ci, check_resampling, metric_function, paired_test
+from orchestrator.results.stats import METRICS, bootstrap_ci, check_resampling, metric_function, paired_test
 from attnmel.models.registry import split_token
 
 __all__ = [
     "PREDICTION_COLUMNS",
     "SETTING_KEYS",
     "compare_settings",
-    "format_compare",
-    "format_intervals",
+    "setting_labels",
     "setting_names",
     "variant_intervals",
 ]
@@ -179,7 +177,7 @@ def _weights(pretrained: object) -> str:
     return "weights ?" if pd.isna(pretrained) else ("pretrained" if pretrained else "scratch")
 
 
-def _labels(settings: list[dict]) -> list[str]:
+def setting_labels(settings: list[dict]) -> list[str]:
     """Labels that tell the given settings apart: dataset and set-up only where they vary."""
     datasets = {k["dataset"] for k in settings}
     setups = {(k["backbone"], _weights(k["pretrained"])) for k in settings}
@@ -189,7 +187,7 @@ def _labels(settings: list[dict]) -> list[str]:
 def setting_names(trials: pd.DataFrame, predictions: pd.DataFrame, *, split: str = "test") -> list[str]:
     """The settings ``compare_settings`` can name (TERMINATED trials with ``split`` predictions)."""
     done, _ = _scored_trials(trials, predictions, split)
-    return _labels([keys for keys, _ in _settings(done)])
+    return setting_labels([keys for keys, _ in _settings(done)])
 
 
 def _parse_name(text: str) -> tuple[str | None, str, tuple[float, float] | None]:
@@ -221,14 +219,14 @@ def _resolve(text: str, settings: list[tuple[dict, pd.DataFrame]]) -> tuple[dict
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        available = ", ".join(_labels([keys for keys, _ in settings])) or "none"
+        available = ", ".join(setting_labels([keys for keys, _ in settings])) or "none"
         raise ValueError(f"no finished setting {text!r} with predictions; available: {available}")
     found = [keys for keys, _ in matches]
     if len({(k["dataset"], k["lambda1"], k["lambda2"]) for k in found}) < len(found):
         hint = "they differ in backbone or weights; compare trials of one set-up"
     else:
         hint = "add @λ1,λ2 and/or a DATASET: prefix"
-    raise ValueError(f"setting {text!r} is ambiguous, it matches {', '.join(_labels(found))}; {hint}")
+    raise ValueError(f"setting {text!r} is ambiguous, it matches {', '.join(setting_labels(found))}; {hint}")
 
 
 def _by_seed(text: str, part: pd.DataFrame) -> dict[int, pd.Series]:
@@ -311,69 +309,3 @@ def compare_settings(
 # --------------------------------------------------------------------------- text
 
 
-def _num(value: float, signed: bool = False) -> str:
-    if value is None or pd.isna(value):
-        return "—"
-    if math.isinf(value):
-        return "+inf" if value > 0 else "-inf"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
-def _p(value: float) -> str:
-    return "—" if pd.isna(value) else f"{value:.3g}"
-
-
-def _with_ci(estimate: float, low: float, high: float) -> str:
-    return f"{_num(estimate)} [{_num(low)}, {_num(high)}]"
-
-
-def format_compare(frame: pd.DataFrame, a: str, b: str, metric: str) -> str:
-    """``compare_settings``' frame as text: one line per pair, then the method."""
-    label = METRIC_LABELS.get(metric, metric)
-    split = frame["split"].iloc[0] if len(frame) else "test"
-    table = pd.DataFrame({
-        "pair": frame["pair"],
-        "images": frame["n_images"].astype(int),
-        "melanoma": frame["n_pos"].astype(int),
-        f"{label} A": frame["metric_a"].map(_num),
-        f"{label} B": frame["metric_b"].map(_num),
-        "Δ (A − B)": frame["delta"].map(lambda v: _num(v, signed=True)),
-        "CI of Δ": [f"[{_num(lo, True)}, {_num(hi, True)}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
-        "z": frame["z"].map(lambda v: "—" if pd.isna(v) else ("±inf" if math.isinf(v) else f"{v:+.2f}")),
-        "p": frame["p"].map(_p),
-    })  # fmt: skip
-    out = [f"{split} {label}: A = {a}  vs  B = {b}", table.to_string(index=False), ""]
-    out += [f"method: {m}" for m in dict.fromkeys(frame["method"])]
-    if "seed-averaged" in set(frame["pair"]):
-        out.append("seed-averaged: mean melanoma probability per image over the paired seeds' trials")
-    out.append("p is two-sided, per row, not corrected for multiple comparisons")
-    return "\n".join(out) + "\n"
-
-
-def format_intervals(per_setting: pd.DataFrame, per_trial: pd.DataFrame | None = None) -> str:
-    """``variant_intervals``' frames as text: one table per dataset, per-trial rows after it."""
-    if per_setting.empty:
-        return "no finished trials with predictions\n"
-    out: list[str] = []
-    split = per_setting["split"].iloc[0]
-    for dataset, rows in per_setting.groupby("dataset", sort=False):
-        keys = rows[list(SETTING_KEYS)].to_dict("records")
-        table = pd.DataFrame({"setting": _labels(keys), "model": rows["paper_name"].to_numpy()})
-        table["trials"] = rows["n_trials"].astype(int).to_numpy()
-        table["images"] = rows["n_images"].astype(int).to_numpy()
-        table["AUC [CI]"] = [_with_ci(*v) for v in zip(rows["auc_mean_prob"], rows["auc_low"], rows["auc_high"])]
-        table["AP [CI]"] = [_with_ci(*v) for v in zip(rows["ap_mean_prob"], rows["ap_low"], rows["ap_high"])]
-        out += [f"{dataset} — {split} metrics of the seed-averaged probability", table.to_string(index=False), ""]
-        if per_trial is not None and not per_trial.empty:
-            trials = per_trial[per_trial["dataset"] == dataset]
-            table = pd.DataFrame({
-                "setting": _labels(trials[list(SETTING_KEYS)].to_dict("records")),
-                "seed": trials["seed"].to_numpy(),
-                "trial": trials["trial_id"].to_numpy(),
-                "AUC [CI]": [_with_ci(*v) for v in zip(trials["auc"], trials["auc_low"], trials["auc_high"])],
-                "AP [CI]": [_with_ci(*v) for v in zip(trials["ap"], trials["ap_low"], trials["ap_high"])],
-            })  # fmt: skip
-            out += [f"{dataset} — {split} metrics per trial", table.to_string(index=False), ""]
-    out += [f"CI: {m}, over {split} images" for m in dict.fromkeys(per_setting["method"])]
-    out.append("seed-averaged: mean melanoma probability per image over a setting's trials (a seed ensemble)")
-    return "\n".join(out) + "\n"

@@ -32,6 +32,7 @@ from attnmel.metrics import average_precision, midranks, roc_auc, rows_ap, rows_
 
 
 __all__ = [
+    "DEFAULT_RESAMPLES",
     "METRICS",
     "METRIC_LABELS",
     "Interval",
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 METRICS: dict[str, Callable[..., float]] = {"auc": roc_auc, "ap": average_precision}
 _ROWS_METRICS = {"auc": rows_auc, "ap": rows_ap}
 METRIC_LABELS = {"auc": "AUC", "ap": "AP"}
+DEFAULT_RESAMPLES = 2000  # bootstrap resamples of every interval and paired AP test unless asked otherwise
 _BLOCK = 250  # resamples whose indices are drawn at once: bounded memory for large test sets
 
 

@@ -1,29 +1,48 @@
-"""What a sweep prints and draws when it ends: the paper-style table with the seed ensembles'
-confidence intervals, and the curves and sensitivity figures in the sweep folder."""
+"""The paper-style report of a sweep's tables, as ``sweep run`` prints it at its end and
+``report show`` prints it on demand (one pipeline, one default resample count), and the curves
+and sensitivity figures a sweep writes into its folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from attnmel.errors import UserError
+from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.tables import ResultTables
 
-__all__ = ["sweep_summary", "write_figures"]
+__all__ = ["summary_report", "write_figures"]
+
+NO_PREDICTIONS = ("confidence intervals need per-image predictions, which these trials (of an older version) "
+                  "did not store: re-run them to get CIs")  # fmt: skip
 
 
-def sweep_summary(built: ResultTables) -> str:
-    """The paper-style table, with the seed ensembles' bootstrap intervals when there are predictions."""
-    from orchestrator.results.paper import add_intervals, format_summary, summarize
+def summary_report(
+    tables: ResultTables, *, paper: bool = False, intervals: bool = True, per_trial: bool = False,
+    n_resamples: int = DEFAULT_RESAMPLES,
+) -> tuple[str, str | None]:  # fmt: skip
+    """The paper-style table per dataset, with each setting's interval where the trials stored
+    predictions (and with ``per_trial`` each trial's own). Returns ``(text, problem)``:
+    ``problem`` says why the intervals are missing when they could not be computed (e.g. a test
+    split with one class), else None."""
     from orchestrator.results.comparisons import variant_intervals
+    from orchestrator.results.paper import add_intervals, summarize
+    from orchestrator.results.text import format_summary, format_trial_intervals
 
-    summary, excluded = summarize(built.trials)
-    if not built.predictions.empty and not summary.empty:
-        try:
-            per_setting, _ = variant_intervals(built.trials, built.predictions, n_resamples=1000, per_trial=False)
-            summary = add_intervals(summary, per_setting)
-        except ValueError as exc:  # e.g. a test split with one class: the table without intervals
-            print(f"no confidence intervals: {exc}")
-    return format_summary(summary, excluded)
+    summary, excluded = summarize(tables.trials)
+    if not intervals or summary.empty:
+        return format_summary(summary, excluded, paper=paper), None
+    if tables.predictions.empty:
+        return format_summary(summary, excluded, paper=paper) + NO_PREDICTIONS + "\n", None
+    try:
+        per_setting, trial_rows = variant_intervals(tables.trials, tables.predictions, n_resamples=n_resamples,
+                                                    per_trial=per_trial)  # fmt: skip
+    except ValueError as error:
+        return format_summary(summary, excluded, paper=paper), f"no confidence intervals: {error}"
+    summary = add_intervals(summary, per_setting)
+    text = format_summary(summary, excluded, paper=paper)
+    if per_trial:
+        text += "\n" + format_trial_intervals(trial_rows, summary, paper=paper)
+    return text, None
 
 
 def write_figures(sweep_dir: str | Path, built: ResultTables) -> None:

@@ -24,24 +24,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from attnmel.atomic import atomic_output
-from attnmel.record import IDENTITY_FIELDS
+from attnmel.record import IDENTITY, LOSS_TERMS, SPLIT_METRICS
 
 __all__ = ["SCHEMAS", "FILES", "SORT_KEYS", "ResultTables", "to_arrow", "frame", "empty", "write", "read"]
 
 _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+_ARROW = {str: _STR, int: _INT, float: _FLOAT, bool: _BOOL}
 
 # `status`: TERMINATED when the trial ran its last epoch; ERROR when it failed for good;
 # STOPPED when Tune ended it early (a scheduler such as ASHA); INCOMPLETE otherwise (running,
 # or the driver died). `tune_status` is Tune's own word; `error` the last line of error.txt;
 # `restarts` how often a retry or resume reported again.
-_IDENTITY_TYPES = {
-    "dataset": _STR, "variant": _STR, "roi": _STR, "paper_name": _STR, "seed": _INT, "lambda1": _FLOAT,
-    "lambda2": _FLOAT, "backbone": _STR, "weights": _STR, "pretrained": _BOOL, "config_hash": _STR,
-    "code_version": _STR,
-}  # fmt: skip
-assert tuple(_IDENTITY_TYPES) == IDENTITY_FIELDS
-_IDENTITY = [(name, kind) for name, kind in _IDENTITY_TYPES.items() if name not in ("config_hash", "code_version")]
-_METRICS = [("val_auc", _FLOAT), ("val_ap", _FLOAT), ("test_auc", _FLOAT), ("test_ap", _FLOAT)]
+_IDENTITY = [(name, _ARROW[kind]) for name, kind in IDENTITY.items() if name not in ("config_hash", "code_version")]
+_METRICS = [(name, _FLOAT) for name in SPLIT_METRICS]
 
 SCHEMAS: dict[str, pa.Schema] = {
     "trials": pa.schema(
@@ -51,8 +46,8 @@ SCHEMAS: dict[str, pa.Schema] = {
          ("code_version", _STR), ("params", _STR)]
     ),  # fmt: skip
     "epochs": pa.schema(
-        [("sweep", _STR), ("trial_id", _STR), ("epoch", _INT), ("lr", _FLOAT), ("train_loss", _FLOAT),
-         ("train_cls_loss", _FLOAT), ("train_dice3", _FLOAT), ("train_dice4", _FLOAT), *_METRICS,
+        [("sweep", _STR), ("trial_id", _STR), ("epoch", _INT), ("lr", _FLOAT), *((n, _FLOAT) for n in LOSS_TERMS),
+         *_METRICS,
          ("epoch_seconds", _FLOAT), ("images_per_second", _FLOAT)]
     ),  # fmt: skip
     "predictions": pa.schema(

@@ -211,11 +211,12 @@ def _finish(sweep_dir: str, results: Any, started: float, *, figures: bool = Fal
         print(f"tables: copy the sweep locally and run `attnmel report build DIR` ({sweep_dir} is remote)")
         return 1 if errors else 0
     from orchestrator.results.build import write_tables
-    from orchestrator.results.summary import sweep_summary, write_figures
+    from orchestrator.results.summary import summary_report, write_figures
 
     paths, built = write_tables(sweep_dir)
     print(f"tables: {', '.join(str(p) for p in paths.values())}")
-    print(sweep_summary(built))
+    text, problem = summary_report(built)
+    print(text + (problem or ""))
     if figures:
         write_figures(sweep_dir, built)
     return 1 if errors else 0

@@ -12,7 +12,8 @@ from attnmel.config import TrainConfig, apply_overrides
 from attnmel.errors import UserError
 from attnmel.checkpoint import read_summary
 from attnmel.record import run_identity
-from attnmel.train import NonFiniteLossError, fit
+from attnmel.evaluation import NonFiniteError
+from attnmel.train import fit
 from orchestrator.cli import main
 
 TIMING_KEYS = {"epoch_seconds", "images_per_second", "config_hash"}  # fault injection changes the hash
@@ -118,7 +119,7 @@ def test_a_tiny_run_learns_the_synthetic_task(synth_root, tmp_path):
 
 def test_non_finite_loss_names_epoch_and_step(small_cfg, tmp_path):
     cfg = apply_overrides(small_cfg, ["optim.lr=1e30", "optim.momentum=0", "optim.weight_decay=0"])
-    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step \d+"):
+    with pytest.raises(NonFiniteError, match=r"epoch 1, step \d+"):
         list(fit(cfg, tmp_path / "run"))
 
 

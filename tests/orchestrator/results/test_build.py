@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from attnmel.errors import UserError
-from orchestrator.results.paper import format_summary, summarize
+from orchestrator.results.paper import summarize
+from orchestrator.results.text import format_summary
 from orchestrator.results.build import build_tables, find_sweep_dirs, load_tables, write_tables
 from orchestrator.results.tables import SCHEMAS, read
 

@@ -12,7 +12,8 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from orchestrator.results.comparisons import compare_settings, format_compare, format_intervals, setting_names, variant_intervals
+from orchestrator.results.comparisons import compare_settings, setting_names, variant_intervals
+from orchestrator.results.text import format_compare, format_intervals
 from attnmel.metrics import rows_ap, rows_auc
 from orchestrator.results.stats import _index_blocks, bootstrap_ci, delong_test, normal_quantile, paired_bootstrap_test, two_sided_p
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 from PIL import Image
 
 from orchestrator.results.build import build_tables
-from orchestrator.results.summary import sweep_summary, write_figures
+from orchestrator.results.stats import DEFAULT_RESAMPLES
+from orchestrator.results.summary import summary_report, write_figures
 
 from _results_fixtures import lambda_sweep, scored_sweep
 
 
 def test_summary_has_the_seed_ensembles_intervals_when_there_are_predictions(tmp_path):
     sweep_dir, _ = scored_sweep(tmp_path)
-    text = sweep_summary(build_tables(sweep_dir))
-    assert "seed-avg AUC [95% CI]" in text and "stratified bootstrap, 1000 resamples" in text
+    text, problem = summary_report(build_tables(sweep_dir))  # what the sweep prints: report show's pipeline
+    assert "seed-avg AUC [95% CI]" in text and f"stratified bootstrap, {DEFAULT_RESAMPLES} resamples" in text
+    assert problem is None
     old, _ = lambda_sweep(tmp_path)  # trials of an older version: no predictions, no intervals
-    assert "[95% CI]" not in sweep_summary(build_tables(old))
+    text, problem = summary_report(build_tables(old))
+    assert "[95% CI]" not in text and "need per-image predictions" in text and problem is None
 
 
 def test_figures_curves_always_sensitivity_for_a_lambda_grid(tmp_path, capsys):

@@ -1,0 +1,300 @@
+"""Every text table the command line prints: the paper-style summary with its intervals,
+per-trial intervals, Table 3, paired comparisons. The numbers come computed from
+:mod:`orchestrator.results.paper` and :mod:`orchestrator.results.comparisons`; this module
+only formats them, with one set of number formatters (a missing value is "—" everywhere).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.results.comparisons import setting_labels
+from orchestrator.results.paper import SETTING_KEYS, TABLE3_DATASET, inside, setting_key
+from orchestrator.results.stats import METRIC_LABELS
+
+__all__ = [
+    "format_compare",
+    "format_intervals",
+    "format_summary",
+    "format_table3",
+    "format_trial_intervals",
+    "mean_std",
+    "number",
+    "p_value",
+    "with_ci",
+    "yes_no",
+]
+
+
+def _missing(value: object) -> bool:
+    return value is None or bool(pd.isna(value))
+
+
+def number(value: float | None, *, signed: bool = False, digits: int = 3) -> str:
+    """``value`` with ``digits`` decimals (a sign with ``signed``); "—" when missing, ±inf spelled out."""
+    if _missing(value):
+        return "—"
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def with_ci(estimate: float | None, low: float | None, high: float | None, *, signed: bool = False) -> str:
+    """``estimate [low, high]``; "—" when there is no estimate."""
+    if _missing(estimate):
+        return "—"
+    return f"{number(estimate, signed=signed)} [{number(low, signed=signed)}, {number(high, signed=signed)}]"
+
+
+def mean_std(mean: float, std: float, digits: int = 3) -> str:
+    """``mean ± std``; the std is "—" for a single value, the whole cell "—" without a mean."""
+    if _missing(mean):
+        return "—"
+    return f"{mean:.{digits}f} ± {number(std, digits=digits)}"
+
+
+def p_value(value: float | None) -> str:
+    """A p-value with three significant digits."""
+    return "—" if _missing(value) else f"{value:.3g}"
+
+
+def yes_no(value: bool | None) -> str:
+    return "—" if _missing(value) else ("yes" if value else "no")
+
+
+# --------------------------------------------------------------------------- Tables 1–2 and intervals
+
+
+def _setting_text(row: dict, setup: bool = False) -> str:
+    """A setting as people write it: paper name, plus λ where it is regularised (and with
+    ``setup`` the backbone and weights)."""
+    text = f"{row['dataset']} {row['paper_name']}"
+    if row["roi"] != "none":
+        text += f" (λ1={row['lambda1']:g}, λ2={row['lambda2']:g})"
+    if setup:
+        text += f" [{row['backbone']}, {'pretrained' if row['pretrained'] else 'scratch'}]"
+    return text
+
+
+def _lambda_text(row: dict) -> str:
+    """λ1, λ2 of a regularised setting; a dash without ROI (its effective λ is 0)."""
+    return f"{row['lambda1']:g}, {row['lambda2']:g}" if row["roi"] != "none" else "—"
+
+
+def _setup_header(dataset: str, part: pd.DataFrame) -> tuple[str, bool]:
+    """Title of a dataset's table and whether its rows differ in backbone or weights."""
+    setups = part[["backbone", "pretrained"]].drop_duplicates()
+    if len(setups) > 1:
+        return dataset, True
+    backbone, pretrained = setups.iloc[0]
+    return f"{dataset} — backbone {backbone}, {'ImageNet-pretrained' if pretrained else 'from scratch'}", False
+
+
+def _setup_columns(table: pd.DataFrame, rows: pd.DataFrame) -> None:
+    table["backbone"] = rows["backbone"].to_numpy()
+    table["pretrained"] = rows["pretrained"].map(lambda v: "yes" if v else "no").to_numpy()
+
+
+def format_summary(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bool = False) -> str:
+    """The summary as text: one paper-style table per dataset, other λ settings after it.
+
+    A summary that went through :func:`add_intervals` also shows each setting's seed-averaged
+    test AP and AUC with their 95 % intervals and, with ``paper``, whether the paper's number
+    lies inside them.
+    """
+    intervals = "auc_low" in summary.columns
+    out: list[str] = []
+    if summary.empty:
+        out.append("no TERMINATED trials to summarise")
+    for dataset, part in summary.groupby("dataset", sort=True):
+        header, vary_setup = _setup_header(dataset, part)
+        for in_paper, title in ((True, header), (False, f"{dataset} — other λ settings (not in the paper)")):
+            rows = part[part["in_paper"] == in_paper]
+            if rows.empty:
+                continue
+            table = pd.DataFrame({"model": rows["paper_name"]})
+            if not in_paper:
+                table["λ1"] = rows["lambda1"].map(lambda v: f"{v:g}")
+                table["λ2"] = rows["lambda2"].map(lambda v: f"{v:g}")
+            if vary_setup:
+                _setup_columns(table, rows)
+            for metric, label in (("ap", "AP"), ("auc", "AUC")):
+                table[f"test {label}"] = [mean_std(m, s) for m, s in
+                                          zip(rows[f"test_{metric}_mean"], rows[f"test_{metric}_std"])]  # fmt: skip
+                if intervals:
+                    table[f"seed-avg {label} [95% CI]"] = [
+                        with_ci(*v) for v in zip(rows[f"{metric}_est"], rows[f"{metric}_low"], rows[f"{metric}_high"])
+                    ]
+                if paper and in_paper:
+                    table[f"paper {label}"] = rows[f"paper_{metric}"].map(number)
+                    table[f"Δ {label}"] = rows[f"{metric}_diff"].map(lambda v: number(v, signed=True))
+                    if intervals:
+                        table[f"paper {label} in CI"] = rows[f"paper_{metric}_in_ci"].map(yes_no)
+            table["n"] = rows["n"].astype(int)
+            out += [title, table.to_string(index=False), ""]
+    if not summary.empty:
+        out.append("test AP/AUC: mean ± sample std over seeds of the test metrics at each trial's best "
+                   "validation epoch")
+        if intervals:
+            out += _interval_notes(summary, paper)
+        if paper:
+            out.append("paper: Yan et al., IPMI 2019, Tables 1–2; Δ = ours (mean over seeds) − paper")
+    if excluded:
+        counts = ", ".join(f"{status} {count}" for status, count in sorted(excluded.items()))
+        out.append(f"excluded {sum(excluded.values())} trial(s) that did not finish: {counts}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _interval_notes(summary: pd.DataFrame, paper: bool) -> list[str]:
+    out = []
+    methods = [m for m in dict.fromkeys(summary["ci_method"]) if isinstance(m, str)]
+    if methods:
+        out.append("seed-avg [95% CI]: the metric of the mean melanoma probability per test image over a "
+                   "setting's seeds (a seed ensemble, so often above the mean over seeds)")  # fmt: skip
+        out += [f"CI: {method}, over test images" for method in methods]
+        if paper:
+            out.append("paper in CI: whether the paper's number lies inside that interval")
+    rows = summary.to_dict("records")
+    setup = len(summary[["backbone", "pretrained"]].drop_duplicates()) > 1
+    missing = [_setting_text(r, setup) for r in rows if pd.isna(r["auc_est"])]
+    if missing:
+        out.append(f"no CI for {', '.join(missing)}: CIs need per-image predictions, which trials of an older "
+                   "version did not store (re-run them)")  # fmt: skip
+    for r in rows:
+        if not pd.isna(r["ci_trials"]) and int(r["ci_trials"]) < int(r["n"]):
+            out.append(f"{_setting_text(r, setup)}: the CI uses {int(r['ci_trials'])} of its {int(r['n'])} trials "
+                       "(the others have no predictions)")  # fmt: skip
+    return out
+
+
+def format_trial_intervals(per_trial: pd.DataFrame, summary: pd.DataFrame, *, paper: bool = False) -> str:
+    """Each trial's own test AP and AUC with their intervals (``comparisons.variant_intervals``'
+    ``per_trial`` frame); with ``paper``, whether the paper's number (from ``summary``) lies inside."""
+    if per_trial.empty:
+        return "no finished trials with predictions\n"
+    papers = {setting_key(r): r for r in summary.to_dict("records")}
+    out: list[str] = []
+    for dataset, rows in per_trial.groupby("dataset", sort=True):
+        _, vary_setup = _setup_header(dataset, rows)
+        records = rows.to_dict("records")
+        table = pd.DataFrame({"model": rows["paper_name"].to_numpy()})
+        if (rows["roi"] != "none").any():
+            table["λ1, λ2"] = [_lambda_text(r) for r in records]
+        if vary_setup:
+            _setup_columns(table, rows)
+        table["seed"] = rows["seed"].to_numpy()
+        table["trial"] = rows["trial_id"].to_numpy()
+        for metric, label in (("ap", "AP"), ("auc", "AUC")):
+            table[f"test {label} [95% CI]"] = [
+                with_ci(r[metric], r[f"{metric}_low"], r[f"{metric}_high"]) for r in records
+            ]
+            if paper:
+                table[f"paper {label} in CI"] = [
+                    yes_no(inside(papers.get(setting_key(r), {}).get(f"paper_{metric}", np.nan),
+                                    r[f"{metric}_low"], r[f"{metric}_high"]))
+                    for r in records
+                ]  # fmt: skip
+        out += [f"{dataset} — test metrics per trial", table.to_string(index=False), ""]
+    out += [f"CI: {method}, over test images" for method in dict.fromkeys(per_trial["method"])]
+    return "\n".join(out).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- Table 3
+
+
+_MAP_TEXT = {"pool3": "pool3", "pool4": "pool4", "cam": "CAM"}
+
+
+_MASKS_TEXT = {"test": "test masks", "val": "validation masks"}
+
+
+def format_table3(table: pd.DataFrame) -> str:
+    """:func:`summarize_attention`'s frame as text, the paper's Table 3 beside ours."""
+    if table.empty:
+        return ("no attention scores: Table 3 needs trials of this version that ran on data with lesion masks "
+                "(test masks, else validation masks)\n")  # fmt: skip
+    out: list[str] = []
+    for dataset, rows in table.groupby("dataset", sort=True):
+        header, vary_setup = _setup_header(dataset, rows)
+        records = rows.to_dict("records")
+        frame = pd.DataFrame({"model": rows["paper_name"].to_numpy()})
+        frame["λ1, λ2"] = [_lambda_text(r) for r in records]
+        if vary_setup:
+            _setup_columns(frame, rows)
+        frame["map"] = [_MAP_TEXT.get(r["map"], r["map"]) for r in records]
+        frame["masks"] = [_MASKS_TEXT.get(r["split"], f"{r['split']} masks") for r in records]
+        frame["Jaccard"] = [mean_std(r["jaccard_mean"], r["jaccard_std"], digits=4) for r in records]
+        frame["paper"] = [number(r["paper_jaccard"], digits=4) for r in records]
+        frame["Δ"] = [number(r["jaccard_diff"], signed=True, digits=4) for r in records]
+        frame["n"] = rows["n"].astype(int).to_numpy()
+        frame["images"] = [str(r["images_min"]) if r["images_min"] == r["images_max"]
+                           else f"{r['images_min']}–{r['images_max']}" for r in records]  # fmt: skip
+        title = f"{header} — Table 3: Jaccard of the binarised maps with the lesion masks"
+        out += [title, frame.to_string(index=False), ""]
+    out.append("Jaccard: per image, the map re-normalised to [0, 1], upsampled to the mask and thresholded at 0.5, "
+               "against the lesion mask; averaged over the images (images = per trial), then mean ± sample std "
+               "over the n trials (seeds)")  # fmt: skip
+    out.append(f"paper: Yan et al., IPMI 2019, Table 3 ({TABLE3_DATASET} test masks, the paper's λ); "
+               "Δ = ours − paper")  # fmt: skip
+    if (table["split"] == "val").any():
+        out.append("validation masks: the test split of this data has no lesion masks, so those maps were scored "
+                   "on the validation split (the paper used the test split)")  # fmt: skip
+    return "\n".join(out).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def format_compare(frame: pd.DataFrame, a: str, b: str, metric: str) -> str:
+    """``compare_settings``' frame as text: one line per pair, then the method."""
+    label = METRIC_LABELS.get(metric, metric)
+    split = frame["split"].iloc[0] if len(frame) else "test"
+    table = pd.DataFrame({
+        "pair": frame["pair"],
+        "images": frame["n_images"].astype(int),
+        "melanoma": frame["n_pos"].astype(int),
+        f"{label} A": frame["metric_a"].map(number),
+        f"{label} B": frame["metric_b"].map(number),
+        "Δ (A − B)": frame["delta"].map(lambda v: number(v, signed=True)),
+        "CI of Δ": [f"[{number(lo, signed=True)}, {number(hi, signed=True)}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+        "z": frame["z"].map(lambda v: "—" if pd.isna(v) else ("±inf" if math.isinf(v) else f"{v:+.2f}")),
+        "p": frame["p"].map(p_value),
+    })  # fmt: skip
+    out = [f"{split} {label}: A = {a}  vs  B = {b}", table.to_string(index=False), ""]
+    out += [f"method: {m}" for m in dict.fromkeys(frame["method"])]
+    if "seed-averaged" in set(frame["pair"]):
+        out.append("seed-averaged: mean melanoma probability per image over the paired seeds' trials")
+    out.append("p is two-sided, per row, not corrected for multiple comparisons")
+    return "\n".join(out) + "\n"
+
+
+def format_intervals(per_setting: pd.DataFrame, per_trial: pd.DataFrame | None = None) -> str:
+    """``variant_intervals``' frames as text: one table per dataset, per-trial rows after it."""
+    if per_setting.empty:
+        return "no finished trials with predictions\n"
+    out: list[str] = []
+    split = per_setting["split"].iloc[0]
+    for dataset, rows in per_setting.groupby("dataset", sort=False):
+        keys = rows[list(SETTING_KEYS)].to_dict("records")
+        table = pd.DataFrame({"setting": setting_labels(keys), "model": rows["paper_name"].to_numpy()})
+        table["trials"] = rows["n_trials"].astype(int).to_numpy()
+        table["images"] = rows["n_images"].astype(int).to_numpy()
+        table["AUC [CI]"] = [with_ci(*v) for v in zip(rows["auc_mean_prob"], rows["auc_low"], rows["auc_high"])]
+        table["AP [CI]"] = [with_ci(*v) for v in zip(rows["ap_mean_prob"], rows["ap_low"], rows["ap_high"])]
+        out += [f"{dataset} — {split} metrics of the seed-averaged probability", table.to_string(index=False), ""]
+        if per_trial is not None and not per_trial.empty:
+            trials = per_trial[per_trial["dataset"] == dataset]
+            table = pd.DataFrame({
+                "setting": setting_labels(trials[list(SETTING_KEYS)].to_dict("records")),
+                "seed": trials["seed"].to_numpy(),
+                "trial": trials["trial_id"].to_numpy(),
+                "AUC [CI]": [with_ci(*v) for v in zip(trials["auc"], trials["auc_low"], trials["auc_high"])],
+                "AP [CI]": [with_ci(*v) for v in zip(trials["ap"], trials["ap_low"], trials["ap_high"])],
+            })  # fmt: skip
+            out += [f"{dataset} — {split} metrics per trial", table.to_string(index=False), ""]
+    out += [f"CI: {m}, over {split} images" for m in dict.fromkeys(per_setting["method"])]
+    out.append("seed-averaged: mean melanoma probability per image over a setting's trials (a seed ensemble)")
+    return "\n".join(out) + "\n"
