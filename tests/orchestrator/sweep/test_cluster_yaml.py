@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -13,13 +15,18 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _validate(config: dict) -> dict:
-    # what `ray up` does before it talks to the cloud: fill in the provider defaults, then
-    # check the result against ray/autoscaler/ray-schema.json and the node-type rules
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
-    prepared = prepare_config(copy.deepcopy(config))
-    validate_config(prepared)
-    return prepared
+    """What `ray up` checks before it talks to the cloud: the cluster-config JSON schema that Ray
+    ships (ray/autoscaler/ray-schema.json, the published format of cluster.yaml), then the
+    rules between node types that Ray's cluster-launcher documentation states."""
+    schema = json.loads(resources.files("ray.autoscaler").joinpath("ray-schema.json").read_text())
+    jsonschema.validate(config, schema)
+    types = config["available_node_types"]
+    if config["head_node_type"] not in types:
+        raise ValueError(f"head_node_type {config['head_node_type']!r} is not one of available_node_types")
+    for name, node in types.items():
+        if node.get("min_workers", 0) > node.get("max_workers", config.get("max_workers", 0)):
+            raise ValueError(f"available_node_types.{name}: min_workers exceeds max_workers")
+    return config
 
 
 @pytest.fixture(scope="module")
