@@ -22,7 +22,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from attnmel.errors import UserError
 from attnmel.version import code_version
-from orchestrator.sweep import folders, storage
+from orchestrator.sweep import folders, stop, storage
 from orchestrator.sweep.grid import params_config, tune_params
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, join_hint
 from orchestrator.sweep.spec import METRIC, MODE, SweepSpec, spec_from_dict, spec_to_dict, sweep_path
@@ -65,6 +65,9 @@ class SweepProgress(tune.Callback):
     def __init__(self, total: int) -> None:
         self.total = total
         self._epochs: dict[str, int] = {}  # trial id → epochs it runs (a grid may vary optim.epochs)
+
+    def setup(self, **info: Any) -> None:
+        stop.listen()  # Tune has installed its stop handler by now: remember a request it takes
 
     @staticmethod
     def _tag(trial: Any) -> str:
@@ -222,6 +225,14 @@ def _finish(sweep_dir: str, results: Any, started: float, *, figures: bool = Fal
     return 1 if errors else 0
 
 
+def _stopped(sweep_dir: str) -> int:
+    """A sweep asked to stop (:mod:`orchestrator.sweep.stop`): Tune has saved its state; the
+    tables wait for the end of the sweep."""
+    print(f"sweep {sweep_dir}: stopped on request before its end; continue it with "
+          f"`attnmel sweep resume {sweep_dir}`", flush=True)  # fmt: skip
+    return stop.EXIT_STOPPED
+
+
 def _trial_ids(results: Any) -> set[str]:
     return {str(r.metrics["trial_id"]) for r in results if r.metrics and "trial_id" in r.metrics}
 
@@ -248,10 +259,14 @@ def _start(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })  # fmt: skip
         print(f"sweep {spec.name}: storage {target}")
+        if stop.requested():
+            return _stopped(target)
         started = time.monotonic()
         results = build_tuner(spec).fit()
         ended = _trial_ids(results)
         _prune_finished(results)
+        if stop.requested():
+            return _stopped(target)
         return _finish(target, results, started, figures=figures)
     finally:
         if started_ray:
@@ -337,11 +352,15 @@ def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None 
         tuner = tune.Tuner.restore(
             path, trainable=_trainable(spec), resume_unfinished=True, resume_errored=True, restart_errored=False,
         )  # fmt: skip
+        if stop.requested():
+            return _stopped(path)
         print(f"resuming sweep {spec.name} from {path}")
         started = time.monotonic()
         results = tuner.fit()
         ended = _trial_ids(results)
         _prune_finished(results)
+        if stop.requested():
+            return _stopped(path)
         return _finish(path, results, started)
     finally:
         if started_ray:
