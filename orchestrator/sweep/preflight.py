@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attnmel.errors import UserError
 from attnmel.models.registry import split_token
+from orchestrator.sweep import stop
 from orchestrator.sweep.spec import SweepSpec
 from orchestrator.sweep.storage import check_writable
 
 if TYPE_CHECKING:
     import ray
 
-__all__ = ["check_inputs", "check_address", "check_resources", "join_hint"]
+__all__ = ["check_inputs", "check_address", "check_resources", "join_hint", "wait_for_nodes"]
 
 
 def check_inputs(spec: SweepSpec, *, local: bool) -> None:
@@ -106,3 +108,17 @@ def check_resources(spec: SweepSpec, cluster: "ray") -> None:
             f"each trial needs {need.gpus:g} GPU (spec key 'resources.gpus') but this Ray has {total.get('GPU', 0):g}; "
             "use --smoke, --set resources.gpus=0, or --address a GPU cluster"
         )
+
+
+def wait_for_nodes(cluster: "ray", nodes: int, *, timeout: float, poll: float = 1.0) -> None:
+    """Wait until the connected cluster has ``nodes`` live nodes (a batch job's workers start
+    beside its driver and join when ready); an error after ``timeout`` seconds. A stop request
+    (:mod:`orchestrator.sweep.stop`) ends the wait: the driver then stops before its sweep."""
+    deadline = time.monotonic() + timeout
+    while (alive := sum(1 for node in cluster.nodes() if node["Alive"])) < nodes and not stop.requested():
+        if time.monotonic() >= deadline:
+            raise UserError(f"only {alive} of {nodes} Ray nodes joined the cluster within {timeout:g} s "
+                            "(--wait-timeout); the nodes' `ray start` output says why")  # fmt: skip
+        time.sleep(poll)
+    if alive >= nodes:
+        print(f"{alive} of {nodes} Ray nodes joined", flush=True)

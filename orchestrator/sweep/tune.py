@@ -291,7 +291,8 @@ def run_sweep(
     if unique:
         spec = _unique_name(spec)
     target = sweep_path(spec)
-    if storage.exists(target):
+    # a folder holding only the Slurm launcher's files is the one its job is meant to start in
+    if storage.exists(target) and storage.list_dir(target) != [folders.SLURM_DIR]:
         raise UserError(f"sweep folder {target} exists: continue it with `attnmel sweep resume {target}`, "
                         "or pick a new name (--unique, or --set name=...)")  # fmt: skip
     local = _runs_here(address)
@@ -339,7 +340,7 @@ def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None 
     if _never_started(path):
         print(f"sweep {spec.name} never started a trial; starting it in {path}")
         for name in storage.list_dir(path):  # Tune's files of the attempt that died (tuner.pkl, ...)
-            if name != folders.SWEEP_META:
+            if name not in (folders.SWEEP_META, folders.SLURM_DIR):
                 storage.remove(f"{path}/{name}")
         local = _runs_here(address)
         check_inputs(spec, local=local)

@@ -17,6 +17,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 REAL_ISIC2017 = REPO / ".." / "shared" / "isic2017"
 
+TRIAL_KEY = ["variant", "roi", "seed"]  # a trial's identity across sweeps (trial ids differ)
+EPOCH_NUMBERS = ["lr", "train_loss", "val_auc", "val_ap", "test_auc", "test_ap"]
+
 # A trial at this size trains an epoch in a few seconds on one CPU core.
 TINY_TRAIN = {
     "data": {"image_size": 40, "crop_size": 32, "passes": 1},
@@ -34,11 +37,43 @@ def run_attnmel(args: list[str], env: dict[str, str], *, timeout: float = 300) -
     )  # fmt: skip
 
 
+def fails_cleanly(capsys, tmp_path: Path, args: list[str], *needles: str) -> str:
+    """``attnmel ARGS`` (in-process) fails as bad input must: exit code 2, one stderr line
+    ``attnmel: error: …`` holding every needle, and no storage folder under ``tmp_path``."""
+    from orchestrator.cli import main
+
+    rc = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("attnmel: error: "), err
+    for needle in needles:
+        assert needle in err[0]
+    assert not (tmp_path / "results").exists()  # no storage folder, nothing half-written
+    return err[0]
+
+
 def read_tables(sweep_dir: Path):
     """The sweep's (trials, epochs) Parquet tables as pandas frames."""
     import pandas as pd
 
     return pd.read_parquet(sweep_dir / "trials.parquet"), pd.read_parquet(sweep_dir / "epochs.parquet")
+
+
+def sweep_numbers(sweep_dir: Path):
+    """A sweep's numbers keyed by trial identity, to compare sweeps whose trial ids differ: per
+    (variant, roi, seed, epoch) the epoch numbers, and per (trial key, split, image) the
+    best epoch's prediction."""
+    import pandas as pd
+
+    trials, epochs = read_tables(sweep_dir)
+    ids = trials.set_index("trial_id")[TRIAL_KEY]
+    epochs = epochs.join(ids, on="trial_id")[[*TRIAL_KEY, "epoch", *EPOCH_NUMBERS]]
+    predictions = pd.read_parquet(sweep_dir / "predictions.parquet").join(ids, on="trial_id")
+    predictions = predictions[[*TRIAL_KEY, "split", "image_id", "label", "prob"]]
+    return (
+        epochs.sort_values([*TRIAL_KEY, "epoch"]).reset_index(drop=True),
+        predictions.sort_values([*TRIAL_KEY, "split", "image_id"]).reset_index(drop=True),
+    )
 
 
 def check_tables(sweep_dir: Path, *, n_trials: int, epochs: int) -> tuple[Any, Any]:

@@ -19,14 +19,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from _sweep_helpers import REPO, WatchedDriver, check_tables, read_tables
+from _sweep_helpers import EPOCH_NUMBERS, REPO, TRIAL_KEY, WatchedDriver, check_tables, sweep_numbers
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 GRID = {"variants": ["vgg16_gap", "attnmel+lesion"], "seeds": [0, 1]}
 N_TRIALS, EPOCHS = 4, 3
-KEY = ["variant", "roi", "seed"]  # a trial's identity across sweeps (trial ids differ)
-NUMBERS = ["lr", "train_loss", "val_auc", "val_ap", "test_auc", "test_ap"]
 RUN_TIMEOUT = 240  # seconds for one driver command
 
 
@@ -42,25 +40,12 @@ def _experiment_states(sweep_dir: Path) -> list[Path]:
     return list(sweep_dir.glob("experiment_state*"))
 
 
-def _numbers(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per (variant, roi, seed, epoch) numbers and per (trial key, split, image) predictions."""
-    trials, epochs = read_tables(sweep_dir)
-    ids = trials.set_index("trial_id")[KEY]
-    epochs = epochs.join(ids, on="trial_id")[[*KEY, "epoch", *NUMBERS]]
-    predictions = pd.read_parquet(sweep_dir / "predictions.parquet").join(ids, on="trial_id")
-    predictions = predictions[[*KEY, "split", "image_id", "label", "prob"]]
-    return (
-        epochs.sort_values([*KEY, "epoch"]).reset_index(drop=True),
-        predictions.sort_values([*KEY, "split", "image_id"]).reset_index(drop=True),
-    )
-
-
 def _check_complete(sweep_dir: Path) -> None:
     """Exactly once, TERMINATED, no duplicated epoch row, predictions for every trial, no
     leftovers of a killed table write."""
     trials, _ = check_tables(sweep_dir, n_trials=N_TRIALS, epochs=EPOCHS)
     assert len(list(sweep_dir.glob("*/params.json"))) == N_TRIALS, "a trial was created twice"
-    assert not trials.duplicated(KEY).any(), trials[[*KEY, "trial_id"]]
+    assert not trials.duplicated(TRIAL_KEY).any(), trials[[*TRIAL_KEY, "trial_id"]]
     predictions = pd.read_parquet(sweep_dir / "predictions.parquet")
     per_trial = predictions.groupby("trial_id").size()
     assert set(per_trial.index) == set(trials["trial_id"]), "a trial has no predictions"
@@ -85,7 +70,7 @@ for i, point in enumerate(spec.points):
 
 
 def _uninterrupted_numbers(spec_path: Path, run_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The numbers of the ``_UNINTERRUPTED`` runs, keyed like :func:`_numbers`."""
+    """The numbers of the ``_UNINTERRUPTED`` runs, keyed like ``sweep_numbers``."""
     from attnmel.checkpoint import read_epochs, read_predictions
     from orchestrator.sweep.spec import load_spec
     from orchestrator.sweep.grid import trial_config
@@ -95,11 +80,11 @@ def _uninterrupted_numbers(spec_path: Path, run_root: Path) -> tuple[pd.DataFram
     for i, point in enumerate(spec.points):
         cfg = trial_config(spec.train, point)
         key = {"variant": cfg.model.variant, "roi": cfg.data.roi, "seed": cfg.runtime.seed}
-        epochs += [{**key, **{k: row[k] for k in ("epoch", *NUMBERS)}} for row in read_epochs(run_root / str(i))]
+        epochs += [{**key, **{k: row[k] for k in ("epoch", *EPOCH_NUMBERS)}} for row in read_epochs(run_root / str(i))]
         predictions += [{**key, **row} for row in read_predictions(run_root / str(i) / "predictions.csv")]
     return (
-        pd.DataFrame(epochs).sort_values([*KEY, "epoch"]).reset_index(drop=True),
-        pd.DataFrame(predictions).sort_values([*KEY, "split", "image_id"]).reset_index(drop=True),
+        pd.DataFrame(epochs).sort_values([*TRIAL_KEY, "epoch"]).reset_index(drop=True),
+        pd.DataFrame(predictions).sort_values([*TRIAL_KEY, "split", "image_id"]).reset_index(drop=True),
     )
 
 
@@ -181,7 +166,7 @@ def test_kills_at_every_moment_then_resume_matches_an_uninterrupted_run(tmp_path
     ref_epochs, ref_predictions = _uninterrupted_numbers(spec, tmp_path / "uninterrupted")
 
     def same_numbers() -> None:
-        epochs, predictions = _numbers(sweep_dir)
+        epochs, predictions = sweep_numbers(sweep_dir)
         pd.testing.assert_frame_equal(epochs, ref_epochs, check_exact=True, check_dtype=False)
         pd.testing.assert_frame_equal(predictions, ref_predictions, check_exact=True, check_dtype=False)
 

@@ -9,24 +9,13 @@ import pytest
 
 from orchestrator.cli import main
 
-from _sweep_helpers import run_attnmel
+from _sweep_helpers import fails_cleanly, run_attnmel
 
 
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]  # nothing listens once the socket is closed
-
-
-def _fails_cleanly(capsys, tmp_path, args: list[str], *needles: str) -> str:
-    rc = main(args)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2
-    assert len(err) == 1 and err[0].startswith("attnmel: error: "), err
-    for needle in needles:
-        assert needle in err[0]
-    assert not (tmp_path / "results").exists()  # no storage folder, nothing half-written
-    return err[0]
 
 
 @pytest.mark.parametrize(
@@ -39,24 +28,24 @@ def _fails_cleanly(capsys, tmp_path, args: list[str], *needles: str) -> str:
     ],
 )
 def test_bad_spec(capsys, tmp_path, make_spec, sections, needles):
-    _fails_cleanly(capsys, tmp_path, ["sweep", "run", str(make_spec(**sections))], *needles)
+    fails_cleanly(capsys, tmp_path, ["sweep", "run", str(make_spec(**sections))], *needles)
 
 
 def test_missing_dataset_root(capsys, tmp_path, make_spec):
     spec = make_spec(dataset={"name": "isic2017", "root": str(tmp_path / "nowhere")})
-    _fails_cleanly(capsys, tmp_path, ["sweep", "run", str(spec)], "nowhere", "dataset.root")
+    fails_cleanly(capsys, tmp_path, ["sweep", "run", str(spec)], "nowhere", "dataset.root")
 
 
 def test_regularised_variant_without_roi_maps(capsys, tmp_path, make_spec, sweep_data):
     root = shutil.copytree(sweep_data, tmp_path / "no_part2")
     shutil.rmtree(root / "ISIC-2017_Training_Part2_GroundTruth")  # the dermo features of the training split
     spec = make_spec(dataset={"name": "isic2017", "root": str(root)}, grid={"variants": ["attnmel", "attnmel+dermo"]})
-    _fails_cleanly(capsys, tmp_path, ["sweep", "run", str(spec)], "ROI 'dermo'", "features.json")
+    fails_cleanly(capsys, tmp_path, ["sweep", "run", str(spec)], "ROI 'dermo'", "features.json")
 
 
 def test_unreachable_address(capsys, tmp_path, make_spec):
     port = _closed_port()
-    line = _fails_cleanly(capsys, tmp_path, ["sweep", "run", str(make_spec()), "--address", f"127.0.0.1:{port}"])
+    line = fails_cleanly(capsys, tmp_path, ["sweep", "run", str(make_spec()), "--address", f"127.0.0.1:{port}"])
     assert f"127.0.0.1:{port}" in line and "cannot reach" in line
 
 
