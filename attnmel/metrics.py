@@ -25,7 +25,7 @@ from torch import Tensor
 __all__ = [
     "CALIBRATION_BINS", "OPERATING_SPECIFICITIES",
     "ap_auc", "average_precision", "roc_auc", "rows_ap", "rows_auc", "midranks", "resampled_auc", "resampled_ap",
-    "sensitivity_at_specificity", "brier_score", "reliability_curve", "expected_calibration_error",
+    "sensitivity_at_specificity", "brier_score", "bin_index", "reliability_curve", "expected_calibration_error",
     "attention_jaccard", "jaccard_per_image", "renormalised_maps",
 ]  # fmt: skip
 
@@ -212,7 +212,7 @@ def brier_score(y_true: np.ndarray, prob: np.ndarray) -> float:
     return float(np.mean((p - y) ** 2))
 
 
-def _bins(p: np.ndarray, bins: int) -> np.ndarray:
+def bin_index(p: np.ndarray, bins: int = CALIBRATION_BINS) -> np.ndarray:
     """Bin of each probability among ``bins`` equal-width bins of [0, 1]: (lo, hi], the first
     [0, hi] (scikit-learn's ``calibration_curve`` rule, so the curves agree)."""
     if bins < 1:
@@ -228,7 +228,7 @@ def reliability_curve(
     """``(observed, predicted, count)`` per non-empty bin: the share of melanomas, the mean
     probability and the number of images, over ``bins`` equal-width bins of [0, 1]."""
     y, p = _check_labels(y_true, prob, "reliability_curve")
-    which = _bins(p, bins)
+    which = bin_index(p, bins)
     count = np.bincount(which, minlength=bins)
     keep = count > 0
     observed = np.bincount(which, weights=y, minlength=bins)[keep] / count[keep]

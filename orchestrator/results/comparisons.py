@@ -34,6 +34,7 @@ __all__ = [
     "SETTING_KEYS",
     "compare_family",
     "compare_settings",
+    "paired_matrices",
     "sensitivity_family",
     "setting_intervals",
     "setting_labels",
@@ -163,7 +164,7 @@ def setting_intervals(
         try:
             for metric in METRICS:
                 est = setting_interval(y, probs, metric, n_resamples=n_resamples, seed=seed, level=level)
-                spread = float(np.sqrt(est.seed_var * len(probs)))  # NaN for one seed
+                spread = float(np.std([METRICS[metric](y, p) for p in probs], ddof=1)) if len(probs) > 1 else np.nan
                 row.update({metric: est.estimate, f"{metric}_low": est.low, f"{metric}_high": est.high,
                             f"{metric}_se": est.se, f"{metric}_df": est.df, f"{metric}_seed_sd": spread,
                             f"{metric}_image_se": float(np.sqrt(max(est.image_var, 0.0)))})  # fmt: skip
@@ -391,6 +392,27 @@ def compare_settings(
     frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
     frame["seed"] = frame["seed"].astype("Int64")
     return frame
+
+
+def paired_matrices(
+    trials: pd.DataFrame, predictions: pd.DataFrame, a: str, b: str, *, split: str = "test"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and the (seeds, images) probabilities of settings ``a`` and ``b`` over the seeds
+    both ran, row k of each the same seed, on the images all those trials scored. A
+    ``ValueError`` when they share fewer than two seeds (no seed variance to see)."""
+    done, scored = _scored_trials(trials, predictions, split)
+    settings = _settings(done)
+    (keys_a, part_a), (keys_b, part_b) = _resolve(a, settings), _resolve(b, settings)
+    if keys_a is keys_b:
+        raise ValueError(f"{a!r} and {b!r} name the same setting; nothing to compare")
+    seeds_a, seeds_b = _by_seed(a, part_a), _by_seed(b, part_b)
+    common = sorted(set(seeds_a) & set(seeds_b))
+    if len(common) < 2:
+        raise ValueError(f"{a!r} (seeds {sorted(seeds_a)}) and {b!r} (seeds {sorted(seeds_b)}) share "
+                         f"{len(common)} seed(s); the seed variance needs at least 2 shared seeds")  # fmt: skip
+    frames = [scored[_key(seeds_a[s])] for s in common] + [scored[_key(seeds_b[s])] for s in common]
+    y, probs = _matrix(frames, f"{a} vs {b}")
+    return y, probs[: len(common)], probs[len(common):]
 
 
 # --------------------------------------------------------------------------- families

@@ -19,6 +19,7 @@ from attnmel.config import LossConfig
 from attnmel.models.registry import paper_order
 from attnmel.record import MAP_NAMES
 from orchestrator.results.build import terminated
+from orchestrator.results.tables import OPERATING_COLUMNS
 
 __all__ = [
     "PAPER_LAMBDAS",
@@ -33,6 +34,7 @@ __all__ = [
     "summarize",
     "setting_key",
     "summarize_attention",
+    "summarize_operating_points",
 ]
 
 log = logging.getLogger(__name__)
@@ -171,6 +173,25 @@ def add_intervals(summary: pd.DataFrame, per_setting: pd.DataFrame) -> pd.DataFr
             inside(p, lo, hi) for p, lo, hi in zip(out[f"paper_{metric}"], out[f"{metric}_low"], out[f"{metric}_high"])
         ]
     return out
+
+
+def summarize_operating_points(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per model setting of the TERMINATED trials: ``n`` (trials with the columns) and the mean
+    and sample std over seeds (``<column>_mean``, ``<column>_std``) of each of the trials
+    table's ``OPERATING_COLUMNS``; sorted like :func:`summarize`."""
+    done, _ = terminated(trials)
+    columns = [*SETTING_KEYS, "n", *(f"{c}_{s}" for c in OPERATING_COLUMNS for s in ("mean", "std"))]
+    done = done[done[OPERATING_COLUMNS[0]].notna()] if OPERATING_COLUMNS[0] in done else done.iloc[0:0]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = done.groupby(list(SETTING_KEYS), dropna=False, sort=False)
+    table = grouped.agg(n=("trial_id", "size"), **{f"{c}_mean": (c, "mean") for c in OPERATING_COLUMNS},
+                        **{f"{c}_std": (c, lambda v: v.std(ddof=1)) for c in OPERATING_COLUMNS}).reset_index()  # fmt: skip
+    rank = {name: i for i, name in enumerate(PAPER_ORDER)}
+    table["_rank"] = table["paper_name"].map(lambda name: rank.get(name, len(rank)))
+    table = table.sort_values(["dataset", "_rank", "paper_name", "lambda1", "lambda2", "backbone", "pretrained"],
+                              kind="stable")  # fmt: skip
+    return table.reset_index(drop=True)[columns]
 
 
 # --------------------------------------------------------------------------- Table 3

@@ -47,13 +47,22 @@ def summary_report(
 
 
 def write_figures(sweep_dir: str | Path, built: ResultTables) -> None:
-    """``curves.png`` and, for a sweep with a λ grid, ``sensitivity.png`` in the sweep folder."""
+    """``curves.png`` and, for a sweep with a λ grid, ``sensitivity.png`` (cells that survive
+    BH q < 0.05 against AttnMel-CNN marked) in the sweep folder."""
+    from orchestrator.results.comparisons import sensitivity_family
     from orchestrator.results.plots import plot_curves, plot_sensitivity, save_figure
+
+    def sensitivity():
+        try:
+            significance = sensitivity_family(built.trials, built.predictions)
+        except ValueError as error:
+            raise UserError(f"cannot mark the cells: {error}") from None
+        return plot_sensitivity(built.trials, significance=significance)
 
     regularised = built.trials[built.trials["roi"] != "none"]
     figures = {"curves.png": lambda: plot_curves(built.trials, built.epochs)}
     if regularised[["lambda1", "lambda2"]].drop_duplicates().shape[0] > 1:
-        figures["sensitivity.png"] = lambda: plot_sensitivity(built.trials)
+        figures["sensitivity.png"] = sensitivity
     for name, draw in figures.items():
         try:
             print(f"figure: {save_figure(draw(), Path(sweep_dir) / name)}")

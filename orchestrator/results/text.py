@@ -346,3 +346,68 @@ def format_family(frame: pd.DataFrame) -> str:
     if not single.empty:
         out.append(f"one side ran one seed, so its interval leaves out training randomness: {', '.join(single['setting'])}")
     return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- operating points, power
+
+
+def format_operating_points(table: pd.DataFrame) -> str:
+    """``paper.summarize_operating_points``' frame as text, one table per dataset."""
+    from attnmel.metrics import CALIBRATION_BINS
+    from orchestrator.results.tables import OPERATING_COLUMNS, SENSITIVITY_COLUMNS
+
+    if table.empty:
+        return ("no operating points: they are computed from per-image predictions, which these trials (of an older "
+                "version) did not store\n")  # fmt: skip
+    titles = {**{c: f"sens @ spec {round(100 * s)}%" for c, s in SENSITIVITY_COLUMNS.items()},
+              OPERATING_COLUMNS[-2]: "Brier", OPERATING_COLUMNS[-1]: f"ECE ({CALIBRATION_BINS} bins)"}  # fmt: skip
+    out: list[str] = []
+    for dataset, rows in table.groupby("dataset", sort=False):
+        header, vary_setup = _setup_header(dataset, rows)
+        records = rows.to_dict("records")
+        frame = pd.DataFrame({"model": rows["paper_name"].to_numpy()})
+        if (rows["roi"] != "none").any():
+            frame["λ1, λ2"] = [_lambda_text(r) for r in records]
+        if vary_setup:
+            _setup_columns(frame, rows)
+        for column in OPERATING_COLUMNS:
+            frame[titles[column]] = [mean_std(r[f"{column}_mean"], r[f"{column}_std"]) for r in records]
+        frame["n"] = rows["n"].astype(int).to_numpy()
+        out += [f"{header} — test operating points and calibration", frame.to_string(index=False), ""]
+    out.append("mean ± sample SD over seeds of each trial's value on the test split (best validation epoch). "
+               "sens @ spec: sensitivity on the ROC curve at that specificity, linearly interpolated between the "
+               "curve's points (the ISIC 2017 challenge's secondary metrics); Brier: mean (p − y)²; ECE: "
+               f"Σ (n_b/N)·|melanoma share − mean p| over {CALIBRATION_BINS} equal-width bins")  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def format_power(plan, a: str, b: str) -> str:
+    """``power.PowerPlan`` as text: what was assumed, seeds needed, the smallest detectable Δ."""
+    label = METRIC_LABELS.get(plan.metric, plan.metric)
+    out = [f"power: {label} of A = {a} − B = {b}", ""]
+    rows = [
+        ("Δ to detect", f"{number(plan.delta, signed=True)} ({plan.delta_source})"),
+        ("seed-to-seed SD of the per-seed Δ", number(math.sqrt(plan.seed_var))),
+        ("test-set SE of Δ (does not shrink with seeds)", number(math.sqrt(plan.image_var))),
+        (f"SE of Δ with {plan.seeds_now} seeds per setting", number(plan.se_now)),
+        (f"smallest Δ detectable with {plan.seeds_now} seeds", f"±{number(plan.detectable_now)}"),
+        ("smallest Δ detectable with any number of seeds", f"±{number(plan.floor)}"),
+    ]
+    if plan.delta == 0:
+        needed = "— (Δ = 0: nothing to detect)"
+    elif plan.seeds_needed is None:
+        needed = (f"none up to {_max_seeds()}: |Δ| is below what this test set can resolve (±{number(plan.floor)}); "
+                  "more test images, not seeds, are needed")  # fmt: skip
+    else:
+        needed = str(plan.seeds_needed)
+    rows.append((f"seeds per setting to detect Δ (α = {plan.alpha:g}, power {plan.power:g})", needed))
+    width = max(len(k) for k, _ in rows)
+    out += [f"{k:<{width}}  {v}" for k, v in rows]
+    out += ["", f"from: {plan.source}", f"method: {plan.method}"]
+    return "\n".join(out) + "\n"
+
+
+def _max_seeds() -> int:
+    from orchestrator.results.power import MAX_SEEDS
+
+    return MAX_SEEDS
