@@ -38,6 +38,7 @@ inputs are ``ValueError`` with one line.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -201,12 +202,21 @@ def stratified_counts(labels: Sequence[int], n_resamples: int, seed: int) -> Ite
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     for start in range(0, n_resamples, _BLOCK):
         rows = min(_BLOCK, n_resamples - start)
-        counts = np.zeros((rows, y.size), dtype=np.int64)
+        counts = np.zeros((rows, y.size), dtype=np.int32)
         for members in (pos, neg):
             drawn = rng.integers(0, members.size, (rows, members.size))
             flat = (drawn + members.size * np.arange(rows)[:, None]).ravel()
             counts[:, members] = np.bincount(flat, minlength=rows * members.size).reshape(rows, members.size)
         yield counts
+
+
+@functools.lru_cache(maxsize=4)
+def _all_counts(labels: bytes, n_resamples: int, seed: int) -> np.ndarray:
+    """Every block of :func:`stratified_counts` at once, kept for the next setting scored on the
+    same images (a sweep's settings share the test split, so they share the resamples)."""
+    counts = np.concatenate(list(stratified_counts(np.frombuffer(labels, dtype=np.int64), n_resamples, seed)))
+    counts.flags.writeable = False
+    return counts
 
 
 def resampled_metric(
@@ -221,11 +231,11 @@ def resampled_metric(
     rows_metric = _RESAMPLED[metric]
     y, vectors = _check_binary(labels, *np.atleast_2d(np.asarray(scores, dtype=np.float64)))
     out = np.empty((n_resamples, len(vectors)))
-    row = 0
-    for counts in stratified_counts(y, n_resamples, seed):
+    counts = _all_counts(y.tobytes(), n_resamples, seed)
+    for start in range(0, n_resamples, _BLOCK):  # bounded temporaries for large test sets
+        block = counts[start : start + _BLOCK]
         for k, s in enumerate(vectors):
-            out[row : row + len(counts), k] = rows_metric(y, s, counts)
-        row += len(counts)
+            out[start : start + len(block), k] = rows_metric(y, s, block)
     return out
 
 
