@@ -153,21 +153,28 @@ def resampled_auc(y_true: np.ndarray, score: np.ndarray, counts: np.ndarray) -> 
 def resampled_ap(y_true: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Average precision of each resample of one model's scores: (B,) for ``counts`` (B, N).
 
-    Images are sorted by score once; in that order a resample's true positives and admitted
-    images are cumulative sums of its counts, read at the end of each group of tied scores
-    (copies of an image are tied with it, so they enter together, as in
-    ``average_precision_score``): AP = Σ_g ΔTP_g · TP_g / N_g / TP_total. Equals
-    ``average_precision_score`` on the materialised resample."""
+    Images are sorted by score once. A resample's AP is Σ_g ΔTP_g · TP_g / (TP_g + FP_g) / TP
+    over the groups g of tied scores (copies of an image are tied with it, so they enter
+    together, as in ``average_precision_score``); only groups holding a positive gain anything,
+    and TP_g, FP_g are cumulative counts of the positives and of the negatives in score order,
+    read where those groups end. Equals ``average_precision_score`` on the materialised resample."""
     y = np.asarray(y_true).astype(bool)
     counts = np.asarray(counts)
     order, ends = _sorted_groups(np.asarray(score, dtype=np.float64))
-    ranked = counts[:, order]
-    tp = np.cumsum(ranked * y[order], axis=1)[:, ends]
-    admitted = np.cumsum(ranked, axis=1)[:, ends]
+    ranked_y = y[order]
+    group = np.cumsum(np.r_[True, ends[:-1]]) - 1  # group of each place in score order
+    last = np.flatnonzero(ends)[np.unique(group[ranked_y])]  # where each group holding a positive ends
+    positives_upto, negatives_upto = np.cumsum(ranked_y)[last], np.cumsum(~ranked_y)[last]
+    rows = counts.shape[0]
+    cum_pos = np.zeros((rows, int(ranked_y.sum()) + 1))
+    np.cumsum(counts[:, order[ranked_y]], axis=1, out=cum_pos[:, 1:])
+    cum_neg = np.zeros((rows, int((~ranked_y).sum()) + 1))
+    np.cumsum(counts[:, order[~ranked_y]], axis=1, out=cum_neg[:, 1:])
+    tp, admitted = cum_pos[:, positives_upto], cum_pos[:, positives_upto] + cum_neg[:, negatives_upto]
     gained = np.diff(tp, axis=1, prepend=0)
-    # A group no resample copy reached (admitted 0) gains no positive: its term is 0.
+    # A group no copy reached gains no positive: its term is 0 whatever its precision.
     precision = np.divide(tp, admitted, out=np.zeros(tp.shape), where=admitted > 0)
-    return (gained * precision).sum(axis=1) / tp[:, -1]
+    return (gained * precision).sum(axis=1) / cum_pos[:, -1]
 
 
 def _check_labels(y_true: np.ndarray, prob: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
