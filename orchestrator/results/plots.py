@@ -93,8 +93,8 @@ def plot_sensitivity(trials: pd.DataFrame, metric: str = "auc", *, significance:
 
     Colours are centred on the unregularised AttnMel-CNN of the same dataset (blue: better,
     red: worse), whose mean is also given in each panel's title; the paper's λ is outlined.
-    ``significance`` (``comparisons.sensitivity_family``'s frame) marks with a star and a solid
-    box the cells whose expected single-model Δ against that reference has BH q < 0.05 in the
+    ``significance`` (``comparisons.sensitivity_family``'s frame) marks with a star (★) the
+    cells whose expected single-model Δ against that reference has BH q < 0.05 in the
     family it names.
     """
     _check_metric(metric)
