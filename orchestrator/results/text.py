@@ -199,7 +199,7 @@ def _interval_notes(summary: pd.DataFrame, paper: bool) -> list[str]:
 
 
 def format_trial_intervals(per_trial: pd.DataFrame, summary: pd.DataFrame, *, paper: bool = False) -> str:
-    """Each trial's own test AP and AUC with their intervals (``comparisons.variant_intervals``'
+    """Each trial's own test AP and AUC with their intervals (``comparisons.setting_intervals``'
     ``per_trial`` frame); with ``paper``, whether the paper's number (from ``summary``) lies inside."""
     if per_trial.empty:
         return "no finished trials with predictions\n"
