@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench gpu-check clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch and torchvision first, by exact version, so pip takes the wheels this kind of machine has on disk
-	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	# torch and torchvision first, at the versions of constraints.txt, so pip takes the wheels this kind of machine has on disk
+	$(BIN)/python -m pip install -q -c constraints.txt torch torchvision
+	# the tested versions of everything else (constraints.txt), so numbers match the README's
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,12 +1,16 @@
-"""Evaluation metrics: AP and AUC (the challenge metrics) and attention overlap.
+"""Evaluation metrics: AP and AUC (the challenge metrics), operating points, calibration and
+attention overlap.
 
 ``ap_auc`` gives scikit-learn's ``average_precision_score`` and ``roc_auc_score`` of the
 melanoma probability, the functions the paper names (footnote 1), computed here with NumPy:
 AUC in its Mann–Whitney form with midranks, AP as a sum over distinct score thresholds. The
 tests hold both equal to scikit-learn's, ties included; computing them here keeps scikit-learn
 (and the SciPy and pandas it imports, about a second) out of every training process, and lets
-the bootstrap score whole blocks of resamples at once (``rows_auc``, ``rows_ap``).
-``attention_jaccard`` follows the procedure behind the paper's Table 3.
+the bootstrap score whole blocks of resamples at once (``resampled_auc``, ``resampled_ap``: a
+resample is a row of per-image counts, so no resample is ever sorted). The ISIC 2017 challenge's
+secondary metrics (sensitivity at 82, 89 and 95 % specificity), the Brier score and the expected
+calibration error are here too. ``attention_jaccard`` follows the procedure behind the paper's
+Table 3.
 """
 
 from __future__ import annotations
@@ -19,9 +23,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "ap_auc", "average_precision", "roc_auc", "rows_ap", "rows_auc", "midranks",
+    "CALIBRATION_BINS", "OPERATING_SPECIFICITIES",
+    "ap_auc", "average_precision", "roc_auc", "rows_ap", "rows_auc", "midranks", "resampled_auc", "resampled_ap",
+    "sensitivity_at_specificity", "brier_score", "bin_index", "reliability_curve", "expected_calibration_error",
     "attention_jaccard", "jaccard_per_image", "renormalised_maps",
 ]  # fmt: skip
+
+# The ISIC 2017 challenge's secondary metrics: sensitivity at these specificities.
+OPERATING_SPECIFICITIES = (0.82, 0.89, 0.95)
+# Equal-width probability bins of the reliability curve and the expected calibration error.
+CALIBRATION_BINS = 10
 
 
 ArrayLike = Sequence[float] | np.ndarray | Tensor
@@ -105,6 +116,138 @@ def ap_auc(y_true: ArrayLike, prob: ArrayLike) -> tuple[float, float]:
         )
     y = (y == classes[1]).astype(np.int64)  # the larger label is the positive class, as in scikit-learn
     return average_precision(y, p), roc_auc(y, p)
+
+
+def _sorted_groups(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order of ``score`` from high to low (stable) and, per place, whether a group of equal
+    scores ends there."""
+    order = np.argsort(-score, kind="stable")
+    ranked = score[order]
+    ends = np.ones(score.size, dtype=bool)
+    ends[:-1] = ranked[1:] != ranked[:-1]
+    return order, ends
+
+
+def resampled_auc(y_true: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """ROC AUC of each resample of one model's scores: (B,) for ``counts`` (B, N), the number of
+    times each of the N images is drawn in each resample.
+
+    A resample's AUC is the Mann–Whitney statistic of its multiset: each positive i counts
+    c_i times, and beats every drawn negative below it (ties ½). The negatives are sorted once;
+    per resample only cumulative counts over that order are needed, O(B·N) without sorting a
+    resample. Equals ``roc_auc_score`` on the materialised resample (``np.repeat``)."""
+    y = np.asarray(y_true).astype(bool)
+    score = np.asarray(score, dtype=np.float64)
+    counts = np.asarray(counts)
+    pos, neg = score[y], score[~y]
+    order = np.argsort(neg, kind="stable")
+    below = np.searchsorted(neg[order], pos, side="left")  # negatives strictly below each positive
+    upto = np.searchsorted(neg[order], pos, side="right")  # ... below or tied
+    c_pos, c_neg = counts[:, y], counts[:, ~y][:, order]
+    cum = np.zeros((counts.shape[0], neg.size + 1))
+    np.cumsum(c_neg, axis=1, out=cum[:, 1:])
+    wins = (c_pos * (cum[:, below] + cum[:, upto])).sum(axis=1) / 2
+    return wins / (c_pos.sum(axis=1) * c_neg.sum(axis=1))
+
+
+def resampled_ap(y_true: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Average precision of each resample of one model's scores: (B,) for ``counts`` (B, N).
+
+    Images are sorted by score once. A resample's AP is Σ_g ΔTP_g · TP_g / (TP_g + FP_g) / TP
+    over the groups g of tied scores (copies of an image are tied with it, so they enter
+    together, as in ``average_precision_score``); only groups holding a positive gain anything,
+    and TP_g, FP_g are cumulative counts of the positives and of the negatives in score order,
+    read where those groups end. Equals ``average_precision_score`` on the materialised resample."""
+    y = np.asarray(y_true).astype(bool)
+    counts = np.asarray(counts)
+    order, ends = _sorted_groups(np.asarray(score, dtype=np.float64))
+    ranked_y = y[order]
+    group = np.cumsum(np.r_[True, ends[:-1]]) - 1  # group of each place in score order
+    last = np.flatnonzero(ends)[np.unique(group[ranked_y])]  # where each group holding a positive ends
+    positives_upto, negatives_upto = np.cumsum(ranked_y)[last], np.cumsum(~ranked_y)[last]
+    rows = counts.shape[0]
+    cum_pos = np.zeros((rows, int(ranked_y.sum()) + 1))
+    np.cumsum(counts[:, order[ranked_y]], axis=1, out=cum_pos[:, 1:])
+    cum_neg = np.zeros((rows, int((~ranked_y).sum()) + 1))
+    np.cumsum(counts[:, order[~ranked_y]], axis=1, out=cum_neg[:, 1:])
+    tp, admitted = cum_pos[:, positives_upto], cum_pos[:, positives_upto] + cum_neg[:, negatives_upto]
+    gained = np.diff(tp, axis=1, prepend=0)
+    # A group no copy reached gains no positive: its term is 0 whatever its precision.
+    precision = np.divide(tp, admitted, out=np.zeros(tp.shape), where=admitted > 0)
+    return (gained * precision).sum(axis=1) / cum_pos[:, -1]
+
+
+def _check_labels(y_true: np.ndarray, prob: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true).ravel()
+    p = np.asarray(prob, dtype=np.float64).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"{what}: {y.size} labels but {p.size} probabilities")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{what}: labels must be 0 or 1 (melanoma = 1)")
+    return y.astype(np.int64), p
+
+
+def sensitivity_at_specificity(y_true: np.ndarray, prob: np.ndarray, specificity: float) -> float:
+    """Sensitivity of the ROC curve at ``specificity`` (the ISIC 2017 challenge's secondary metrics).
+
+    The ROC curve is the one ``roc_curve`` returns (one point per distinct score threshold,
+    from (0, 0) to (1, 1)) and the one AUC integrates: between two points it is a straight line
+    (what a threshold chosen at random between the two achieves), so the sensitivity at
+    false-positive rate f = 1 − specificity is linearly interpolated between the points that
+    bracket f; where the curve rises vertically at exactly f, the top of that rise is taken.
+    """
+    y, p = _check_labels(y_true, prob, "sensitivity_at_specificity")
+    if not 0.0 <= specificity <= 1.0:
+        raise ValueError(f"specificity must lie in [0, 1], got {specificity!r}")
+    m, n = int(y.sum()), int(y.size - y.sum())
+    if m == 0 or n == 0:
+        raise ValueError(f"sensitivity_at_specificity needs both classes, got {m} positive and {n} negative")
+    order, ends = _sorted_groups(p)
+    tpr = np.r_[0.0, np.cumsum(y[order])[ends] / m]
+    fpr = np.r_[0.0, np.cumsum(1 - y[order])[ends] / n]
+    f = 1.0 - specificity
+    i = int(np.searchsorted(fpr, f, side="right")) - 1  # last point at or left of f
+    if fpr[i] == f or i == fpr.size - 1:
+        return float(tpr[i])
+    share = (f - fpr[i]) / (fpr[i + 1] - fpr[i])
+    return float(tpr[i] + share * (tpr[i + 1] - tpr[i]))
+
+
+def brier_score(y_true: np.ndarray, prob: np.ndarray) -> float:
+    """Mean squared difference between the melanoma probability and the 0/1 label."""
+    y, p = _check_labels(y_true, prob, "brier_score")
+    return float(np.mean((p - y) ** 2))
+
+
+def bin_index(p: np.ndarray, bins: int = CALIBRATION_BINS) -> np.ndarray:
+    """Bin of each probability among ``bins`` equal-width bins of [0, 1]: (lo, hi], the first
+    [0, hi] (scikit-learn's ``calibration_curve`` rule, so the curves agree)."""
+    if bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("probabilities must lie in [0, 1]")
+    return np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], p, side="left")
+
+
+def reliability_curve(
+    y_true: np.ndarray, prob: np.ndarray, bins: int = CALIBRATION_BINS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(observed, predicted, count)`` per non-empty bin: the share of melanomas, the mean
+    probability and the number of images, over ``bins`` equal-width bins of [0, 1]."""
+    y, p = _check_labels(y_true, prob, "reliability_curve")
+    which = bin_index(p, bins)
+    count = np.bincount(which, minlength=bins)
+    keep = count > 0
+    observed = np.bincount(which, weights=y, minlength=bins)[keep] / count[keep]
+    predicted = np.bincount(which, weights=p, minlength=bins)[keep] / count[keep]
+    return observed, predicted, count[keep]
+
+
+def expected_calibration_error(y_true: np.ndarray, prob: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """Σ_b (n_b / N)·|share of melanomas in b − mean probability in b| over ``bins``
+    equal-width bins of [0, 1] (the bins of :func:`reliability_curve`)."""
+    observed, predicted, count = reliability_curve(y_true, prob, bins)
+    return float(np.sum(count * np.abs(observed - predicted)) / count.sum())
 
 
 def attention_jaccard(attn: Tensor, lesion: Tensor, threshold: float = 0.5) -> float:

@@ -612,6 +612,51 @@ def _(ctx: Ctx) -> list[str]:
     return ["query", "SELECT 1", "--results", str(ctx.tmp / "nowhere")]
 
 
+# --------------------------------------------------------------------------- statistics
+
+
+def _scored(ctx: Ctx, *, identical: bool = False) -> Path:
+    """A finished sweep with predictions: AttnMel-CNN-Lesion and AttnMel-CNN, 3 seeds each; with
+    ``identical`` the two settings' trials scored every image alike (no variance to plan from)."""
+    from _results_fixtures import scored_sweep
+
+    sweep, truth = scored_sweep(ctx.tmp / "res", signals={("attnmel", "lesion"): 1.0, ("attnmel", "none"): 1.0},
+                                seeds=3, n_test=30, n_val=9)  # fmt: skip
+    if identical:
+        by_seed: dict[int, list[str]] = {}
+        for tid, ident in sorted(truth["trials"].items()):
+            by_seed.setdefault(ident["seed"], []).append(tid)
+        for lesion, plain in by_seed.values():
+            source = next(sweep.glob(f"*{lesion}*/checkpoint_*/predictions.csv"))
+            shutil.copy(source, next(sweep.glob(f"*{plain}*/checkpoint_*/predictions.csv")))
+    return sweep
+
+
+@case("stats-compare-unknown-setting", "'VGG-16'", "available: attnmel, attnmel+lesion@0.001,0.01")
+def _(ctx: Ctx) -> list[str]:
+    return ["report", "compare", str(_scored(ctx)), "VGG-16", "AttnMel-CNN"]
+
+
+@case("stats-power-unknown-setting", "'Mel-CNN'", "available: attnmel, attnmel+lesion@0.001,0.01")
+def _(ctx: Ctx) -> list[str]:
+    return ["report", "power", str(_scored(ctx)), "Mel-CNN", "AttnMel-CNN"]
+
+
+@case("stats-power-zero-variance", "cannot estimate power", "do not vary")
+def _(ctx: Ctx) -> list[str]:
+    return ["report", "power", str(_scored(ctx, identical=True)), "AttnMel-CNN-Lesion", "AttnMel-CNN"]
+
+
+@case("stats-power-paper-without-assumptions", "--seed-sd and --correlation", "must be assumed")
+def _(ctx: Ctx) -> list[str]:
+    return ["report", "power", "paper", "AttnMel-CNN-Lesion", "AttnMel-CNN"]
+
+
+@case("stats-power-paper-unknown-model", "reports no isic2017 AUC for 'AttnMel-CNN-Foo'", "AttnMel-CNN-Lesion")
+def _(ctx: Ctx) -> list[str]:
+    return ["report", "power", "paper", "AttnMel-CNN-Foo", "AttnMel-CNN", "--seed-sd", "0.01", "--correlation", "0.8"]
+
+
 # --------------------------------------------------------------------------- the tests
 
 
@@ -669,7 +714,8 @@ def test_catalogue_is_complete():
     """The issue asks for at least 30 bad inputs across these kinds."""
     kinds = {c.name.split("-")[0] for c in CASES}
     assert len(CASES) >= 30
-    assert {"layout", "image", "mask", "csv", "spec", "config", "checkpoint", "storage", "address", "sql"} <= kinds
+    assert {"layout", "image", "mask", "csv", "spec", "config", "checkpoint", "storage", "address", "sql",
+            "stats"} <= kinds
 
 
 def test_the_evil_payload_is_live(tmp_path):

@@ -1,4 +1,5 @@
-"""``attnmel report build|show|compare``, ``attnmel query`` and ``attnmel plot sensitivity|curves|attention``.
+"""``attnmel report build|show|compare|power``, ``attnmel query`` and
+``attnmel plot sensitivity|curves|calibration|attention``.
 
 None of these import Ray: they read a sweep's files or its Parquet tables, so they run
 anywhere the results were copied to.
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("path", help="a sweep directory, or a results root holding several (each is built)")
     build.set_defaults(func=_report_build)
     show = report_commands.add_parser(
-        "show", help="the paper-style table per dataset: mean ± std over seeds, 95%% CIs, or Table 3"
+        "show", help="the paper-style table per dataset: mean ± std over seeds, 95%% CIs, Table 3 or operating points"
     )
     show.add_argument("path", help="a sweep directory, or a results root holding several")
     show.add_argument(
@@ -37,31 +38,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--ci",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="95%% bootstrap CI of each setting's seed-averaged test AP and AUC (needs per-image predictions; "
-        "default: on)",
+        help="95%% CI of each setting's expected single-model test AP and AUC, over seeds and test images (needs "
+        "per-image predictions; default: on)",
     )
     show.add_argument("--per-trial", action="store_true", help="also list every trial's test AP and AUC with its CI")
+    show.add_argument(
+        "--ensemble", action="store_true",
+        help="also list each setting's seed ensemble (mean probability over its seeds) in a table of its own",
+    )  # fmt: skip
     _resamples_argument(show)
     show.add_argument(
         "--table3",
         action="store_true",
         help="print Table 3 instead: Jaccard of the attention maps (CAM for VGG-16-GAP) with the lesion masks",
     )
+    show.add_argument(
+        "--operating-points", action="store_true",
+        help="print the test operating points instead: sensitivity at 82/89/95%% specificity, Brier score, ECE",
+    )  # fmt: skip
     show.set_defaults(func=_report_show)
     compare = report_commands.add_parser(
         "compare",
-        help="paired test of two settings on the same test images (DeLong for AUC, bootstrap for AP)",
-        description="Compare setting A with setting B, seed by seed and on the seed-averaged probabilities. "
-        "A setting is [DATASET:]NAME[@λ1,λ2]: a paper name (AttnMel-CNN-Lesion) or a variant token "
-        "(attnmel+lesion, vgg16_gap).",
+        help="paired comparison of two settings on the same test images, or of a family against one",
+        description="Compare setting A with setting B on the same images: the expected single-model Δ over "
+        "seeds and test images, each shared seed's DeLong test (AUC; paired bootstrap for AP) and the seed "
+        "ensembles. A setting is [DATASET:]NAME[@λ1,λ2]: a paper name (AttnMel-CNN-Lesion) or a variant token "
+        "(attnmel+lesion, vgg16_gap). A = NAME@* (every λ setting of NAME) or all (every other setting) "
+        "compares a family against B, with Holm and Benjamini–Hochberg adjusted p.",
     )
     compare.add_argument("path", help="a sweep directory, or a results root holding several")
-    compare.add_argument("a", metavar="A", help="setting A, e.g. AttnMel-CNN-Lesion or attnmel+lesion@0.001,0.01")
+    compare.add_argument(
+        "a", metavar="A", help="setting A, e.g. AttnMel-CNN-Lesion or attnmel+lesion@0.001,0.01; NAME@* or all: a family"
+    )
     compare.add_argument("b", metavar="B", help="setting B, e.g. AttnMel-CNN")
     compare.add_argument("--metric", choices=("auc", "ap"), default="auc", help="metric to compare (default: auc)")
     compare.add_argument("--split", choices=("test", "val"), default="test", help="images to compare on")
     _resamples_argument(compare, what="bootstrap resamples of the AP test")
     compare.set_defaults(func=_report_compare)
+    power = report_commands.add_parser(
+        "power",
+        help="how many seeds per setting are needed to detect a difference between two settings",
+        description="From the sweep's paired seeds (seed-to-seed variance of the per-seed Δ) and the test set "
+        "(DeLong covariance of the per-seed AUCs), the seeds per setting needed to detect Δ at α = 0.05 with "
+        "the given power, and the smallest Δ the current seeds detect. PATH 'paper' plans from the paper's "
+        "Tables 1–2 instead (needs --seed-sd and --correlation, which the paper does not report).",
+    )
+    power.add_argument("path", help="a sweep directory, a results root, or 'paper' (the paper's own numbers)")
+    power.add_argument("a", metavar="A", help="setting A (with 'paper': a paper model name, isic2017:AttnMel-CNN-Lesion)")
+    power.add_argument("b", metavar="B", help="setting B")
+    power.add_argument("--delta", type=float, default=None, help="Δ to detect (default: the observed one)")
+    power.add_argument("--power", type=float, default=0.8, help="power to reach (default: 0.8)")
+    power.add_argument("--alpha", type=float, default=0.05, help="two-sided level of the test (default: 0.05)")
+    power.add_argument("--metric", choices=("auc", "ap"), default="auc", help="metric (default: auc)")
+    power.add_argument("--seed-sd", type=float, default=None, help="with 'paper': assumed seed-to-seed SD of a test AUC")
+    power.add_argument(
+        "--correlation", type=float, default=None,
+        help="with 'paper': assumed correlation of the two models' test-set errors (0 to 1)",
+    )  # fmt: skip
+    power.add_argument("--seeds", type=int, default=3, help="with 'paper': the seeds per setting to report on (3)")
+    power.set_defaults(func=_report_power)
 
     query = subparsers.add_parser(
         "query",
@@ -93,6 +128,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--out", required=True, help="image file to write (.png, .pdf or .svg)")
         parser.add_argument("--metric", choices=("auc", "ap"), default="auc", help="metric to show")
         parser.set_defaults(func=handler)
+    _resamples_argument(sensitivity, what="bootstrap resamples of the cells' comparisons")
+    calibration = plot_commands.add_parser(
+        "calibration", help="reliability diagrams per setting: one curve per seed, 10 equal-width bins"
+    )
+    calibration.add_argument("path", help="a sweep directory, or a results root holding several")
+    calibration.add_argument("--out", required=True, help="image file to write (.png, .pdf or .svg)")
+    calibration.add_argument("--split", choices=("test", "val"), default="test", help="images (default: test)")
+    calibration.set_defaults(func=_plot_calibration)
     curves.add_argument(
         "--all-lambdas", action="store_true", help="draw every λ setting, not only the paper's λ"
     )
@@ -148,15 +191,25 @@ def _report_show(args: argparse.Namespace) -> int:
     from orchestrator.results.summary import summary_report
     from orchestrator.results.text import format_table3
 
-    if args.table3 and args.per_trial:
-        raise UserError("--per-trial lists AP/AUC intervals; it does not apply to --table3")
+    if args.table3 and args.operating_points:
+        raise UserError("--table3 and --operating-points are two different tables; pick one")
+    for flag, name in ((args.per_trial, "--per-trial"), (args.ensemble, "--ensemble")):
+        if flag and (args.table3 or args.operating_points):
+            raise UserError(f"{name} adds AP/AUC intervals; it does not apply to "
+                            f"{'--table3' if args.table3 else '--operating-points'}")  # fmt: skip
     _check_resamples(args.resamples)
     tables = load_tables(args.path)
     if args.table3:
         sys.stdout.write(format_table3(summarize_attention(tables.trials, tables.attention)))
         return 0
+    if args.operating_points:
+        from orchestrator.results.paper import summarize_operating_points
+        from orchestrator.results.text import format_operating_points
+
+        sys.stdout.write(format_operating_points(summarize_operating_points(tables.trials)))
+        return 0
     text, problem = summary_report(tables, paper=args.paper, intervals=args.ci, per_trial=args.per_trial,
-                                   n_resamples=args.resamples)  # fmt: skip
+                                   ensemble=args.ensemble, n_resamples=args.resamples)  # fmt: skip
     sys.stdout.write(text)
     if problem:
         raise UserError(f"{problem} (--no-ci shows the table alone)")
@@ -164,24 +217,71 @@ def _report_show(args: argparse.Namespace) -> int:
 
 
 def _report_compare(args: argparse.Namespace) -> int:
-    from orchestrator.results.build import load_tables
-    from orchestrator.results.comparisons import compare_settings
-    from orchestrator.results.text import format_compare
+    from orchestrator.results.comparisons import compare_family, compare_settings
+    from orchestrator.results.text import format_compare, format_family
 
     _check_resamples(args.resamples)
-    tables = load_tables(args.path)
-    if tables.predictions.empty:
-        raise UserError(
-            f"no per-image predictions in {args.path}: its trials (of an older version, or unfinished) did not "
-            "store any, and a paired test needs them"
-        )
+    tables = _predicted_tables(args.path, "a paired test")
+    family = args.a.strip().lower() == "all" or args.a.strip().endswith("@*")
     try:
-        frame = compare_settings(tables.trials, tables.predictions, args.a, args.b, metric=args.metric,
-                                 split=args.split, n_resamples=args.resamples)  # fmt: skip
+        if family:
+            text = format_family(compare_family(tables.trials, tables.predictions, args.a, args.b, metric=args.metric,
+                                                split=args.split, n_resamples=args.resamples))  # fmt: skip
+        else:
+            frame = compare_settings(tables.trials, tables.predictions, args.a, args.b, metric=args.metric,
+                                     split=args.split, n_resamples=args.resamples)  # fmt: skip
+            text = format_compare(frame, args.a, args.b, args.metric)
     except ValueError as error:
         raise UserError(str(error)) from None
-    sys.stdout.write(format_compare(frame, args.a, args.b, args.metric))
+    sys.stdout.write(text)
     return 0
+
+
+def _predicted_tables(path: str, need: str):
+    from orchestrator.results.build import load_tables
+
+    tables = load_tables(path)
+    if tables.predictions.empty:
+        raise UserError(f"no per-image predictions in {path}: its trials (of an older version, or unfinished) did not "
+                        f"store any, and {need} needs them")  # fmt: skip
+    return tables
+
+
+def _report_power(args: argparse.Namespace) -> int:
+    from orchestrator.results.power import power_from_paper, power_from_sweep
+    from orchestrator.results.text import format_power
+
+    paper = args.path == "paper"
+    assumed = {"--seed-sd": args.seed_sd, "--correlation": args.correlation}
+    if paper and None in assumed.values():
+        missing = " and ".join(k for k, v in assumed.items() if v is None)
+        raise UserError(f"report power paper needs {missing}: the paper reports one trained model per setting, so "
+                        "the seed-to-seed SD and the two models' correlation must be assumed")  # fmt: skip
+    if not paper and any(v is not None for v in assumed.values()):
+        raise UserError("--seed-sd and --correlation apply to 'report power paper'; a sweep gives its own variances")
+    try:
+        if paper:
+            dataset, a, b = _paper_names(args.a, args.b)
+            if args.metric != "auc":
+                raise ValueError("the paper's ISIC 2017 table has no AP for the earlier methods; plan AUC")
+            plan = power_from_paper(dataset, a, b, seed_sd=args.seed_sd, correlation=args.correlation,
+                                    delta=args.delta, alpha=args.alpha, power=args.power, seeds_now=args.seeds)  # fmt: skip
+        else:
+            tables = _predicted_tables(args.path, "power planning")
+            plan = power_from_sweep(tables.trials, tables.predictions, args.a, args.b, delta=args.delta,
+                                    alpha=args.alpha, power=args.power, metric=args.metric)  # fmt: skip
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    sys.stdout.write(format_power(plan, args.a, args.b))
+    return 0
+
+
+def _paper_names(a: str, b: str) -> tuple[str, str, str]:
+    """``[DATASET:]NAME`` pair → (dataset, name a, name b); the dataset defaults to isic2017."""
+    datasets = {text.rpartition(":")[0].strip() for text in (a, b)} - {""}
+    if len(datasets) > 1:
+        raise ValueError(f"{a!r} and {b!r} name different datasets")
+    return (datasets.pop() if datasets else "isic2017"), a.rpartition(":")[2].strip(), b.rpartition(":")[2].strip()
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -197,11 +297,18 @@ def _plot(args: argparse.Namespace, kind: str) -> int:
     from orchestrator.results.plots import plot_curves, plot_sensitivity, save_figure
     from orchestrator.results.build import load_tables
 
-    trials, epochs, *_ = load_tables(args.path)
+    trials, epochs, predictions, _ = load_tables(args.path)
     if trials.empty:
         raise UserError(f"no trials in {args.path}")
     if kind == "sensitivity":
-        fig = plot_sensitivity(trials, args.metric)
+        from orchestrator.results.comparisons import sensitivity_family
+
+        _check_resamples(args.resamples)
+        try:
+            significance = sensitivity_family(trials, predictions, metric=args.metric, n_resamples=args.resamples)
+        except ValueError as error:
+            raise UserError(f"cannot mark the cells: {error}") from None
+        fig = plot_sensitivity(trials, args.metric, significance=significance)
     else:
         fig = plot_curves(trials, epochs, args.metric, all_lambdas=args.all_lambdas)
     print(save_figure(fig, args.out))
@@ -214,6 +321,18 @@ def _plot_sensitivity(args: argparse.Namespace) -> int:
 
 def _plot_curves(args: argparse.Namespace) -> int:
     return _plot(args, "curves")
+
+
+def _plot_calibration(args: argparse.Namespace) -> int:
+    from orchestrator.results.build import load_tables
+    from orchestrator.results.calibration import reliability_curves
+    from orchestrator.results.plots import check_output, plot_calibration, save_figure
+
+    check_output(args.out)
+    tables = load_tables(args.path)
+    print(save_figure(plot_calibration(reliability_curves(tables.trials, tables.predictions, split=args.split)),
+                      args.out))  # fmt: skip
+    return 0
 
 
 def _plot_attention(args: argparse.Namespace) -> int:

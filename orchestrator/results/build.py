@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from attnmel.checkpoint import ATTENTION, PREDICTIONS, final_checkpoint, read_epochs, read_predictions
 from attnmel.errors import UserError
+from attnmel.metrics import brier_score, expected_calibration_error, sensitivity_at_specificity
 from attnmel.record import IDENTITY_FIELDS, SPLIT_METRICS
 from attnmel.selection import best_epoch_row
 from orchestrator.results import tables
@@ -149,6 +150,25 @@ def _final_rows(sweep: str, trial_id: str, final: Path | None) -> tuple[list[dic
     return predictions, attention
 
 
+def _operating_points(predictions: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The trial's ``OPERATING_COLUMNS`` from its test predictions (None without both classes).
+
+    Computed here rather than in ``fit``: the predictions are the record, so a rebuild gives the
+    same numbers and sweeps that ran before these columns existed get them too."""
+    test = [row for row in predictions if row["split"] == "test"]
+    labels = [row["label"] for row in test]
+    if len(set(labels)) < 2:
+        return dict.fromkeys(tables.OPERATING_COLUMNS)
+    probs = [row["prob"] for row in test]
+    values: dict[str, float | None] = {
+        name: sensitivity_at_specificity(labels, probs, spec) for name, spec in tables.SENSITIVITY_COLUMNS.items()
+    }
+    brier, ece = tables.OPERATING_COLUMNS[-2:]
+    values[brier] = brier_score(labels, probs)
+    values[ece] = expected_calibration_error(labels, probs)
+    return values
+
+
 def _trial_rows(
     sweep: str, trial_dir: Path, tune_statuses: dict[str, str], sweep_code_version: str | None
 ) -> dict[str, list[dict[str, Any]]]:
@@ -218,6 +238,7 @@ def _trial_rows(
         "params": json.dumps(params, sort_keys=True, default=str),
     }
     predictions, attention = _final_rows(sweep, trial_id, final)
+    trial.update(_operating_points(predictions))
     return {
         "trials": [trial],
         "epochs": [{**row, "sweep": sweep, "trial_id": trial_id} for row in epochs],

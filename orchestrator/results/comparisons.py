@@ -1,9 +1,13 @@
-"""Statistics over a sweep's tables: per-setting intervals and paired comparisons.
+"""Statistics over a sweep's tables: per-setting intervals, paired comparisons, families.
 
-Groups the ``trials`` table into model settings (``paper_table.SETTING_KEYS``), pairs their
-trials by seed on the same images of the ``predictions`` table, and applies
-:mod:`orchestrator.results.stats` to them (:mod:`orchestrator.results.text` prints them). Errors in the inputs (an
-unknown or ambiguous setting name, unpaired seeds) are ``ValueError`` with one line.
+Groups the ``trials`` table into model settings (``paper.SETTING_KEYS``), lines up their
+trials' probabilities on the same images of the ``predictions`` table, and applies
+:mod:`orchestrator.results.stats` to them; :mod:`orchestrator.results.text` and the plots only
+format what these functions return. A setting's number is the expected single-model metric
+(the mean over its seeds) with an interval over seeds and test images; per-seed DeLong rows
+answer the narrower question whether two trained models differ on these images; the seed
+ensemble appears only as its own labelled row. Errors in the inputs (an unknown or ambiguous
+setting name, unpaired seeds) are ``ValueError`` with one line.
 """
 
 from __future__ import annotations
@@ -15,16 +19,26 @@ import pandas as pd
 
 from orchestrator.results.paper import PAPER_ORDER, SETTING_KEYS
 from orchestrator.results.build import terminated
-from orchestrator.results.stats import METRICS, bootstrap_ci, check_resampling, metric_function, paired_test
+from orchestrator.results.stats import (
+    DEFAULT_RESAMPLES, METRICS, benjamini_hochberg, bootstrap_ci, check_resampling, holm, metric_function,
+    paired_test, setting_difference, setting_interval,
+)  # fmt: skip
 from attnmel.models.registry import split_token
 
 __all__ = [
+    "COMPARE_COLUMNS",
+    "FAMILY_COLUMNS",
+    "SENSITIVITY_FAMILY",
     "PREDICTION_COLUMNS",
+    "ROW_ANSWERS",
     "SETTING_KEYS",
+    "compare_family",
     "compare_settings",
+    "paired_matrices",
+    "sensitivity_family",
+    "setting_intervals",
     "setting_labels",
     "setting_names",
-    "variant_intervals",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,24 +102,41 @@ def _settings(done: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
     return out
 
 
-def variant_intervals(
+def _matrix(frames: list[pd.DataFrame], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and the (trials, images) probabilities on the images every frame scored."""
+    y, probs = _common(frames, what)
+    return y, np.stack(probs)
+
+
+_INTERVAL_COLUMNS = [f"{m}{suffix}" for m in METRICS for suffix in ("", "_low", "_high", "_se", "_df", "_seed_sd",
+                                                                   "_image_se")]  # fmt: skip
+_ENSEMBLE_COLUMNS = [f"ensemble_{m}{suffix}" for m in METRICS for suffix in ("", "_low", "_high")]
+
+
+def setting_intervals(
     trials: pd.DataFrame,
     predictions: pd.DataFrame,
     *,
     split: str = "test",
-    n_resamples: int = 2000,
+    n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = 0.95,
     per_trial: bool = True,
+    ensemble: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Bootstrap intervals of AUC and AP per model setting and (``per_trial``) per trial.
+    """Each setting's expected single-model AUC and AP with intervals over seeds and test
+    images (``stats.setting_interval``), and (``per_trial``) each trial's own bootstrap interval.
 
     Only TERMINATED trials with ``split`` predictions count. Returns ``(per_setting, per_trial)``:
 
-    - ``per_setting``: the ``SETTING_KEYS``, ``split``, ``n_trials``, ``n_images``, ``n_pos``,
-      ``auc_mean_prob``, ``auc_low``, ``auc_high``, ``ap_mean_prob``, ``ap_low``, ``ap_high``,
-      ``method`` — the metrics of the seed-averaged prediction (mean probability over the
-      setting's trials, on the images every one of them scored), a seed ensemble.
+    - ``per_setting``: the ``SETTING_KEYS``, ``split``, ``n_trials``, ``n_images``, ``n_pos``, per
+      metric (``auc``, ``ap``) the mean over seeds and ``_low``, ``_high``, ``_se``, ``_df``,
+      ``_seed_sd`` (sample SD of the trials' metrics, NaN for one seed), ``_image_se`` (the
+      test-set part of the SE), then ``covers`` (what the interval includes) and ``method``;
+      with ``ensemble`` also ``ensemble_auc``/``ensemble_ap`` with ``_low``/``_high``: the metric
+      of the mean probability over the seeds (a seed ensemble, its own number) and its
+      stratified bootstrap interval, and ``ensemble_method``. Each setting is scored on the
+      images all its trials scored.
     - ``per_trial``: the ``SETTING_KEYS``, ``split``, ``sweep``, ``trial_id``, ``seed``,
       ``n_images``, ``n_pos``, ``auc``, ``auc_low``, ``auc_high``, ``ap``, ``ap_low``,
       ``ap_high``, ``method``.
@@ -113,39 +144,41 @@ def variant_intervals(
     check_resampling(n_resamples, level)
     done, scored = _scored_trials(trials, predictions, split)
     setting_rows, trial_rows = [], []
-
-    def intervals(y: np.ndarray, p: np.ndarray) -> dict:
-        row: dict = {"n_images": int(y.size), "n_pos": int(y.sum())}
-        for metric in METRICS:
-            ci = bootstrap_ci(y, p, metric, n_resamples=n_resamples, seed=seed, level=level)
-            row.update({metric: ci.estimate, f"{metric}_low": ci.low, f"{metric}_high": ci.high})
-        row["method"] = ci.method
-        return row
-
     for keys, part in _settings(done):
-        frames = []
-        for _, trial in part.iterrows():
-            frame = scored[_key(trial)]
-            frames.append(frame)
-            if not per_trial:
-                continue
-            try:
-                row = intervals(frame["label"].to_numpy(), frame["prob"].to_numpy(dtype=np.float64))
-            except ValueError as error:
-                raise ValueError(f"trial {trial['trial_id']} ({keys['paper_name']}): {error}") from None
-            trial_rows.append({**keys, "split": split, "sweep": trial["sweep"], "trial_id": trial["trial_id"],
-                               "seed": trial["seed"], **row})  # fmt: skip
+        frames = [scored[_key(trial)] for _, trial in part.iterrows()]
+        if per_trial:
+            for (_, trial), frame in zip(part.iterrows(), frames):
+                y, p = frame["label"].to_numpy(), frame["prob"].to_numpy(dtype=np.float64)
+                row: dict = {"n_images": int(y.size), "n_pos": int(y.sum())}
+                try:
+                    for metric in METRICS:
+                        ci = bootstrap_ci(y, p, metric, n_resamples=n_resamples, seed=seed, level=level)
+                        row.update({metric: ci.estimate, f"{metric}_low": ci.low, f"{metric}_high": ci.high})
+                except ValueError as error:
+                    raise ValueError(f"trial {trial['trial_id']} ({keys['paper_name']}): {error}") from None
+                trial_rows.append({**keys, "split": split, "sweep": trial["sweep"], "trial_id": trial["trial_id"],
+                                   "seed": trial["seed"], **row, "method": ci.method})  # fmt: skip
         name = _setting_label(keys, with_dataset=True, with_setup=True)
-        y, probs = _common(frames, name)
+        y, probs = _matrix(frames, name)
+        row = {"n_images": int(y.size), "n_pos": int(y.sum())}
         try:
-            row = intervals(y, np.mean(probs, axis=0))
+            for metric in METRICS:
+                est = setting_interval(y, probs, metric, n_resamples=n_resamples, seed=seed, level=level)
+                spread = float(np.std([METRICS[metric](y, p) for p in probs], ddof=1)) if len(probs) > 1 else np.nan
+                row.update({metric: est.estimate, f"{metric}_low": est.low, f"{metric}_high": est.high,
+                            f"{metric}_se": est.se, f"{metric}_df": est.df, f"{metric}_seed_sd": spread,
+                            f"{metric}_image_se": float(np.sqrt(max(est.image_var, 0.0)))})  # fmt: skip
+                if ensemble:
+                    ci = bootstrap_ci(y, probs.mean(axis=0), metric, n_resamples=n_resamples, seed=seed, level=level)
+                    row.update({f"ensemble_{metric}": ci.estimate, f"ensemble_{metric}_low": ci.low,
+                                f"ensemble_{metric}_high": ci.high, "ensemble_method": ci.method})  # fmt: skip
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
-        row = {f"{k}_mean_prob" if k in METRICS else k: v for k, v in row.items()}
-        setting_rows.append({**keys, "split": split, "n_trials": len(part), **row})
+        setting_rows.append({**keys, "split": split, "n_trials": len(part), **row, "covers": est.covers,
+                             "method": est.method})  # fmt: skip
 
-    per_setting_columns = [*SETTING_KEYS, "split", "n_trials", "n_images", "n_pos", "auc_mean_prob", "auc_low",
-                           "auc_high", "ap_mean_prob", "ap_low", "ap_high", "method"]  # fmt: skip
+    per_setting_columns = [*SETTING_KEYS, "split", "n_trials", "n_images", "n_pos", *_INTERVAL_COLUMNS, "covers",
+                           "method", *((*_ENSEMBLE_COLUMNS, "ensemble_method") if ensemble else ())]  # fmt: skip
     per_trial_columns = [*SETTING_KEYS, "split", "sweep", "trial_id", "seed", "n_images", "n_pos", "auc", "auc_low",
                          "auc_high", "ap", "ap_low", "ap_high", "method"]  # fmt: skip
     return (
@@ -242,6 +275,57 @@ def _by_seed(text: str, part: pd.DataFrame) -> dict[int, pd.Series]:
     return out
 
 
+# What each row of a comparison answers (printed under the table).
+ROW_ANSWERS = {
+    "expected single model": "does a model trained as A beat one trained as B, over training randomness "
+                             "(seeds) and test-set sampling?",
+    "seed": "do these two trained models (one seed each) differ on these test images?",
+    "ensemble": "does A's seed ensemble (mean probability over its seeds) beat B's on these test images?",
+}  # fmt: skip
+
+
+def _pairing(text_a: str, text_b: str, part_a: pd.DataFrame, part_b: pd.DataFrame, *,
+             warn: bool = True) -> tuple[list[int], bool]:  # fmt: skip
+    """The seeds both settings ran, and whether the expected-single-model Δ pairs them (two or
+    more shared seeds: the grid ran both with the same seeds)."""
+    seeds_a, seeds_b = _by_seed(text_a, part_a), _by_seed(text_b, part_b)
+    common = sorted(set(seeds_a) & set(seeds_b))
+    paired = len(common) > 1
+    unpaired = sorted(set(seeds_a) ^ set(seeds_b))
+    if unpaired and paired and warn:
+        log.warning("seeds %s ran for only one of %r and %r; left out of the comparison", unpaired, text_a, text_b)
+    return common, paired
+
+
+def _difference_row(metric: str, y: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, paired: bool,
+                    n_resamples: int, seed: int, level: float) -> dict:  # fmt: skip
+    """The expected-single-model columns of a comparison row (``stats.setting_difference``)."""
+    est = setting_difference(y, probs_a, probs_b, metric, paired=paired, n_resamples=n_resamples, seed=seed,
+                             level=level)  # fmt: skip
+    mean_b = float(np.mean([METRICS[metric](y, p) for p in probs_b]))
+    return {"metric_a": mean_b + est.estimate, "metric_b": mean_b, "delta": est.estimate, "se": est.se,
+            "ci_low": est.low, "ci_high": est.high, "z": est.t, "df": est.df, "p": est.p, "seeds_a": len(probs_a),
+            "seeds_b": len(probs_b), "paired": paired, "covers": est.covers, "method": est.method}  # fmt: skip
+
+
+def _expected_difference(text_a: str, text_b: str, part_a: pd.DataFrame, part_b: pd.DataFrame,
+                         scored: dict, metric: str, n_resamples: int, seed: int, level: float) -> dict:  # fmt: skip
+    """Δ of the expected single-model metric of two settings' trials, seeds paired where they
+    share two or more; with ``n_images``/``n_pos`` of the images all the trials scored."""
+    common, paired = _pairing(text_a, text_b, part_a, part_b)
+    seeds_a, seeds_b = _by_seed(text_a, part_a), _by_seed(text_b, part_b)
+    frames_a = [scored[_key(seeds_a[s])] for s in (common if paired else sorted(seeds_a))]
+    frames_b = [scored[_key(seeds_b[s])] for s in (common if paired else sorted(seeds_b))]
+    y, probs = _matrix(frames_a + frames_b, f"{text_a} vs {text_b}")
+    k = len(frames_a)
+    return {"n_images": int(y.size), "n_pos": int(y.sum()),
+            **_difference_row(metric, y, probs[:k], probs[k:], paired, n_resamples, seed, level)}  # fmt: skip
+
+
+COMPARE_COLUMNS = ["pair", "kind", "split", "seed", "n_images", "n_pos", "metric_a", "metric_b", "delta", "se",
+                   "ci_low", "ci_high", "z", "df", "p", "seeds_a", "seeds_b", "paired", "covers", "method"]  # fmt: skip
+
+
 def compare_settings(
     trials: pd.DataFrame,
     predictions: pd.DataFrame,
@@ -250,22 +334,27 @@ def compare_settings(
     *,
     metric: str = "auc",
     split: str = "test",
-    n_resamples: int = 2000,
+    n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """Paired comparison of setting ``a`` against setting ``b``, seed by seed.
+    """Setting ``a`` against setting ``b`` on the same images: one row per question.
 
     A setting is named ``[DATASET:]NAME[@λ1,λ2]``: NAME is a paper name ("AttnMel-CNN-Lesion",
     any case) or a variant token ("attnmel+lesion", "vgg16_gap"); ``@λ1,λ2`` picks one λ
     setting of a regularised variant; ``DATASET:`` one dataset. An unknown or ambiguous name
-    is a ``ValueError`` that lists the settings. Trials pair by seed (seeds of one side only
-    are left out, with a logged warning), each pair on the images both scored; a last row
-    "seed-averaged" compares the mean probabilities over the paired trials when there are two
-    or more pairs. AUC uses DeLong's test, AP the paired bootstrap (``n_resamples``, ``seed``).
+    is a ``ValueError`` that lists the settings. Rows (``kind``, see :data:`ROW_ANSWERS`):
 
-    Columns: pair, split, seed (<NA> for the seed-averaged row), n_images, n_pos, metric_a,
-    metric_b, delta (a − b), se, ci_low, ci_high, z, p, method.
+    - "expected single model": Δ of the mean over seeds, its interval and p from
+      ``stats.setting_difference``; seeds paired when the settings share two or more (seeds of
+      one side only are then left out, with a logged warning), else each side's seeds as they are.
+    - "seed": one per shared seed, the two trials on the images both scored: DeLong's test for
+      AUC, the paired stratified bootstrap for AP (``n_resamples``, ``seed``).
+    - "ensemble": with two or more shared seeds, the mean probabilities of the paired trials
+      (each side's seed ensemble) under the same test as the seed rows.
+
+    Columns: :data:`COMPARE_COLUMNS` (``z`` is the t statistic on the expected-single-model row;
+    ``df`` its degrees of freedom; ``seed`` <NA> except on seed rows).
     """
     metric_function(metric)
     check_resampling(n_resamples, level)
@@ -277,35 +366,148 @@ def compare_settings(
         raise ValueError(f"{a!r} and {b!r} name the same setting; nothing to compare")
     if keys_a["dataset"] != keys_b["dataset"]:
         raise ValueError(f"{a!r} ({keys_a['dataset']}) and {b!r} ({keys_b['dataset']}) ran on different datasets")
+    rows = [{"pair": "expected single model", "kind": "expected single model", "split": split, "seed": pd.NA,
+             **_expected_difference(a, b, part_a, part_b, scored, metric, n_resamples, seed, level)}]  # fmt: skip
+    common, paired = _pairing(a, b, part_a, part_b, warn=False)
     seeds_a, seeds_b = _by_seed(a, part_a), _by_seed(b, part_b)
-    common = sorted(set(seeds_a) & set(seeds_b))
-    if not common:
-        raise ValueError(f"{a!r} (seeds {sorted(seeds_a)}) and {b!r} (seeds {sorted(seeds_b)}) share no seed")
-    unpaired = sorted(set(seeds_a) ^ set(seeds_b))
-    if unpaired:
-        log.warning("seeds %s ran for only one of %r and %r; left out of the comparison", unpaired, a, b)
+    what = f"{a} vs {b}"
 
-    rows = []
-
-    def add(pair: str, seed_value: object, frames_a: list[pd.DataFrame], frames_b: list[pd.DataFrame]) -> None:
-        y, probs = _common(frames_a + frames_b, f"{a} vs {b}, {pair}")
-        k = len(frames_a)
-        result = paired_test(metric, y, np.mean(probs[:k], axis=0), np.mean(probs[k:], axis=0), n_resamples, seed, level)
-        rows.append({"pair": pair, "split": split, "seed": seed_value, "n_images": int(y.size), "n_pos": result.n_pos,
-                     "metric_a": result.value_a, "metric_b": result.value_b, "delta": result.delta, "se": result.se,
-                     "ci_low": result.ci_low, "ci_high": result.ci_high, "z": result.z, "p": result.p,
+    def add(pair: str, kind: str, seed_value: object, frames_1: list[pd.DataFrame], frames_2: list[pd.DataFrame]):
+        y, probs = _common(frames_1 + frames_2, f"{what}, {pair}")
+        k = len(frames_1)
+        result = paired_test(metric, y, np.mean(probs[:k], axis=0), np.mean(probs[k:], axis=0), n_resamples, seed,
+                             level)  # fmt: skip
+        rows.append({"pair": pair, "kind": kind, "split": split, "seed": seed_value, "n_images": int(y.size),
+                     "n_pos": result.n_pos, "metric_a": result.value_a, "metric_b": result.value_b,
+                     "delta": result.delta, "se": result.se, "ci_low": result.ci_low, "ci_high": result.ci_high,
+                     "z": result.z, "df": np.inf if metric == "auc" else np.nan, "p": result.p, "seeds_a": k,
+                     "seeds_b": len(frames_2), "paired": True, "covers": "test images (trained models fixed)",
                      "method": result.method})  # fmt: skip
 
     for s in common:
-        add(f"seed {s}", s, [scored[_key(seeds_a[s])]], [scored[_key(seeds_b[s])]])
-    if len(common) > 1:
-        add("seed-averaged", pd.NA, [scored[_key(seeds_a[s])] for s in common],
+        add(f"seed {s}", "seed", s, [scored[_key(seeds_a[s])]], [scored[_key(seeds_b[s])]])
+    if paired:
+        add(f"ensemble of {len(common)} seeds", "ensemble", pd.NA, [scored[_key(seeds_a[s])] for s in common],
             [scored[_key(seeds_b[s])] for s in common])  # fmt: skip
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
     frame["seed"] = frame["seed"].astype("Int64")
     return frame
 
 
-# --------------------------------------------------------------------------- text
+def paired_matrices(
+    trials: pd.DataFrame, predictions: pd.DataFrame, a: str, b: str, *, split: str = "test"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and the (seeds, images) probabilities of settings ``a`` and ``b`` over the seeds
+    both ran, row k of each the same seed, on the images all those trials scored. A
+    ``ValueError`` when they share fewer than two seeds (no seed variance to see)."""
+    done, scored = _scored_trials(trials, predictions, split)
+    settings = _settings(done)
+    (keys_a, part_a), (keys_b, part_b) = _resolve(a, settings), _resolve(b, settings)
+    if keys_a is keys_b:
+        raise ValueError(f"{a!r} and {b!r} name the same setting; nothing to compare")
+    seeds_a, seeds_b = _by_seed(a, part_a), _by_seed(b, part_b)
+    common = sorted(set(seeds_a) & set(seeds_b))
+    if len(common) < 2:
+        raise ValueError(f"{a!r} (seeds {sorted(seeds_a)}) and {b!r} (seeds {sorted(seeds_b)}) share "
+                         f"{len(common)} seed(s); the seed variance needs at least 2 shared seeds")  # fmt: skip
+    frames = [scored[_key(seeds_a[s])] for s in common] + [scored[_key(seeds_b[s])] for s in common]
+    y, probs = _matrix(frames, f"{a} vs {b}")
+    return y, probs[: len(common)], probs[len(common):]
 
 
+# --------------------------------------------------------------------------- families
+
+FAMILY_COLUMNS = ["family", "setting", *SETTING_KEYS, "split", "metric", "n_images", "seeds", "paired", "metric_a",
+                  "metric_ref", "delta", "ci_low", "ci_high", "p", "p_holm", "q_bh", "covers", "method"]  # fmt: skip
+
+
+def _resolve_many(text: str, reference: dict, settings: list[tuple[dict, pd.DataFrame]]) -> list[tuple[dict, pd.DataFrame]]:
+    """The settings a family pattern names: "all" (every other setting of the reference's dataset
+    and set-up) or ``[DATASET:]NAME@*`` (every λ setting of NAME)."""
+    same = [(k, p) for k, p in settings if k is not reference and k["dataset"] == reference["dataset"]
+            and k["backbone"] == reference["backbone"] and k["pretrained"] == reference["pretrained"]]  # fmt: skip
+    if text.strip().lower() == "all":
+        found = same
+    elif text.strip().endswith("@*"):
+        dataset, _, name = text.strip()[:-2].rpartition(":")
+        token = split_token(name.strip().lower())
+        found = [(k, p) for k, p in same if (str(k["paper_name"]).lower() == name.strip().lower()
+                                             or (k["variant"], k["roi"]) == token)
+                 and (not dataset or k["dataset"] == dataset)]  # fmt: skip
+    else:
+        return [_resolve(text, settings)]
+    if not found:
+        available = ", ".join(setting_labels([k for k, _ in same])) or "none"
+        raise ValueError(f"{text!r} names no finished setting beside the reference; available: {available}")
+    return found
+
+
+def _family(found: list[tuple[dict, pd.DataFrame]], keys_ref: dict, part_ref: pd.DataFrame, name: str,
+            scored: dict, metric: str, split: str, n_resamples: int, seed: int, level: float) -> pd.DataFrame:  # fmt: skip
+    labels = setting_labels([k for k, _ in found] + [keys_ref])
+    rows = []
+    for (keys, part), label in zip(found, labels):
+        diff = _expected_difference(label, labels[-1], part, part_ref, scored, metric, n_resamples, seed, level)
+        rows.append({"setting": label, **keys, "split": split, "metric": metric, "n_images": diff["n_images"],
+                     "seeds": f"{diff['seeds_a']}/{diff['seeds_b']}", "paired": diff["paired"],
+                     "metric_a": diff["metric_a"], "metric_ref": diff["metric_b"], "delta": diff["delta"],
+                     "ci_low": diff["ci_low"], "ci_high": diff["ci_high"], "p": diff["p"], "covers": diff["covers"],
+                     "method": diff["method"]})  # fmt: skip
+    frame = pd.DataFrame(rows, columns=[c for c in FAMILY_COLUMNS if c not in ("family", "p_holm", "q_bh")])
+    frame["p_holm"] = holm(frame["p"].to_numpy(dtype=float))
+    frame["q_bh"] = benjamini_hochberg(frame["p"].to_numpy(dtype=float))
+    frame["family"] = (f"{name} vs {labels[-1]} ({keys_ref['dataset']}, {split} {metric.upper()}): "
+                       f"{len(frame)} comparison{'s' if len(frame) != 1 else ''}")  # fmt: skip
+    return frame[FAMILY_COLUMNS]
+
+
+def compare_family(
+    trials: pd.DataFrame,
+    predictions: pd.DataFrame,
+    members: str,
+    reference: str,
+    *,
+    metric: str = "auc",
+    split: str = "test",
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Every setting ``members`` names ("all", ``NAME@*`` or one name) against ``reference``:
+    Δ of the expected single-model metric (as :func:`compare_settings`' first row), raw p,
+    Holm-adjusted p (family-wise error) and Benjamini–Hochberg q (false discovery rate) over the
+    family, which the ``family`` column names. Columns: :data:`FAMILY_COLUMNS`."""
+    metric_function(metric)
+    check_resampling(n_resamples, level)
+    done, scored = _scored_trials(trials, predictions, split)
+    settings = _settings(done)
+    keys_ref, part_ref = _resolve(reference, settings)
+    found = [(k, p) for k, p in _resolve_many(members, keys_ref, settings) if k is not keys_ref]
+    name = "every other setting" if members.strip().lower() == "all" else members.strip()
+    return _family(found, keys_ref, part_ref, name, scored, metric, split, n_resamples, seed, level)
+
+
+SENSITIVITY_FAMILY = "every regularised AttnMel-CNN λ cell (all ROIs)"
+
+
+def sensitivity_family(
+    trials: pd.DataFrame, predictions: pd.DataFrame, *, metric: str = "auc", n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0, level: float = 0.95,
+) -> pd.DataFrame:  # fmt: skip
+    """The family the sensitivity heat map marks: per dataset, set-up and split (val, test),
+    :data:`SENSITIVITY_FAMILY` against the unregularised AttnMel-CNN (:func:`compare_family`'s
+    columns; empty when no split has predictions for both)."""
+    metric_function(metric)
+    frames = []
+    for split in ("val", "test"):
+        done, scored = _scored_trials(trials, predictions, split)
+        settings = _settings(done)
+        for keys_ref, part_ref in settings:
+            if (keys_ref["variant"], keys_ref["roi"]) != ("attnmel", "none"):
+                continue
+            found = [(k, p) for k, p in settings if k["variant"] == "attnmel" and k["roi"] != "none"
+                     and all(k[c] == keys_ref[c] for c in ("dataset", "backbone", "pretrained"))]  # fmt: skip
+            if found:
+                frames.append(_family(found, keys_ref, part_ref, SENSITIVITY_FAMILY, scored, metric, split,
+                                      n_resamples, seed, level))  # fmt: skip
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FAMILY_COLUMNS)

@@ -5,7 +5,7 @@ Tables 1–2: one row per model setting, test AP and AUC as mean ± std over see
 ``--paper`` the paper's numbers beside ours. Only settings the paper reports (no ROI, or the
 paper's λ1 = 0.001, λ2 = 0.01) go in the paper table; other λ settings are listed after it.
 Where the trials stored per-image predictions, :func:`add_intervals` adds each setting's
-bootstrap interval (see :mod:`orchestrator.results.stats`).
+interval over seeds and test images (see :mod:`orchestrator.results.stats`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from attnmel.config import LossConfig
 from attnmel.models.registry import paper_order
 from attnmel.record import MAP_NAMES
 from orchestrator.results.build import terminated
+from orchestrator.results.tables import OPERATING_COLUMNS
 
 __all__ = [
     "PAPER_LAMBDAS",
@@ -33,6 +34,7 @@ __all__ = [
     "summarize",
     "setting_key",
     "summarize_attention",
+    "summarize_operating_points",
 ]
 
 log = logging.getLogger(__name__)
@@ -136,35 +138,60 @@ def inside(value: float, low: float, high: float) -> bool | None:
     return bool(low <= value <= high)
 
 
-# variant_intervals' per-setting columns → the summary's
+# comparisons.setting_intervals' per-setting columns → the summary's
 _CI_COLUMNS = {
-    "n_trials": "ci_trials", "auc_mean_prob": "auc_est", "auc_low": "auc_low", "auc_high": "auc_high",
-    "ap_mean_prob": "ap_est", "ap_low": "ap_low", "ap_high": "ap_high", "method": "ci_method",
+    "n_trials": "ci_trials", "auc": "auc_est", "auc_low": "auc_low", "auc_high": "auc_high", "ap": "ap_est",
+    "ap_low": "ap_low", "ap_high": "ap_high", "covers": "ci_covers", "method": "ci_method",
+    "ensemble_auc": "ensemble_auc", "ensemble_auc_low": "ensemble_auc_low", "ensemble_auc_high": "ensemble_auc_high",
+    "ensemble_ap": "ensemble_ap", "ensemble_ap_low": "ensemble_ap_low", "ensemble_ap_high": "ensemble_ap_high",
+    "ensemble_method": "ensemble_method",
 }  # fmt: skip
+_TEXT_COLUMNS = ("ci_covers", "ci_method", "ensemble_method")
 
 
 def add_intervals(summary: pd.DataFrame, per_setting: pd.DataFrame) -> pd.DataFrame:
-    """``summary`` with each setting's bootstrap interval (``comparisons.variant_intervals``'
-    ``per_setting`` frame) beside it.
+    """``summary`` with each setting's interval (``comparisons.setting_intervals``' ``per_setting``
+    frame) beside it.
 
-    Adds ``ci_trials`` (trials behind the interval), ``auc_est``/``ap_est`` (the metric of
-    the seed-averaged probability), ``auc_low``/``auc_high``/``ap_low``/``ap_high``,
-    ``ci_method`` and ``paper_auc_in_ci``/``paper_ap_in_ci`` (True/False; None without an
-    interval or a paper number). Settings without predictions get NaN.
+    Adds ``ci_trials`` (trials behind the interval), ``auc_est``/``ap_est`` (the mean over seeds
+    on the images every trial scored), ``auc_low``/``auc_high``/``ap_low``/``ap_high``,
+    ``ci_covers``, ``ci_method``, the ``ensemble_*`` columns where ``per_setting`` has them, and
+    ``paper_auc_in_ci``/``paper_ap_in_ci`` (True/False; None without an interval or a paper
+    number). Settings without predictions get NaN.
     """
     by_key = {setting_key(row): row for row in per_setting.to_dict("records")}
     found = [by_key.get(setting_key(row), {}) for row in summary.to_dict("records")]
     out = summary.copy()
     for source, column in _CI_COLUMNS.items():
+        if source not in per_setting.columns:
+            continue
         out[column] = pd.Series([row.get(source, np.nan) for row in found], index=out.index, dtype=object)
-    for column in _CI_COLUMNS.values():
-        if column != "ci_method":
+        if column not in _TEXT_COLUMNS:
             out[column] = out[column].astype(float)
     for metric in ("auc", "ap"):
         out[f"paper_{metric}_in_ci"] = [
             inside(p, lo, hi) for p, lo, hi in zip(out[f"paper_{metric}"], out[f"{metric}_low"], out[f"{metric}_high"])
         ]
     return out
+
+
+def summarize_operating_points(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per model setting of the TERMINATED trials: ``n`` (trials with the columns) and the mean
+    and sample std over seeds (``<column>_mean``, ``<column>_std``) of each of the trials
+    table's ``OPERATING_COLUMNS``; sorted like :func:`summarize`."""
+    done, _ = terminated(trials)
+    columns = [*SETTING_KEYS, "n", *(f"{c}_{s}" for c in OPERATING_COLUMNS for s in ("mean", "std"))]
+    done = done[done[OPERATING_COLUMNS[0]].notna()] if OPERATING_COLUMNS[0] in done else done.iloc[0:0]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = done.groupby(list(SETTING_KEYS), dropna=False, sort=False)
+    table = grouped.agg(n=("trial_id", "size"), **{f"{c}_mean": (c, "mean") for c in OPERATING_COLUMNS},
+                        **{f"{c}_std": (c, lambda v: v.std(ddof=1)) for c in OPERATING_COLUMNS}).reset_index()  # fmt: skip
+    rank = {name: i for i, name in enumerate(PAPER_ORDER)}
+    table["_rank"] = table["paper_name"].map(lambda name: rank.get(name, len(rank)))
+    table = table.sort_values(["dataset", "_rank", "paper_name", "lambda1", "lambda2", "backbone", "pretrained"],
+                              kind="stable")  # fmt: skip
+    return table.reset_index(drop=True)[columns]
 
 
 # --------------------------------------------------------------------------- Table 3

@@ -1,5 +1,7 @@
-"""Figures from a sweep's results: λ1 × λ2 sensitivity heat maps, per-epoch curves, and the
-attention maps of each model's best trial on the same test images (the paper's Fig. 3).
+"""Figures from a sweep's results: λ1 × λ2 sensitivity heat maps, per-epoch curves, reliability
+diagrams, and the attention maps of each model's best trial on the same test images (the
+paper's Fig. 3). The statistics they mark come computed (:mod:`orchestrator.results.comparisons`,
+:mod:`~orchestrator.results.calibration`); the figures draw them.
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global backend
 state) and written by :func:`save_figure`.
@@ -25,14 +27,15 @@ from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, at_paper_lamb
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
 
 __all__ = [
-    "METRICS", "AttentionGrid", "attention_grid", "check_output", "plot_attention", "plot_curves", "plot_sensitivity",
-    "save_figure",
+    "METRICS", "AttentionGrid", "SIGNIFICANCE_Q", "attention_grid", "check_output", "plot_attention", "plot_calibration",
+    "plot_curves", "plot_sensitivity", "save_figure",
 ]  # fmt: skip
 
 METRICS = ("auc", "ap")
 _ROI_ORDER = ("lesion", "dermo", "bkg")
 _SPLIT_TITLES = {"val": "validation", "test": "test"}
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+SIGNIFICANCE_Q = 0.05  # cells of the sensitivity map whose BH q is below this are marked
 
 
 def _check_metric(metric: str) -> None:
@@ -76,11 +79,23 @@ def _lambda_label(value: float) -> str:
     return "0" if value == 0 else f"{value:g}"
 
 
-def plot_sensitivity(trials: pd.DataFrame, metric: str = "auc") -> Figure:
+def _marked(significance: pd.DataFrame | None, dataset: str, roi: str, split: str) -> set[tuple[float, float]]:
+    """(λ1, λ2) of the cells whose comparison with the reference survives BH q < SIGNIFICANCE_Q."""
+    if significance is None or significance.empty:
+        return set()
+    rows = significance[(significance["dataset"] == dataset) & (significance["roi"] == roi)
+                        & (significance["split"] == split) & (significance["q_bh"] < SIGNIFICANCE_Q)]  # fmt: skip
+    return {(float(a), float(b)) for a, b in zip(rows["lambda1"], rows["lambda2"])}
+
+
+def plot_sensitivity(trials: pd.DataFrame, metric: str = "auc", *, significance: pd.DataFrame | None = None) -> Figure:
     """Heat maps of mean validation and test ``metric`` over λ1 × λ2, one row per (dataset, ROI).
 
     Colours are centred on the unregularised AttnMel-CNN of the same dataset (blue: better,
     red: worse), whose mean is also given in each panel's title; the paper's λ is outlined.
+    ``significance`` (``comparisons.sensitivity_family``'s frame) marks with a star (★) the
+    cells whose expected single-model Δ against that reference has BH q < 0.05 in the
+    family it names.
     """
     _check_metric(metric)
     done, _ = terminated(trials)
@@ -113,6 +128,10 @@ def plot_sensitivity(trials: pd.DataFrame, metric: str = "auc") -> Figure:
                     grid[i, j] = mean
                     texts[(i, j)] = _cell_text(mean, std, n)
             ref_mean, ref_std, ref_n = _stats(reference[column])
+            for l1, l2 in _marked(significance, dataset, roi, split):
+                cell = (lambda1s.index(l1), lambda2s.index(l2)) if l1 in lambda1s and l2 in lambda2s else None
+                if cell in texts:
+                    texts[cell] = "★ " + texts[cell]
             _heatmap(ax, grid, texts, ref_mean, lambda1s, lambda2s)
             label = f"{_SPLIT_TITLES[split]} {metric.upper()}"
             if ref_n:
@@ -121,11 +140,15 @@ def plot_sensitivity(trials: pd.DataFrame, metric: str = "auc") -> Figure:
             else:
                 ref_text = "no unregularised AttnMel-CNN trials for reference"
             ax.set_title(f"{dataset} · ROI {roi} · mean {label}\n{ref_text}", fontsize=10)
-    fig.suptitle(
-        f"λ sensitivity of AttnMel-CNN ({metric.upper()} at each trial's best validation epoch; "
-        f"dashed box: paper's λ1={PAPER_LAMBDAS[0]:g}, λ2={PAPER_LAMBDAS[1]:g})",
-        fontsize=11,
-    )
+    title = (f"λ sensitivity of AttnMel-CNN ({metric.upper()} at each trial's best validation epoch; "
+             f"dashed box: paper's λ1={PAPER_LAMBDAS[0]:g}, λ2={PAPER_LAMBDAS[1]:g})")  # fmt: skip
+    if significance is not None and not significance.empty:
+        families = "; ".join(dict.fromkeys(significance["family"]))
+        title += (f"\n★: Benjamini–Hochberg q < {SIGNIFICANCE_Q:g} for Δ of the expected single-model {metric.upper()} "
+                  f"against unregularised AttnMel-CNN; families: {families}")  # fmt: skip
+    elif significance is not None:
+        title += "\nno cell marked: significance needs per-image predictions of the cells and the reference"
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -229,6 +252,42 @@ def plot_curves(
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_calibration(curves: pd.DataFrame) -> Figure:
+    """Reliability diagrams (``calibration.reliability_curves``' frame): one panel per setting,
+    one line per trial (mean probability → share of melanomas per non-empty bin, marker size by
+    the images in the bin), the diagonal of perfect calibration, mean Brier and ECE in the title."""
+    if curves.empty:
+        raise UserError("no finished trials with predictions (of both classes) to draw reliability diagrams of")
+    settings = list(dict.fromkeys(zip(curves["dataset"], curves["setting"])))
+    columns = min(3, len(settings))
+    rows = math.ceil(len(settings) / columns)
+    fig = Figure(figsize=(4.2 * columns, 4.0 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (dataset, setting) in zip(axes, settings):
+        part = curves[(curves["dataset"] == dataset) & (curves["setting"] == setting)]
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, linestyle="--")
+        trials = part.drop_duplicates(["sweep", "trial_id"])
+        for k, ((_, trial_id), trial) in enumerate(part.groupby(["sweep", "trial_id"], sort=False)):
+            ax.plot(trial["predicted"], trial["observed"], marker=_MARKERS[k % len(_MARKERS)], lw=1.2, alpha=0.85,
+                    label=f"seed {trial['seed'].iloc[0]}")  # fmt: skip
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("mean predicted melanoma probability")
+        ax.set_ylabel("share of melanomas")
+        ax.set_title(f"{dataset} {setting}\nBrier {trials['brier'].mean():.3f}, ECE {trials['ece'].mean():.3f} "
+                     f"(mean of {len(trials)})", fontsize=9)  # fmt: skip
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", frameon=False)
+    for ax in axes[len(settings):]:
+        ax.set_visible(False)
+    split = curves["split"].iloc[0]
+    fig.suptitle(f"reliability on the {split} split: {int(curves['bins'].iloc[0])} equal-width probability bins "
+                 "(empty bins left out); dashed: perfect calibration", fontsize=10)  # fmt: skip
     fig.tight_layout()
     return fig
 

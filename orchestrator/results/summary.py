@@ -18,13 +18,14 @@ NO_PREDICTIONS = ("confidence intervals need per-image predictions, which these 
 
 def summary_report(
     tables: ResultTables, *, paper: bool = False, intervals: bool = True, per_trial: bool = False,
-    n_resamples: int = DEFAULT_RESAMPLES,
+    ensemble: bool = False, n_resamples: int = DEFAULT_RESAMPLES,
 ) -> tuple[str, str | None]:  # fmt: skip
-    """The paper-style table per dataset, with each setting's interval where the trials stored
-    predictions (and with ``per_trial`` each trial's own). Returns ``(text, problem)``:
+    """The paper-style table per dataset, with each setting's interval over seeds and test
+    images where the trials stored predictions (with ``per_trial`` each trial's own, with
+    ``ensemble`` each setting's seed ensemble in a table of its own). Returns ``(text, problem)``:
     ``problem`` says why the intervals are missing when they could not be computed (e.g. a test
     split with one class), else None."""
-    from orchestrator.results.comparisons import variant_intervals
+    from orchestrator.results.comparisons import setting_intervals
     from orchestrator.results.paper import add_intervals, summarize
     from orchestrator.results.text import format_summary, format_trial_intervals
 
@@ -34,8 +35,8 @@ def summary_report(
     if tables.predictions.empty:
         return format_summary(summary, excluded, paper=paper) + NO_PREDICTIONS + "\n", None
     try:
-        per_setting, trial_rows = variant_intervals(tables.trials, tables.predictions, n_resamples=n_resamples,
-                                                    per_trial=per_trial)  # fmt: skip
+        per_setting, trial_rows = setting_intervals(tables.trials, tables.predictions, n_resamples=n_resamples,
+                                                    per_trial=per_trial, ensemble=ensemble)  # fmt: skip
     except ValueError as error:
         return format_summary(summary, excluded, paper=paper), f"no confidence intervals: {error}"
     summary = add_intervals(summary, per_setting)
@@ -46,13 +47,22 @@ def summary_report(
 
 
 def write_figures(sweep_dir: str | Path, built: ResultTables) -> None:
-    """``curves.png`` and, for a sweep with a λ grid, ``sensitivity.png`` in the sweep folder."""
+    """``curves.png`` and, for a sweep with a λ grid, ``sensitivity.png`` (cells that survive
+    BH q < 0.05 against AttnMel-CNN marked) in the sweep folder."""
+    from orchestrator.results.comparisons import sensitivity_family
     from orchestrator.results.plots import plot_curves, plot_sensitivity, save_figure
+
+    def sensitivity():
+        try:
+            significance = sensitivity_family(built.trials, built.predictions)
+        except ValueError as error:
+            raise UserError(f"cannot mark the cells: {error}") from None
+        return plot_sensitivity(built.trials, significance=significance)
 
     regularised = built.trials[built.trials["roi"] != "none"]
     figures = {"curves.png": lambda: plot_curves(built.trials, built.epochs)}
     if regularised[["lambda1", "lambda2"]].drop_duplicates().shape[0] > 1:
-        figures["sensitivity.png"] = lambda: plot_sensitivity(built.trials)
+        figures["sensitivity.png"] = sensitivity
     for name, draw in figures.items():
         try:
             print(f"figure: {save_figure(draw(), Path(sweep_dir) / name)}")

@@ -3,7 +3,8 @@
 Four tables per sweep folder, plain column types only (strings, 64-bit ints, doubles, bools,
 nulls allowed), rows sorted by their key so a rebuild from the same files is byte-identical:
 
-``trials``       one row per trial: identity, best validation epoch and its metrics, status
+``trials``       one row per trial: identity, best validation epoch and its metrics (test
+                 operating points and calibration from its predictions), status
 ``epochs``       one row per trial and epoch: losses, lr, validation and test AP/AUC, timings
 ``predictions``  one row per trial, split and image: label and melanoma probability of the
                  best-validation-epoch model (every CI and paired test is computed from it)
@@ -24,9 +25,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from attnmel.atomic import atomic_output
+from attnmel.metrics import CALIBRATION_BINS, OPERATING_SPECIFICITIES
 from attnmel.record import IDENTITY, LOSS_TERMS, SPLIT_METRICS
 
-__all__ = ["SCHEMAS", "FILES", "SORT_KEYS", "ResultTables", "to_arrow", "frame", "empty", "write", "read"]
+__all__ = ["SCHEMAS", "FILES", "SORT_KEYS", "OPERATING_COLUMNS", "SENSITIVITY_COLUMNS", "ResultTables", "to_arrow",
+           "frame", "empty", "write", "read"]  # fmt: skip
 
 _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 _ARROW = {str: _STR, int: _INT, float: _FLOAT, bool: _BOOL}
@@ -37,11 +40,16 @@ _ARROW = {str: _STR, int: _INT, float: _FLOAT, bool: _BOOL}
 # `restarts` how often a retry or resume reported again.
 _IDENTITY = [(name, _ARROW[kind]) for name, kind in IDENTITY.items() if name not in ("config_hash", "code_version")]
 _METRICS = [(name, _FLOAT) for name in SPLIT_METRICS]
+# Test-split operating points and calibration of the best-validation-epoch model, from the trial's
+# predictions: sensitivity at the ISIC 2017 challenge's specificities (``test_sens_at_spec82`` …),
+# Brier score, expected calibration error over CALIBRATION_BINS equal-width bins.
+SENSITIVITY_COLUMNS = {f"test_sens_at_spec{round(100 * s)}": s for s in OPERATING_SPECIFICITIES}
+OPERATING_COLUMNS = (*SENSITIVITY_COLUMNS, "test_brier", f"test_ece{CALIBRATION_BINS}")
 
 SCHEMAS: dict[str, pa.Schema] = {
     "trials": pa.schema(
         [("sweep", _STR), ("trial_id", _STR), ("trial_dir", _STR), *_IDENTITY, ("best_epoch", _INT), *_METRICS,
-         ("epochs_run", _INT), ("wall_seconds", _FLOAT), ("status", _STR), ("tune_status", _STR), ("error", _STR),
+         *((name, _FLOAT) for name in OPERATING_COLUMNS), ("epochs_run", _INT), ("wall_seconds", _FLOAT), ("status", _STR), ("tune_status", _STR), ("error", _STR),
          ("num_failures", _INT), ("restarts", _INT), ("node_ip", _STR), ("node_id", _STR), ("config_hash", _STR),
          ("code_version", _STR), ("params", _STR)]
     ),  # fmt: skip

@@ -1,7 +1,8 @@
 """Every text table the command line prints: the paper-style summary with its intervals,
-per-trial intervals, Table 3, paired comparisons. The numbers come computed from
-:mod:`orchestrator.results.paper` and :mod:`orchestrator.results.comparisons`; this module
-only formats them, with one set of number formatters (a missing value is "—" everywhere).
+per-trial intervals, Table 3, paired comparisons and families, operating points, power. The
+numbers come computed from :mod:`orchestrator.results.paper`, :mod:`~orchestrator.results.comparisons`
+and :mod:`~orchestrator.results.power`; this module only formats them, with one set of number
+formatters (a missing value is "—" everywhere), and puts the method under every table.
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ import math
 import numpy as np
 import pandas as pd
 
-from orchestrator.results.comparisons import setting_labels
+from orchestrator.results.comparisons import ROW_ANSWERS, setting_labels
 from orchestrator.results.paper import SETTING_KEYS, TABLE3_DATASET, inside, setting_key
 from orchestrator.results.stats import METRIC_LABELS
 
 __all__ = [
     "format_compare",
-    "format_intervals",
+    "format_family",
     "format_summary",
     "format_table3",
     "format_trial_intervals",
     "mean_std",
+    "bounds",
+    "format_operating_points",
+    "format_power",
     "number",
     "p_value",
     "with_ci",
@@ -46,7 +50,14 @@ def with_ci(estimate: float | None, low: float | None, high: float | None, *, si
     """``estimate [low, high]``; "—" when there is no estimate."""
     if _missing(estimate):
         return "—"
-    return f"{number(estimate, signed=signed)} [{number(low, signed=signed)}, {number(high, signed=signed)}]"
+    return f"{number(estimate, signed=signed)} {bounds(low, high, signed=signed)}"
+
+
+def bounds(low: float | None, high: float | None, *, signed: bool = False) -> str:
+    """``[low, high]``; "—" when there is no interval."""
+    if _missing(low):
+        return "—"
+    return f"[{number(low, signed=signed)}, {number(high, signed=signed)}]"
 
 
 def mean_std(mean: float, std: float, digits: int = 3) -> str:
@@ -101,9 +112,10 @@ def _setup_columns(table: pd.DataFrame, rows: pd.DataFrame) -> None:
 def format_summary(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bool = False) -> str:
     """The summary as text: one paper-style table per dataset, other λ settings after it.
 
-    A summary that went through :func:`add_intervals` also shows each setting's seed-averaged
-    test AP and AUC with their 95 % intervals and, with ``paper``, whether the paper's number
-    lies inside them.
+    A summary that went through :func:`add_intervals` also shows the 95 % interval of each
+    setting's expected single-model test AP and AUC (over seeds and test images) and, with
+    ``paper``, whether the paper's number lies inside it; with ``ensemble_*`` columns, each
+    setting's seed ensemble follows in a table of its own.
     """
     intervals = "auc_low" in summary.columns
     out: list[str] = []
@@ -125,9 +137,8 @@ def format_summary(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bo
                 table[f"test {label}"] = [mean_std(m, s) for m, s in
                                           zip(rows[f"test_{metric}_mean"], rows[f"test_{metric}_std"])]  # fmt: skip
                 if intervals:
-                    table[f"seed-avg {label} [95% CI]"] = [
-                        with_ci(*v) for v in zip(rows[f"{metric}_est"], rows[f"{metric}_low"], rows[f"{metric}_high"])
-                    ]
+                    table[f"{label} 95% CI"] = [bounds(lo, hi) for lo, hi in
+                                                zip(rows[f"{metric}_low"], rows[f"{metric}_high"])]  # fmt: skip
                 if paper and in_paper:
                     table[f"paper {label}"] = rows[f"paper_{metric}"].map(number)
                     table[f"Δ {label}"] = rows[f"{metric}_diff"].map(lambda v: number(v, signed=True))
@@ -135,9 +146,11 @@ def format_summary(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bo
                         table[f"paper {label} in CI"] = rows[f"paper_{metric}_in_ci"].map(yes_no)
             table["n"] = rows["n"].astype(int)
             out += [title, table.to_string(index=False), ""]
+            if "ensemble_auc" in rows.columns:
+                out += _ensemble_table(title, rows)
     if not summary.empty:
-        out.append("test AP/AUC: mean ± sample std over seeds of the test metrics at each trial's best "
-                   "validation epoch")
+        out.append("test AP/AUC: mean ± sample SD over seeds of each trial's test metric at its best validation "
+                   "epoch: the expected single-model metric")  # fmt: skip
         if intervals:
             out += _interval_notes(summary, paper)
         if paper:
@@ -148,17 +161,32 @@ def format_summary(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bo
     return "\n".join(out).rstrip() + "\n"
 
 
+def _ensemble_table(title: str, rows: pd.DataFrame) -> list[str]:
+    table = pd.DataFrame({"model": [f"{name} (ensemble of {int(n)} seeds)" for name, n in
+                                    zip(rows["paper_name"], rows["ci_trials"])]})  # fmt: skip
+    if (rows["roi"] != "none").any():
+        table["λ1, λ2"] = [_lambda_text(r) for r in rows.to_dict("records")]
+    for metric, label in (("ap", "AP"), ("auc", "AUC")):
+        table[f"test {label} [95% CI]"] = [with_ci(*v) for v in zip(rows[f"ensemble_{metric}"],
+                                           rows[f"ensemble_{metric}_low"], rows[f"ensemble_{metric}_high"])]  # fmt: skip
+    return [f"{title} — seed ensembles (not the settings' numbers)", table.to_string(index=False), ""]
+
+
 def _interval_notes(summary: pd.DataFrame, paper: bool) -> list[str]:
     out = []
     methods = [m for m in dict.fromkeys(summary["ci_method"]) if isinstance(m, str)]
-    if methods:
-        out.append("seed-avg [95% CI]: the metric of the mean melanoma probability per test image over a "
-                   "setting's seeds (a seed ensemble, so often above the mean over seeds)")  # fmt: skip
-        out += [f"CI: {method}, over test images" for method in methods]
-        if paper:
-            out.append("paper in CI: whether the paper's number lies inside that interval")
+    out += [f"95% CI of the expected single-model metric: {method}" for method in methods]
     rows = summary.to_dict("records")
     setup = len(summary[["backbone", "pretrained"]].drop_duplicates()) > 1
+    single = [_setting_text(r, setup) for r in rows if not pd.isna(r["ci_trials"]) and int(r["ci_trials"]) == 1]
+    if single:
+        out.append(f"one seed, so the CI covers test-set sampling only, not training randomness: {', '.join(single)}")
+    if "ensemble_method" in summary.columns:
+        out += [f"seed ensembles: the metric of the mean probability per image over a setting's seeds (often above "
+                f"the mean over seeds); CI: {m}, over test images" for m in dict.fromkeys(summary["ensemble_method"])
+                if isinstance(m, str)]  # fmt: skip
+    if paper:
+        out.append("paper in CI: whether the paper's number (one trained model each) lies inside that interval")
     missing = [_setting_text(r, setup) for r in rows if pd.isna(r["auc_est"])]
     if missing:
         out.append(f"no CI for {', '.join(missing)}: CIs need per-image predictions, which trials of an older "
@@ -171,7 +199,7 @@ def _interval_notes(summary: pd.DataFrame, paper: bool) -> list[str]:
 
 
 def format_trial_intervals(per_trial: pd.DataFrame, summary: pd.DataFrame, *, paper: bool = False) -> str:
-    """Each trial's own test AP and AUC with their intervals (``comparisons.variant_intervals``'
+    """Each trial's own test AP and AUC with their intervals (``comparisons.setting_intervals``'
     ``per_trial`` frame); with ``paper``, whether the paper's number (from ``summary``) lies inside."""
     if per_trial.empty:
         return "no finished trials with predictions\n"
@@ -198,7 +226,8 @@ def format_trial_intervals(per_trial: pd.DataFrame, summary: pd.DataFrame, *, pa
                     for r in records
                 ]  # fmt: skip
         out += [f"{dataset} — test metrics per trial", table.to_string(index=False), ""]
-    out += [f"CI: {method}, over test images" for method in dict.fromkeys(per_trial["method"])]
+    out += [f"CI: {method}, over test images (the trained model held fixed)"
+            for method in dict.fromkeys(per_trial["method"])]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -248,53 +277,137 @@ def format_table3(table: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- comparisons
 
 
+def _statistic(value: float) -> str:
+    return "—" if _missing(value) else ("±inf" if math.isinf(value) else f"{value:+.2f}")
+
+
 def format_compare(frame: pd.DataFrame, a: str, b: str, metric: str) -> str:
-    """``compare_settings``' frame as text: one line per pair, then the method."""
+    """``compare_settings``' frame as text: one line per row, then what each kind of row
+    answers and how it was computed."""
     label = METRIC_LABELS.get(metric, metric)
     split = frame["split"].iloc[0] if len(frame) else "test"
     table = pd.DataFrame({
-        "pair": frame["pair"],
+        "row": frame["pair"],
         "images": frame["n_images"].astype(int),
         "melanoma": frame["n_pos"].astype(int),
         f"{label} A": frame["metric_a"].map(number),
         f"{label} B": frame["metric_b"].map(number),
         "Δ (A − B)": frame["delta"].map(lambda v: number(v, signed=True)),
-        "CI of Δ": [f"[{number(lo, signed=True)}, {number(hi, signed=True)}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
-        "z": frame["z"].map(lambda v: "—" if pd.isna(v) else ("±inf" if math.isinf(v) else f"{v:+.2f}")),
+        "95% CI of Δ": [bounds(lo, hi, signed=True) for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+        "t / z": frame["z"].map(_statistic),
         "p": frame["p"].map(p_value),
     })  # fmt: skip
     out = [f"{split} {label}: A = {a}  vs  B = {b}", table.to_string(index=False), ""]
-    out += [f"method: {m}" for m in dict.fromkeys(frame["method"])]
-    if "seed-averaged" in set(frame["pair"]):
-        out.append("seed-averaged: mean melanoma probability per image over the paired seeds' trials")
-    out.append("p is two-sided, per row, not corrected for multiple comparisons")
+    for kind in dict.fromkeys(frame["kind"]):
+        rows = frame[frame["kind"] == kind]
+        names = {"expected single model": "expected single model", "seed": "seed rows",
+                 "ensemble": rows["pair"].iloc[0]}  # fmt: skip
+        out.append(f"{names[kind]}: answers \"{ROW_ANSWERS[kind]}\"")
+        out += [f"  method: {m}" for m in dict.fromkeys(rows["method"])]
+    expected = frame[frame["kind"] == "expected single model"].iloc[0]
+    if expected["covers"] != "seeds and test images":
+        few = [side for side, n in (("A", expected["seeds_a"]), ("B", expected["seeds_b"])) if int(n) < 2]
+        out.append(f"{' and '.join(few)} ran one seed, so the expected single-model interval covers "
+                   f"{expected['covers']}: it cannot include {' and '.join(few)}'s training randomness; run more "
+                   "seeds to cover it")  # fmt: skip
+    elif not bool(expected["paired"]):
+        out.append("the settings share fewer than two seeds: their seeds enter unpaired")
+    if (frame["kind"] == "seed").any():
+        out.append("seed rows hold both trained models fixed (their weights, hence their training randomness): "
+                   "their p covers test-set sampling only")  # fmt: skip
+    out.append("p is two-sided, per row; for a family of settings against one: report compare PATH 'NAME@*' B "
+               "(or all) adds Holm and Benjamini–Hochberg")  # fmt: skip
     return "\n".join(out) + "\n"
 
 
-def format_intervals(per_setting: pd.DataFrame, per_trial: pd.DataFrame | None = None) -> str:
-    """``variant_intervals``' frames as text: one table per dataset, per-trial rows after it."""
-    if per_setting.empty:
-        return "no finished trials with predictions\n"
+def format_family(frame: pd.DataFrame) -> str:
+    """``compare_family``' frame as text: the family named, one row per member, raw p,
+    Holm-adjusted p and BH q, the method."""
+    if frame.empty:
+        return "no comparisons\n"
+    label = METRIC_LABELS.get(frame["metric"].iloc[0], frame["metric"].iloc[0])
+    table = pd.DataFrame({
+        "setting": frame["setting"],
+        "seeds": frame["seeds"],
+        "images": frame["n_images"].astype(int),
+        f"{label}": frame["metric_a"].map(number),
+        f"{label} ref": frame["metric_ref"].map(number),
+        "Δ [95% CI]": [with_ci(d, lo, hi, signed=True) for d, lo, hi in zip(frame["delta"], frame["ci_low"],
+                                                                         frame["ci_high"])],  # fmt: skip
+        "p": frame["p"].map(p_value),
+        "Holm p": frame["p_holm"].map(p_value),
+        "BH q": frame["q_bh"].map(p_value),
+    })  # fmt: skip
+    out = [f"family: {frame['family'].iloc[0]}", table.to_string(index=False), ""]
+    out.append("Δ: expected single-model metric of the setting − the reference's; " + frame["method"].iloc[0].split("; ", 1)[1])
+    out.append("p: raw, two-sided, per row; Holm p: adjusted for the family-wise error over the family; "
+               "BH q: Benjamini–Hochberg false discovery rate over the family")  # fmt: skip
+    single = frame[frame["covers"] != "seeds and test images"]
+    if not single.empty:
+        out.append(f"one side ran one seed, so its interval leaves out training randomness: {', '.join(single['setting'])}")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- operating points, power
+
+
+def format_operating_points(table: pd.DataFrame) -> str:
+    """``paper.summarize_operating_points``' frame as text, one table per dataset."""
+    from attnmel.metrics import CALIBRATION_BINS
+    from orchestrator.results.tables import OPERATING_COLUMNS, SENSITIVITY_COLUMNS
+
+    if table.empty:
+        return ("no operating points: they are computed from per-image predictions, which these trials (of an older "
+                "version) did not store\n")  # fmt: skip
+    titles = {**{c: f"sens @ spec {round(100 * s)}%" for c, s in SENSITIVITY_COLUMNS.items()},
+              OPERATING_COLUMNS[-2]: "Brier", OPERATING_COLUMNS[-1]: f"ECE ({CALIBRATION_BINS} bins)"}  # fmt: skip
     out: list[str] = []
-    split = per_setting["split"].iloc[0]
-    for dataset, rows in per_setting.groupby("dataset", sort=False):
-        keys = rows[list(SETTING_KEYS)].to_dict("records")
-        table = pd.DataFrame({"setting": setting_labels(keys), "model": rows["paper_name"].to_numpy()})
-        table["trials"] = rows["n_trials"].astype(int).to_numpy()
-        table["images"] = rows["n_images"].astype(int).to_numpy()
-        table["AUC [CI]"] = [with_ci(*v) for v in zip(rows["auc_mean_prob"], rows["auc_low"], rows["auc_high"])]
-        table["AP [CI]"] = [with_ci(*v) for v in zip(rows["ap_mean_prob"], rows["ap_low"], rows["ap_high"])]
-        out += [f"{dataset} — {split} metrics of the seed-averaged probability", table.to_string(index=False), ""]
-        if per_trial is not None and not per_trial.empty:
-            trials = per_trial[per_trial["dataset"] == dataset]
-            table = pd.DataFrame({
-                "setting": setting_labels(trials[list(SETTING_KEYS)].to_dict("records")),
-                "seed": trials["seed"].to_numpy(),
-                "trial": trials["trial_id"].to_numpy(),
-                "AUC [CI]": [with_ci(*v) for v in zip(trials["auc"], trials["auc_low"], trials["auc_high"])],
-                "AP [CI]": [with_ci(*v) for v in zip(trials["ap"], trials["ap_low"], trials["ap_high"])],
-            })  # fmt: skip
-            out += [f"{dataset} — {split} metrics per trial", table.to_string(index=False), ""]
-    out += [f"CI: {m}, over {split} images" for m in dict.fromkeys(per_setting["method"])]
-    out.append("seed-averaged: mean melanoma probability per image over a setting's trials (a seed ensemble)")
+    for dataset, rows in table.groupby("dataset", sort=False):
+        header, vary_setup = _setup_header(dataset, rows)
+        records = rows.to_dict("records")
+        frame = pd.DataFrame({"model": rows["paper_name"].to_numpy()})
+        if (rows["roi"] != "none").any():
+            frame["λ1, λ2"] = [_lambda_text(r) for r in records]
+        if vary_setup:
+            _setup_columns(frame, rows)
+        for column in OPERATING_COLUMNS:
+            frame[titles[column]] = [mean_std(r[f"{column}_mean"], r[f"{column}_std"]) for r in records]
+        frame["n"] = rows["n"].astype(int).to_numpy()
+        out += [f"{header} — test operating points and calibration", frame.to_string(index=False), ""]
+    out.append("mean ± sample SD over seeds of each trial's value on the test split (best validation epoch). "
+               "sens @ spec: sensitivity on the ROC curve at that specificity, linearly interpolated between the "
+               "curve's points (the ISIC 2017 challenge's secondary metrics); Brier: mean (p − y)²; ECE: "
+               f"Σ (n_b/N)·|melanoma share − mean p| over {CALIBRATION_BINS} equal-width bins")  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def format_power(plan, a: str, b: str) -> str:
+    """``power.PowerPlan`` as text: what was assumed, seeds needed, the smallest detectable Δ."""
+    label = METRIC_LABELS.get(plan.metric, plan.metric)
+    out = [f"power: {label} of A = {a} − B = {b}", ""]
+    rows = [
+        ("Δ to detect", f"{number(plan.delta, signed=True)} ({plan.delta_source})"),
+        ("seed-to-seed SD of the per-seed Δ", number(math.sqrt(plan.seed_var))),
+        ("test-set SE of Δ (does not shrink with seeds)", number(math.sqrt(plan.image_var))),
+        (f"SE of Δ with {plan.seeds_now} seeds per setting", number(plan.se_now)),
+        (f"smallest Δ detectable with {plan.seeds_now} seeds", f"±{number(plan.detectable_now)}"),
+        ("smallest Δ detectable with any number of seeds", f"±{number(plan.floor)}"),
+    ]
+    if plan.delta == 0:
+        needed = "— (Δ = 0: nothing to detect)"
+    elif plan.seeds_needed is None:
+        needed = (f"none up to {_max_seeds()}: |Δ| is below what this test set can resolve (±{number(plan.floor)}); "
+                  "more test images, not seeds, are needed")  # fmt: skip
+    else:
+        needed = str(plan.seeds_needed)
+    rows.append((f"seeds per setting to detect Δ (α = {plan.alpha:g}, power {plan.power:g})", needed))
+    width = max(len(k) for k, _ in rows)
+    out += [f"{k:<{width}}  {v}" for k, v in rows]
+    out += ["", f"from: {plan.source}", f"method: {plan.method}"]
+    return "\n".join(out) + "\n"
+
+
+def _max_seeds() -> int:
+    from orchestrator.results.power import MAX_SEEDS
+
+    return MAX_SEEDS

@@ -21,7 +21,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from attnmel.errors import UserError
-from attnmel.version import code_version
+from attnmel.version import code_version, environment
 from orchestrator.sweep import folders, stop, storage
 from orchestrator.sweep.grid import params_config, tune_params
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, join_hint
@@ -256,6 +256,7 @@ def _start(
             "name": spec.name,
             "spec": spec_to_dict(spec),
             "code_version": code_version(),
+            "environment": environment(),  # package versions and CPU/GPU of the driver (README: Reproducibility)
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })  # fmt: skip
         print(f"sweep {spec.name}: storage {target}")

@@ -96,3 +96,81 @@ def test_jaccard_of_constant_maps():
     flat = torch.full((1, 1, 2, 2), 0.7)
     assert attention_jaccard(flat, _right_half_mask()) == 0.0  # highlights nothing
     assert attention_jaccard(flat, torch.zeros(1, 1, 4, 4)) == 1.0  # nothing to find, nothing found
+
+
+# --------------------------------------------------------------------------- operating points, calibration
+
+
+def _independent_sensitivity(y, prob, specificity):
+    """Read off scikit-learn's ROC curve: walk its points, interpolate linearly inside the segment
+    that crosses fpr = 1 − specificity, and take the top of a vertical rise at exactly that fpr."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, prob, drop_intermediate=False)
+    target = 1 - specificity
+    best = 0.0
+    for k in range(len(fpr)):
+        if fpr[k] <= target:
+            best = max(best, tpr[k])
+        if k + 1 < len(fpr) and fpr[k] < target < fpr[k + 1]:
+            best = max(best, tpr[k] + (target - fpr[k]) / (fpr[k + 1] - fpr[k]) * (tpr[k + 1] - tpr[k]))
+    return best
+
+
+@pytest.mark.parametrize("levels", [None, 4, 20])
+def test_sensitivity_at_specificity_reads_the_roc_curve(levels):
+    from attnmel.metrics import OPERATING_SPECIFICITIES, sensitivity_at_specificity
+
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        n = int(rng.integers(5, 80))
+        y = rng.integers(0, 2, n)
+        y[:2] = (0, 1)
+        prob = rng.random(n) * 0.7 + 0.3 * y
+        if levels:
+            prob = np.round(prob * levels) / levels
+        for spec in (*OPERATING_SPECIFICITIES, 0.0, 0.5, 1.0):
+            assert sensitivity_at_specificity(y, prob, spec) == pytest.approx(_independent_sensitivity(y, prob, spec),
+                                                                              abs=1e-12)  # fmt: skip
+    assert sensitivity_at_specificity([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], 0.95) == 1.0
+    with pytest.raises(ValueError, match="both classes"):
+        sensitivity_at_specificity([1, 1], [0.2, 0.3], 0.9)
+
+
+def test_brier_reliability_and_ece_equal_scikit_learn():
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss
+
+    from attnmel.metrics import brier_score, expected_calibration_error, reliability_curve
+
+    rng = np.random.default_rng(4)
+    for bins in (5, 10, 15):
+        y = rng.integers(0, 2, 400)
+        prob = np.clip(0.4 * y + 0.6 * rng.random(400), 0, 1)
+        prob[:12] = np.linspace(0, 1, bins + 1)[np.arange(12) % (bins + 1)]  # values on the bin edges
+        assert brier_score(y, prob) == pytest.approx(brier_score_loss(y, prob), abs=1e-15)
+        observed, predicted, count = reliability_curve(y, prob, bins)
+        want_observed, want_predicted = calibration_curve(y, prob, n_bins=bins, strategy="uniform")
+        assert np.allclose(observed, want_observed, atol=1e-15) and np.allclose(predicted, want_predicted, atol=1e-15)
+        assert count.sum() == 400
+        ece = sum(c / 400 * abs(o - q) for o, q, c in zip(want_observed, want_predicted, count))
+        assert expected_calibration_error(y, prob, bins) == pytest.approx(ece, abs=1e-15)
+    assert expected_calibration_error([0, 1, 0, 1], [0.0, 1.0, 0.0, 1.0]) == 0.0
+
+
+def test_resampled_metrics_equal_scikit_learn_on_materialised_resamples():
+    from attnmel.metrics import resampled_ap, resampled_auc
+
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        n = int(rng.integers(4, 50))
+        y = rng.integers(0, 2, n)
+        y[:2] = (0, 1)
+        prob = np.round(rng.random(n) * 4) / 4 + 0.2 * y
+        counts = rng.integers(0, 3, (6, n))
+        counts[:, 0] += 1
+        counts[:, 1] += 1  # both classes in every resample
+        auc, ap = resampled_auc(y, prob, counts), resampled_ap(y, prob, counts)
+        for k, row in enumerate(counts):
+            assert auc[k] == pytest.approx(roc_auc_score(np.repeat(y, row), np.repeat(prob, row)), abs=1e-12)
+            assert ap[k] == pytest.approx(average_precision_score(np.repeat(y, row), np.repeat(prob, row)), abs=1e-12)

@@ -275,3 +275,28 @@ def test_an_epoch_lost_with_a_dead_node_comes_from_the_runs_own_log(tmp_path):
     trials, epochs, *_ = build_tables(tmp_path)
     assert epochs["epoch"].tolist() == [1, 2, 3] and trials.iloc[0]["epochs_run"] == 3
     assert trials.iloc[0]["best_epoch"] == 2 and trials.iloc[0]["val_auc"] == 0.99
+
+
+def test_trials_carry_operating_points_and_calibration_from_their_predictions(tmp_path):
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss, roc_curve
+
+    from _results_fixtures import scored_sweep
+
+    sweep_dir, truth = scored_sweep(tmp_path, unscored=(("melcnn", "none"),))
+    trials = build_tables(sweep_dir).trials.set_index("trial_id")
+    preds = truth["predictions"]
+    for tid in truth["predictions"]["trial_id"].unique():
+        test = preds[(preds["trial_id"] == tid) & (preds["split"] == "test")]
+        y, p = test["label"].to_numpy(), test["prob"].to_numpy()
+        row = trials.loc[tid]
+        assert row["test_brier"] == pytest.approx(brier_score_loss(y, p))
+        fpr, tpr, _ = roc_curve(y, p)  # continuous scores: no ties, the curve is a step per image
+        for spec in (82, 89, 95):
+            assert row[f"test_sens_at_spec{spec}"] == pytest.approx(np.interp(1 - spec / 100, fpr, tpr))
+        observed, predicted = calibration_curve(y, p, n_bins=10)
+        counts = np.bincount(np.searchsorted(np.linspace(0, 1, 11)[1:-1], p), minlength=10)
+        counts = counts[counts > 0]
+        assert row["test_ece10"] == pytest.approx(np.sum(counts * np.abs(observed - predicted)) / len(y))
+    unscored = [tid for tid, ident in truth["trials"].items() if ident["paper_name"] == "Mel-CNN"]
+    assert trials.loc[unscored, ["test_brier", "test_ece10", "test_sens_at_spec95"]].isna().all().all()

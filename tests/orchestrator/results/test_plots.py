@@ -97,3 +97,25 @@ def test_cli_plot(lambda_tables, tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "s.png").read_bytes()[:8] == PNG_MAGIC
 
+
+
+def test_sensitivity_stars_the_cells_that_survive_bh(tmp_path):
+    from orchestrator.results.comparisons import SENSITIVITY_FAMILY, sensitivity_family
+
+    from _results_fixtures import scored_sweep
+
+    sweep_dir, _ = scored_sweep(tmp_path, signals={("attnmel", "lesion"): 3.0, ("attnmel", "none"): 0.0},
+                                lambdas=((0.001, 0.01), (0.01, 0.01), (0.01, 0.1)), seeds=3)  # fmt: skip
+    trials, _, predictions, _ = build_tables(sweep_dir)
+    family = sensitivity_family(trials, predictions, n_resamples=200)
+    assert set(family["split"]) == {"val", "test"} and len(family) == 2 * 3
+    assert family["family"].str.startswith(SENSITIVITY_FAMILY).all()
+    # Mark exactly the cells with q < 0.05: change one q and its star moves with it.
+    family.loc[(family["split"] == "test") & (family["lambda2"] == 0.1), "q_bh"] = 0.5
+    fig = plot_sensitivity(trials, significance=family)
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    stars = {ax.get_title().split("·")[2].split()[1]: sum(t.get_text().startswith("★") for t in ax.texts)
+             for ax in panels}  # fmt: skip
+    expected = {split: int(((family["split"] == split) & (family["q_bh"] < 0.05)).sum()) for split in ("val", "test")}
+    assert stars == {"validation": expected["val"], "test": expected["test"]} and expected["val"] > expected["test"]
+    assert "Benjamini–Hochberg q < 0.05" in fig.texts[0].get_text()

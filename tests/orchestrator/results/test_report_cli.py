@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parents[3]
 # nine settings-or-trials stays within a few seconds; the statistics are tested in test_stats.py.
 RESAMPLES = 100
 CI = re.compile(r"(\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\]")
+# The summary: "mean ± sd" of the trials, then "[low, high]" of the expected single-model metric.
+SUMMARY_CI = re.compile(r"(\d\.\d{3}) ± (\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\]")
 LESION, PLAIN, GAP = "AttnMel-CNN-Lesion", "AttnMel-CNN", "VGG-16-GAP"
 
 
@@ -78,22 +80,30 @@ def _test_probs(truth: dict, model: str) -> tuple[np.ndarray, pd.DataFrame]:
 # --------------------------------------------------------------------------- show: intervals
 
 
-def test_show_ci_is_of_the_seed_averaged_prediction_and_contains_it(scored, shown):
+def _summary_cells(line: str) -> list[tuple[float, float, float, float]]:
+    """(mean, sd, low, high) of AP then AUC in a summary line (columns: test X, X 95% CI, ...)."""
+    spaced = re.sub(r"\s+(?=\[)", " ", line)
+    return [tuple(map(float, m)) for m in SUMMARY_CI.findall(spaced)]
+
+
+def test_show_ci_is_of_the_expected_single_model_metric(scored, shown):
     summary_block = shown.split("test metrics per trial")[0]
     bounds = {}
     for model in (LESION, GAP, PLAIN):
         (line,) = _model_lines(summary_block, model)
-        (ap, ap_low, ap_high), (auc, auc_low, auc_high) = [tuple(map(float, m)) for m in CI.findall(line)]
+        (ap, _, ap_low, ap_high), (auc, auc_sd, auc_low, auc_high) = _summary_cells(line)
         labels, probs = _test_probs(scored[1], model)
-        mean_prob = probs.mean(axis=1).to_numpy()
-        assert auc == pytest.approx(roc_auc_score(labels, mean_prob), abs=5e-4)
-        assert ap == pytest.approx(average_precision_score(labels, mean_prob), abs=5e-4)
+        aucs = [roc_auc_score(labels, probs[c]) for c in probs]
+        assert auc == pytest.approx(np.mean(aucs), abs=5e-4) and auc_sd == pytest.approx(np.std(aucs, ddof=1), abs=5e-4)
+        assert ap == pytest.approx(np.mean([average_precision_score(labels, probs[c]) for c in probs]), abs=5e-4)
         assert auc_low <= auc <= auc_high and ap_low <= ap <= ap_high
+        # Two seeds: the t interval on ≥ 1 df is wider than ±1.96 SD/√2 of the seeds alone.
+        assert auc_high - auc_low > 2 * 1.96 * auc_sd / np.sqrt(2) - 2e-3 or auc_high == 1.0
         bounds[model] = (auc_low, auc_high)
-    # Strong signal beats chance by more than either interval's width; chance sits near 0.5.
-    assert bounds[LESION][0] > bounds[GAP][0] and bounds[LESION][0] > bounds[PLAIN][1]
-    assert bounds[PLAIN][0] < 0.5 < bounds[PLAIN][1]
-    assert f"stratified bootstrap, {RESAMPLES} resamples, seed 0, percentile 95%" in shown
+    # Strong signal beats chance; chance sits near 0.5.
+    assert bounds[LESION][0] > bounds[PLAIN][0] and bounds[PLAIN][0] < 0.5 < bounds[PLAIN][1]
+    assert "95% CI of the expected single-model metric: mean over seeds of each trial's metric; 95% t interval" in shown
+    assert f"stratified image bootstrap, {RESAMPLES} resamples, seed 0" in shown and "ensemble" not in summary_block
 
 
 def test_show_paper_in_ci_says_whether_the_paper_value_lies_inside(shown):
@@ -102,16 +112,16 @@ def test_show_paper_in_ci_says_whether_the_paper_value_lies_inside(shown):
     verdicts = []
     for model in (LESION, GAP, PLAIN):
         (line,) = _model_lines(summary_block, model)
-        intervals = [tuple(map(float, m)) for m in CI.findall(line)]
+        cells = _summary_cells(line)
         words = [w for w in line.split() if w in ("yes", "no")]
         assert len(words) == 2, line
-        for (_, low, high), metric, word in zip(intervals, ("ap", "auc"), words):
+        for (_, _, low, high), metric, word in zip(cells, ("ap", "auc"), words):
             value = paper.loc[model, metric]
             assert f"{value:.3f}" in line  # the paper's number beside ours
             assert word == ("yes" if low <= value <= high else "no"), (model, metric, line)
             verdicts.append(word)
     assert {"yes", "no"} <= set(verdicts)  # the fixture is built to give both answers
-    assert "paper AUC in CI" in shown and "paper in CI: whether the paper's number lies inside" in shown
+    assert "paper AUC in CI" in shown and "paper in CI: whether the paper's number" in shown
 
 
 def test_show_per_trial_intervals_are_each_trials_own(scored, shown):
@@ -132,7 +142,7 @@ def test_show_per_trial_intervals_are_each_trials_own(scored, shown):
 def test_show_setting_without_predictions_gets_no_ci_and_says_why(shown):
     summary_block = shown.split("test metrics per trial")[0]
     (line,) = _model_lines(summary_block, "Mel-CNN")
-    assert not CI.search(line) and "—" in line
+    assert not _summary_cells(line) and "—" in line
     assert "no CI for isic2017 Mel-CNN: CIs need per-image predictions" in shown
 
 
@@ -149,7 +159,7 @@ def test_show_no_ci_prints_the_plain_table(scored, capsys):
     assert main(["report", "show", str(scored[0]), "--no-ci"]) == 0
     out = capsys.readouterr().out
     assert "[95% CI]" not in out and not CI.search(out) and "bootstrap" not in out
-    assert _model_lines(out, LESION) and "mean ± sample std over seeds" in out
+    assert _model_lines(out, LESION) and "mean ± sample SD over seeds" in out
 
 
 # --------------------------------------------------------------------------- compare
@@ -158,7 +168,7 @@ def test_show_no_ci_prints_the_plain_table(scored, capsys):
 def _compare_rows(out: str) -> dict[str, list[str]]:
     rows = {}
     for line in out.splitlines():
-        match = re.match(r"\s*(seed \d+|seed-averaged)\s+(.*)$", line)
+        match = re.match(r"\s*(seed \d+|expected single model|ensemble of \d+ seeds)\s+(\d.*)$", line)
         if match:
             rows[match.group(1)] = match.group(2).split()
     return rows
@@ -168,7 +178,7 @@ def test_compare_auc_better_setting_has_positive_delta_and_small_p(scored, capsy
     assert main(["report", "compare", str(scored[0]), LESION, "attnmel"]) == 0
     out = capsys.readouterr().out
     rows = _compare_rows(out)
-    assert set(rows) == {"seed 0", "seed 1", "seed-averaged"}
+    assert set(rows) == {"expected single model", "seed 0", "seed 1", "ensemble of 2 seeds"}
     labels, lesion = _test_probs(scored[1], LESION)
     _, plain = _test_probs(scored[1], PLAIN)
     for seed in (0, 1):
@@ -197,7 +207,7 @@ def test_compare_is_antisymmetric_and_ap_uses_the_paired_bootstrap(scored, capsy
     out = capsys.readouterr().out
     labels, lesion = _test_probs(scored[1], LESION)
     _, plain = _test_probs(scored[1], PLAIN)
-    averaged = _compare_rows(out)["seed-averaged"]
+    averaged = _compare_rows(out)["ensemble of 2 seeds"]
     ap = {name: average_precision_score(labels, probs.mean(axis=1)) for name, probs in (("a", lesion), ("b", plain))}
     expected = ap["a"] - ap["b"]
     assert float(averaged[4]) == pytest.approx(expected, abs=5e-4) and expected > 0
@@ -221,7 +231,9 @@ def test_compare_ambiguous_setting_names_the_candidates(lambdas, capsys):
     assert code == 2 and captured.err.count("\n") == 1 and "ambiguous" in captured.err
     assert "attnmel+lesion@0.001,0.01" in captured.err and "attnmel+lesion@0.01,0.01" in captured.err
     assert main(["report", "compare", path, "attnmel+lesion@0.01,0.01", "AttnMel-CNN"]) == 0
-    assert set(_compare_rows(capsys.readouterr().out)) == {"seed 0"}  # one seed: no seed-averaged row
+    out = capsys.readouterr().out
+    assert set(_compare_rows(out)) == {"expected single model", "seed 0"}  # one seed: no ensemble row
+    assert "A and B ran one seed, so the expected single-model interval covers test images only" in out
 
 
 # --------------------------------------------------------------------------- Table 3
@@ -305,3 +317,71 @@ def test_old_sweep_without_predictions_still_shows_its_table(tmp_path, capsys):
     assert main(["report", "compare", str(sweep), LESION, PLAIN]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("attnmel: error: no per-image predictions")
+
+
+# --------------------------------------------------------------------------- families, seeds, power, operating points
+
+
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory) -> Path:
+    """A results root: AttnMel-CNN-Lesion with one seed in one sweep, AttnMel-CNN with three in another."""
+    root = tmp_path_factory.mktemp("uneven")
+    scored_sweep(root, "one", signals={("attnmel", "lesion"): 2.0}, seeds=1, seed=3)
+    scored_sweep(root, "three", signals={("attnmel", "none"): 1.0}, seeds=3, seed=4)
+    return root
+
+
+def test_compare_one_seed_against_three_says_what_the_interval_cannot_cover(uneven, capsys, monkeypatch):
+    monkeypatch.setattr(commands_results, "_MIN_RESAMPLES", RESAMPLES)
+    assert main(["report", "compare", str(uneven), LESION, PLAIN, "--resamples", str(RESAMPLES)]) == 0
+    out = capsys.readouterr().out
+    assert set(_compare_rows(out)) == {"expected single model", "seed 0"}
+    assert ("A ran one seed, so the expected single-model interval covers test images and the seeds of the side "
+            "with several (one side has one seed): it cannot include A's training randomness") in out  # fmt: skip
+    assert "mean over A's 1 seed(s) − mean over B's 3 (seeds unpaired)" in out
+
+
+def test_compare_family_prints_raw_holm_and_bh(scored, capsys, monkeypatch):
+    from statsmodels.stats.multitest import multipletests
+
+    monkeypatch.setattr(commands_results, "_MIN_RESAMPLES", RESAMPLES)
+    assert main(["report", "compare", str(scored[0]), "all", PLAIN, "--resamples", str(RESAMPLES)]) == 0
+    out = capsys.readouterr().out
+    assert "family: every other setting vs attnmel (isic2017, test AUC): 2 comparisons" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["vgg16_gap"], ["attnmel+lesion@0.001,0.01"])]
+    p, holm, bh = (np.array([float(r[k]) for r in rows]) for k in (-3, -2, -1))
+    assert np.allclose(holm, multipletests(p, method="holm")[1], rtol=5e-3)
+    assert np.allclose(bh, multipletests(p, method="fdr_bh")[1], rtol=5e-3)
+
+
+def test_power_from_a_sweep_and_from_the_paper(scored, capsys):
+    assert main(["report", "power", str(scored[0]), GAP, PLAIN]) == 0
+    out = capsys.readouterr().out
+    assert "power: AUC of A = VGG-16-GAP − B = AttnMel-CNN" in out and "(observed)" in out
+    assert "test-set covariance by DeLong" in out and "seeds per setting to detect Δ" in out
+    assert main(["report", "power", "paper", "AttnMel-CNN-Lesion", "AttnMel-CNN", "--seed-sd", "0.01",
+                 "--correlation", "0.8"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "+0.011 (the paper's)" in out and "600 images (117 melanoma)" in out
+    assert "more test images, not seeds, are needed" in out  # 0.011 is below what 600 images resolve
+    code = main(["report", "power", "paper", "AttnMel-CNN-Lesion", "AttnMel-CNN"])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs --seed-sd and --correlation" in err and err.count("\n") == 1
+
+
+def test_show_operating_points_are_the_trials_means(scored, capsys):
+    from attnmel.metrics import sensitivity_at_specificity
+
+    assert main(["report", "show", str(scored[0]), "--operating-points"]) == 0
+    out = capsys.readouterr().out
+    labels, probs = _test_probs(scored[1], LESION)
+    sens = [sensitivity_at_specificity(labels, probs[c], 0.89) for c in probs]
+    (line,) = _model_lines(out, LESION)
+    assert f"{np.mean(sens):.3f} ± {np.std(sens, ddof=1):.3f}" in line
+    assert "sens @ spec 82%" in out and "ECE (10 bins)" in out and "linearly interpolated" in out
+
+
+def test_plot_calibration_and_marked_sensitivity(scored, tmp_path, capsys):
+    assert main(["plot", "calibration", str(scored[0]), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", "calibration", str(scored[0]), "--out", str(tmp_path / "c.gif")]) == 2

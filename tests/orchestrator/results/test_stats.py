@@ -1,4 +1,6 @@
-"""orchestrator.results.stats and orchestrator.results.comparisons: DeLong against its definition, bootstrap intervals, settings compared by seed."""
+"""orchestrator.results.stats and orchestrator.results.comparisons: DeLong against its definition, bootstrap
+intervals, expected single-model intervals against a simulation with known truth, Holm/BH against statsmodels,
+settings compared by seed and as families."""
 
 from __future__ import annotations
 
@@ -12,10 +14,17 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from orchestrator.results.comparisons import compare_settings, setting_names, variant_intervals
-from orchestrator.results.text import format_compare, format_intervals
-from attnmel.metrics import rows_ap, rows_auc
-from orchestrator.results.stats import _index_blocks, bootstrap_ci, delong_test, normal_quantile, paired_bootstrap_test, two_sided_p
+from scipy.stats import t as student_t
+from statsmodels.stats.multitest import multipletests
+
+from attnmel.metrics import resampled_ap, resampled_auc
+from orchestrator.results.comparisons import compare_family, compare_settings, setting_intervals, setting_names
+from orchestrator.results.stats import (
+    benjamini_hochberg, bootstrap_ci, delong_covariance, delong_test, hanley_mcneil_variance, holm, normal_quantile,
+    paired_bootstrap_test, resampled_metric, setting_difference, setting_interval, stratified_counts, t_quantile,
+    t_two_sided_p, two_sided_p,
+)  # fmt: skip
+from orchestrator.results.text import format_compare, format_family
 
 
 def _scores(rng: np.random.Generator, y: np.ndarray, shift: float, levels: int | None = None) -> np.ndarray:
@@ -130,22 +139,26 @@ def test_delong_rejects_bad_input():
 @pytest.mark.parametrize("levels", [None, 2, 5])  # continuous scores, and heavy ties
 def test_block_metrics_equal_scikit_learn_on_every_resample(levels):
     rng = np.random.default_rng(4)
-    y = np.r_[np.ones(9, int), np.zeros(31, int)]
+    y = rng.permutation(np.r_[np.ones(9, int), np.zeros(31, int)])  # classes interleaved
     s = _scores(rng, y, 1.0, levels=levels) if levels else _scores(rng, y, 1.0)
-    block = next(_index_blocks(y, 200, seed=1))  # positives first in every row, with repeats
-    auc_rows, ap_rows = rows_auc(s[block], 9), rows_ap(s[block], 9)
-    y_star = y[block[0]]
-    for k, idx in enumerate(block):
-        assert auc_rows[k] == pytest.approx(roc_auc_score(y_star, s[idx]), abs=1e-12)
-        assert ap_rows[k] == pytest.approx(average_precision_score(y_star, s[idx]), abs=1e-12)
+    counts = next(stratified_counts(y, 200, seed=1))
+    auc_rows, ap_rows = resampled_auc(y, s, counts), resampled_ap(y, s, counts)
+    for k, row in enumerate(counts):
+        y_star, s_star = np.repeat(y, row), np.repeat(s, row)  # the resample, materialised
+        assert auc_rows[k] == pytest.approx(roc_auc_score(y_star, s_star), abs=1e-12)
+        assert ap_rows[k] == pytest.approx(average_precision_score(y_star, s_star), abs=1e-12)
+    both = resampled_metric("auc", y, np.stack([s, -s]), 200, seed=1)
+    assert np.allclose(both[:, 0], auc_rows) and np.allclose(both[:, 1], 1 - auc_rows)  # same resamples
 
 
 def test_stratified_resamples_keep_both_class_counts():
     y = np.r_[np.ones(1, int), np.zeros(19, int)]  # one melanoma: plain resampling would often lose it
-    blocks = list(_index_blocks(y, 600, seed=0))
-    rows = np.concatenate(blocks)
+    rows = np.concatenate(list(stratified_counts(y, 600, seed=0)))
     assert rows.shape == (600, 20)
-    assert (y[rows].sum(axis=1) == 1).all()
+    assert (rows[:, y == 1].sum(axis=1) == 1).all() and (rows[:, y == 0].sum(axis=1) == 19).all()
+    # Each image is drawn Binomial(class size, 1/class size) times: mean 1.
+    assert rows[:, 1:].mean() == pytest.approx(1.0, abs=0.02)
+    assert np.array_equal(rows, np.concatenate(list(stratified_counts(y, 600, seed=0))))
     ci = bootstrap_ci(y, np.linspace(0, 1, 20), "ap", n_resamples=100)
     assert 0 <= ci.low <= ci.high <= 1
 
@@ -239,9 +252,9 @@ def _trial(preds: pd.DataFrame, trial_id: str, split: str = "test") -> pd.DataFr
     return preds[(preds["trial_id"] == trial_id) & (preds["split"] == split)].set_index("image_id").sort_index()
 
 
-def test_variant_intervals(tables):
+def test_setting_intervals(tables):
     trials, preds = tables
-    per_setting, per_trial = variant_intervals(trials, preds, n_resamples=25, seed=3)
+    per_setting, per_trial = setting_intervals(trials, preds, n_resamples=200, seed=3, ensemble=True)
     assert list(per_setting["paper_name"]) == ["VGG-16-GAP", "AttnMel-CNN-Lesion", "AttnMel-CNN-Lesion"]
     assert list(per_setting["n_trials"]) == [3, 3, 2]
     assert list(per_setting["lambda1"]) == [0.0, 0.001, 0.01]
@@ -252,46 +265,59 @@ def test_variant_intervals(tables):
         assert row.ap == pytest.approx(average_precision_score(mine["label"], mine["prob"]))
         assert row.auc_low <= row.auc <= row.auc_high and row.ap_low <= row.ap <= row.ap_high
         assert row.n_images == len(mine)
-    # The seed-averaged prediction of VGG-16-GAP lives on the 55 images all three trials scored.
+    # VGG-16-GAP lives on the 55 images all three trials scored: its number is the mean of the
+    # trials' metrics there, the ensemble its own (mean probability) number.
     gap = [_trial(preds, f"vgg16_gap_none_0_{s}") for s in (0, 1, 2)]
     common = gap[2].index
-    mean = np.mean([t.loc[common, "prob"] for t in gap], axis=0)
     row = per_setting.iloc[0]
+    aucs = [roc_auc_score(t.loc[common, "label"], t.loc[common, "prob"]) for t in gap]
     assert row.n_images == 55 and row.n_pos == gap[2]["label"].sum()
-    assert row.auc_mean_prob == pytest.approx(roc_auc_score(gap[2]["label"], mean))
-    assert row.ap_mean_prob == pytest.approx(average_precision_score(gap[2]["label"], mean))
+    assert row.auc == pytest.approx(np.mean(aucs)) and row.auc_seed_sd == pytest.approx(np.std(aucs, ddof=1))
+    assert row.auc_low < row.auc < row.auc_high and row.covers == "seeds and test images"
+    mean = np.mean([t.loc[common, "prob"] for t in gap], axis=0)
+    assert row.ensemble_auc == pytest.approx(roc_auc_score(gap[2]["label"], mean))
+    # The interval is the t interval of the two variance components (the seed part at least s²/K).
+    assert row.auc_se**2 >= row.auc_seed_sd**2 / 3 + row.auc_image_se**2 - 1e-12
+    half = student_t.ppf(0.975, row.auc_df) * row.auc_se
+    assert (row.auc_low, row.auc_high) == pytest.approx((row.auc - half, min(row.auc + half, 1.0)))
     # The validation split is its own table.
-    val_setting, _ = variant_intervals(trials, preds, split="val", n_resamples=10)
+    val_setting, _ = setting_intervals(trials, preds, split="val", n_resamples=100, per_trial=False)
     assert (val_setting["n_images"] == N_IMAGES).all()
-    assert not np.allclose(val_setting["auc_mean_prob"], per_setting["auc_mean_prob"])
-    text = format_intervals(per_setting, per_trial)
-    assert f"{row.auc_mean_prob:.3f} [{row.auc_low:.3f}, {row.auc_high:.3f}]" in text
-    assert "attnmel+lesion@0.01,0.1" in text and "25 resamples, seed 3" in text
+    assert not np.allclose(val_setting["auc"], per_setting["auc"])
 
 
 def test_compare_settings_pairs_trials_by_seed(tables, caplog):
     trials, preds = tables
-    frame = compare_settings(trials, preds, "attnmel+lesion@0.001,0.01", "vgg16_gap")
-    assert list(frame["pair"]) == ["seed 0", "seed 1", "seed 2", "seed-averaged"]
-    assert list(frame["n_images"]) == [60, 60, 55, 55]
-    for row in frame.iloc[:3].itertuples():
+    frame = compare_settings(trials, preds, "attnmel+lesion@0.001,0.01", "vgg16_gap", n_resamples=200)
+    assert list(frame["pair"]) == ["expected single model", "seed 0", "seed 1", "seed 2", "ensemble of 3 seeds"]
+    assert list(frame["n_images"]) == [55, 60, 60, 55, 55]
+    expected = frame.iloc[0]
+    assert bool(expected.paired) and expected.covers == "seeds and test images"
+    assert expected.delta == pytest.approx(expected.metric_a - expected.metric_b)
+    for row in frame.iloc[1:4].itertuples():
         a, b = _trial(preds, f"attnmel_lesion_0.001_{row.seed}"), _trial(preds, f"vgg16_gap_none_0_{row.seed}")
         a = a.loc[b.index]
         expected = delong_test(a["label"], a["prob"], b["prob"])
         assert row.metric_a == pytest.approx(roc_auc_score(a["label"], a["prob"]))
         assert row.delta == pytest.approx(expected.delta) and row.p == pytest.approx(expected.p)
-    assert frame["method"].str.startswith("DeLong").all()
+    assert frame["method"].iloc[1:].str.startswith("DeLong").all()
+    assert frame["method"].iloc[0].startswith("mean over 3 paired seeds of Δ = A − B; 95% t interval")
     # Seeds that only one side ran (seed 2) are left out, with a warning.
     with caplog.at_level(logging.WARNING, logger="orchestrator.results.comparisons"):
         other = compare_settings(trials, preds, "AttnMel-CNN-Lesion@0.01,0.1", "vgg-16-gap", metric="ap",
                                  n_resamples=25)  # fmt: skip
-    assert list(other["pair"]) == ["seed 0", "seed 1", "seed-averaged"] and "seeds [2]" in caplog.text
-    assert other["method"].str.startswith("paired stratified bootstrap").all() and other["z"].isna().all()
+    assert list(other["pair"]) == ["expected single model", "seed 0", "seed 1", "ensemble of 2 seeds"]
+    assert "seeds [2]" in caplog.text
+    rows = other[other["kind"] != "expected single model"]
+    assert rows["method"].str.startswith("paired stratified bootstrap").all() and rows["z"].isna().all()
     text = format_compare(frame, "attnmel+lesion@0.001,0.01", "vgg16_gap", "auc")
-    first = frame.iloc[0]
+    first = frame.iloc[1]
     assert "test AUC: A = attnmel+lesion@0.001,0.01  vs  B = vgg16_gap" in text
     assert f"{first.metric_a:.3f}" in text and f"{first.delta:+.3f}" in text and f"{first.p:.3g}" in text
-    assert "method: DeLong" in text
+    assert "method: DeLong" in text and "seed rows hold both trained models fixed" in text
+    for answer in ("over training randomness (seeds) and test-set sampling", "do these two trained models",
+                   "seed ensemble"):  # fmt: skip
+        assert answer in text
 
 
 def test_compare_settings_names(tables):
@@ -316,3 +342,143 @@ def test_compare_settings_needs_one_trial_per_seed(tables):
     both, both_preds = pd.concat([trials, again]), pd.concat([preds, again_preds])
     with pytest.raises(ValueError, match="several finished trials with seed 0"):
         compare_settings(both, both_preds, "vgg16_gap", "AttnMel-CNN-Lesion@0.01,0.1")
+
+
+def test_compare_family_adjusts_like_statsmodels_and_names_the_family(tables):
+    trials, preds = tables
+    frame = compare_family(trials, preds, "attnmel+lesion@*", "vgg16_gap", n_resamples=200)
+    assert list(frame["setting"]) == ["attnmel+lesion@0.001,0.01", "attnmel+lesion@0.01,0.1"]
+    assert frame["family"].iloc[0] == "attnmel+lesion@* vs vgg16_gap (isic2017, test AUC): 2 comparisons"
+    assert np.allclose(frame["p_holm"], multipletests(frame["p"], method="holm")[1])
+    assert np.allclose(frame["q_bh"], multipletests(frame["p"], method="fdr_bh")[1])
+    # Each member's row is compare_settings' expected-single-model row.
+    one = compare_settings(trials, preds, "attnmel+lesion@0.01,0.1", "vgg16_gap", n_resamples=200).iloc[0]
+    assert frame.iloc[1]["delta"] == pytest.approx(one.delta) and frame.iloc[1]["p"] == pytest.approx(one.p)
+    everything = compare_family(trials, preds, "all", "vgg16_gap", n_resamples=200)
+    assert len(everything) == 2 and everything["family"].iloc[0].startswith("every other setting vs vgg16_gap")
+    text = format_family(frame)
+    assert "family: attnmel+lesion@* vs vgg16_gap" in text and "Holm p" in text and "BH q" in text
+    with pytest.raises(ValueError, match=r"'melcnn@\*' names no finished setting.*available: attnmel\+lesion"):
+        compare_family(trials, preds, "melcnn@*", "vgg16_gap", n_resamples=200)
+
+
+# --------------------------------------------------------------------------- t, multiplicity, DeLong covariance
+
+
+def test_t_quantile_and_tail_equal_scipys():
+    for df in (1.0, 2.0, 2.7, 10.0, 250.0, math.inf):
+        for q in (0.8, 0.975, 0.995):
+            assert t_quantile(df, q) == pytest.approx(student_t.ppf(q, df) if math.isfinite(df) else norm.ppf(q))
+        for t in (0.0, 0.5, 2.0, 6.0):
+            reference = 2 * (student_t.sf(t, df) if math.isfinite(df) else norm.sf(t))
+            assert t_two_sided_p(t, df) == pytest.approx(reference, rel=1e-9)
+            assert t_two_sided_p(-t, df) == t_two_sided_p(t, df)
+
+
+def test_holm_and_benjamini_hochberg_equal_statsmodels():
+    rng = np.random.default_rng(12)
+    for size in (1, 2, 7, 30):
+        p = rng.random(size) ** 3
+        p[: size // 3] = p[0]  # ties
+        assert np.allclose(holm(p), multipletests(p, method="holm")[1], atol=1e-15)
+        assert np.allclose(benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1], atol=1e-15)
+    with_missing = np.array([0.01, np.nan, 0.04, 0.03])
+    finite = ~np.isnan(with_missing)
+    assert np.isnan(holm(with_missing)[1]) and np.isnan(benjamini_hochberg(with_missing)[1])
+    assert np.allclose(holm(with_missing)[finite], multipletests(with_missing[finite], method="holm")[1])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm([0.5, 1.5])
+
+
+def test_delong_covariance_holds_delong_tests_variance():
+    rng = np.random.default_rng(13)
+    y = (rng.random(120) < 0.3).astype(int)
+    a = _scores(rng, y, 1.0, levels=4)
+    b, c = a + rng.normal(size=y.size), _scores(rng, y, 0.5)
+    aucs, cov = delong_covariance(y, np.stack([a, b, c]))
+    assert np.allclose(aucs, [roc_auc_score(y, s) for s in (a, b, c)])
+    assert np.allclose(cov, cov.T) and np.linalg.eigvalsh(cov).min() > -1e-12
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        scores = (a, b, c)
+        assert cov[i, i] + cov[j, j] - 2 * cov[i, j] == pytest.approx(delong_test(y, scores[i], scores[j]).se ** 2)
+
+
+def test_hanley_mcneil_variance_matches_the_spread_of_simulated_aucs():
+    """Exact under the negative-exponential model it was derived for; larger (conservative)
+    than the spread of binormal AUCs, here by ~45 %."""
+    rng = np.random.default_rng(14)
+    m, n, rate = 60, 240, 0.22  # positives Exp(rate), negatives Exp(1): AUC = P(X > Y) = 1/(1 + rate) ≈ 0.82
+    y = np.r_[np.ones(m), np.zeros(n)]
+    exponential = [roc_auc_score(y, np.r_[rng.exponential(1 / rate, m), rng.exponential(1, n)]) for _ in range(1500)]
+    assert hanley_mcneil_variance(1 / (1 + rate), m, n) == pytest.approx(np.var(exponential), rel=0.12)
+    shift = math.sqrt(2) * norm.ppf(1 / (1 + rate))  # binormal with the same AUC
+    binormal = [roc_auc_score(y, np.r_[rng.normal(shift, 1, m), rng.normal(0, 1, n)]) for _ in range(1500)]
+    assert hanley_mcneil_variance(1 / (1 + rate), m, n) > 1.2 * np.var(binormal)
+    with pytest.raises(ValueError, match="0 < AUC < 1"):
+        hanley_mcneil_variance(1.0, m, n)
+
+
+# --------------------------------------------------------------------------- known truth
+# Seeds × images from a model whose expected single-model AUC is known: image i has a difficulty
+# u_i shared by every trained model (the same test images), trial k adds its own noise and a seed
+# effect d_k ~ N(δ, τ²) on the melanomas' scores. Trial k's population AUC is Φ(d_k/σ) with
+# σ² = 2(σ_u² + σ_e²) = 1, so the expected single-model AUC is Φ(δ/√(1 + τ²)). τ = 0.17 gives a
+# seed-to-seed SD of ≈ 0.06 AUC at AUC ≈ 0.69, the issue's set-up.
+TAU, SIGMA_U2, SIGMA_E2 = 0.17, 0.3, 0.2
+
+
+def _known(rng, seeds: int, images: int, deltas: tuple[float, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
+    m = round(0.195 * images)  # ISIC 2017's share of melanomas
+    y = np.r_[np.ones(m, int), np.zeros(images - m, int)]
+    u = rng.normal(0, math.sqrt(SIGMA_U2), images)
+    out = []
+    for delta in deltas:
+        d = rng.normal(delta, TAU, seeds)
+        out.append(u + rng.normal(0, math.sqrt(SIGMA_E2), (seeds, images)) + d[:, None] * y)
+    return y, out
+
+
+def _expected_auc(delta: float) -> float:
+    return float(norm.cdf(delta / math.sqrt(1 + TAU**2)))
+
+
+@pytest.mark.parametrize("seeds", [3, 8])
+def test_setting_interval_covers_the_expected_single_model_auc(seeds):
+    rng, truth, replicates = np.random.default_rng(100 + seeds), _expected_auc(0.5), 250
+    covered = 0
+    for r in range(replicates):
+        y, (probs,) = _known(rng, seeds, 128, (0.5,))
+        est = setting_interval(y, probs, "auc", n_resamples=200, seed=r)
+        covered += est.low <= truth <= est.high
+    assert est.covers == "seeds and test images" and est.n_seeds == (seeds,)
+    assert covered / replicates >= 0.90, covered / replicates
+
+
+@pytest.mark.parametrize("seeds", [3, 8])
+def test_setting_difference_covers_a_known_delta_and_holds_its_level(seeds):
+    rng, replicates = np.random.default_rng(200 + seeds), 250
+    truth = _expected_auc(0.7) - _expected_auc(0.5)
+    covered = rejected = 0
+    for r in range(replicates):
+        y, (a, b) = _known(rng, seeds, 128, (0.7, 0.5))
+        est = setting_difference(y, a, b, "auc", paired=True, n_resamples=200, seed=r)
+        covered += est.low <= truth <= est.high
+        y, (a, b) = _known(rng, seeds, 128, (0.5, 0.5))  # Δ = 0
+        rejected += setting_difference(y, a, b, "auc", paired=True, n_resamples=200, seed=r).p < 0.05
+    assert covered / replicates >= 0.90, covered / replicates
+    assert rejected / replicates <= 0.08, rejected / replicates
+
+
+def test_one_seed_interval_says_it_covers_test_sampling_only():
+    rng = np.random.default_rng(3)
+    y, (probs, other) = _known(rng, 3, 128, (0.5, 0.5))
+    one = setting_interval(y, probs[:1], n_resamples=200)
+    assert one.covers.startswith("test images only") and math.isnan(one.seed_var) and math.isinf(one.df)
+    assert one.estimate == pytest.approx(roc_auc_score(y, probs[0]))
+    boot = resampled_metric("auc", y, probs[:1], 200, seed=0)[:, 0]
+    assert one.se == pytest.approx(boot.std(ddof=1))  # the trial's own bootstrap SE
+    mixed = setting_difference(y, probs[:1], other, paired=False, n_resamples=200)
+    assert mixed.covers.startswith("test images and the seeds of the side with several") and mixed.n_seeds == (1, 3)
+    assert mixed.estimate == pytest.approx(roc_auc_score(y, probs[0]) - np.mean([roc_auc_score(y, p) for p in other]))
+    with pytest.raises(ValueError, match="paired seeds need as many trials"):
+        setting_difference(y, probs[:1], other, paired=True, n_resamples=200)

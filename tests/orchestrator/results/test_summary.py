@@ -11,11 +11,14 @@ from orchestrator.results.summary import summary_report, write_figures
 from _results_fixtures import lambda_sweep, scored_sweep
 
 
-def test_summary_has_the_seed_ensembles_intervals_when_there_are_predictions(tmp_path):
+def test_summary_has_the_settings_intervals_when_there_are_predictions(tmp_path):
     sweep_dir, _ = scored_sweep(tmp_path)
     text, problem = summary_report(build_tables(sweep_dir))  # what the sweep prints: report show's pipeline
-    assert "seed-avg AUC [95% CI]" in text and f"stratified bootstrap, {DEFAULT_RESAMPLES} resamples" in text
+    assert "AUC 95% CI" in text and "95% CI of the expected single-model metric" in text
+    assert f"stratified image bootstrap, {DEFAULT_RESAMPLES} resamples" in text and "ensemble" not in text
     assert problem is None
+    text, _ = summary_report(build_tables(sweep_dir), ensemble=True)
+    assert "seed ensembles (not the settings' numbers)" in text and "(ensemble of 2 seeds)" in text
     old, _ = lambda_sweep(tmp_path)  # trials of an older version: no predictions, no intervals
     text, problem = summary_report(build_tables(old))
     assert "[95% CI]" not in text and "need per-image predictions" in text and problem is None
