@@ -201,7 +201,9 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
             raise UserError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}; {join_hint()}") from None
         return True
     # The dashboard costs a core's worth of start-up on a laptop and nothing here needs it.
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+    # address="local": always a new Ray of this process's own; without it ray.init() joins any
+    # cluster a `ray start` left running on this machine, which is not what "embedded" means.
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
     return True
 
 
