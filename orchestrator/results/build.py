@@ -228,6 +228,7 @@ def _trial_rows(
         **{k: best.get(k) if best else None for k in SPLIT_METRICS},
         "epochs_run": len(epochs),
         "wall_seconds": wall,
+        "reported_at": _float(last.get("timestamp")),
         "status": status,
         "tune_status": tune_status,
         "error": error,
