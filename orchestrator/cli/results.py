@@ -1,4 +1,4 @@
-"""``attnmel report build|show|compare|power``, ``attnmel query`` and
+"""``attnmel report build|show|html|compare|power``, ``attnmel query`` and
 ``attnmel plot sensitivity|curves|calibration|attention``.
 
 None of these import Ray: they read a sweep's files or its Parquet tables, so they run
@@ -57,6 +57,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print the test operating points instead: sensitivity at 82/89/95%% specificity, Brier score, ECE",
     )  # fmt: skip
     show.set_defaults(func=_report_show)
+    page = report_commands.add_parser(
+        "html",
+        help="one self-contained HTML page of a sweep: what ran, the tables, figures, every trial, methods",
+        description="Write one HTML file (styles, script and pictures inline; nothing fetched from the network) "
+        "that shows the sweep, or every sweep under a results root: what ran, the paper-style table, Table 3, "
+        "the λ sensitivity and per-epoch curves, Fig. 3, a sortable table of every trial and a methods "
+        "paragraph. `sweep run` writes the same page into the sweep folder and refreshes it as trials end.",
+    )
+    page.add_argument("path", help="a sweep directory, or a results root holding several")
+    page.add_argument("--out", metavar="FILE", help="the .html file to write (default: PATH/report.html)")
+    page.add_argument(
+        "--attention",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw Fig. 3 from each model's best checkpoint (loads the models and images; default: on)",
+    )
+    _resamples_argument(page)
+    page.set_defaults(func=_report_html)
     compare = report_commands.add_parser(
         "compare",
         help="paired comparison of two settings on the same test images, or of a family against one",
@@ -213,6 +231,24 @@ def _report_show(args: argparse.Namespace) -> int:
     sys.stdout.write(text)
     if problem:
         raise UserError(f"{problem} (--no-ci shows the table alone)")
+    return 0
+
+
+def _report_html(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from orchestrator.results.build import find_sweep_dirs
+    from orchestrator.results.html import write_page
+
+    _check_resamples(args.resamples)
+    if args.out is not None:
+        out = Path(args.out)
+        if out.suffix.lower() not in (".html", ".htm"):
+            raise UserError(f"--out {out}: use a .html file name")
+        if not out.parent.is_dir():
+            raise UserError(f"--out {out}: directory {out.parent} does not exist")
+    find_sweep_dirs(args.path)  # a path that holds no sweep fails before any work
+    print(write_page(args.path, args.out, attention=args.attention, n_resamples=args.resamples))
     return 0
 
 
