@@ -24,6 +24,7 @@ from attnmel.errors import UserError
 from attnmel.version import code_version, environment
 from orchestrator.sweep import folders, stop, storage
 from orchestrator.sweep.grid import params_config, tune_params
+from orchestrator.sweep.page_refresh import PageRefresh, write_final_page
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, join_hint
 from orchestrator.sweep.spec import METRIC, MODE, SweepSpec, spec_from_dict, spec_to_dict, sweep_path
 from orchestrator.sweep.trainable import remove_stale_scratch, train_trial
@@ -157,7 +158,7 @@ def tune_settings(spec: SweepSpec) -> TuneSettings:
         storage_path=spec.storage,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),  # newest first, no score
         failure_config=tune.FailureConfig(max_failures=spec.retries),
-        callbacks=[SweepProgress(spec.n_trials)],
+        callbacks=[SweepProgress(spec.n_trials), PageRefresh(sweep_path(spec))],
         verbose=0,  # SweepProgress prints one line per event instead
     )
     return TuneSettings(param_space, tune_config, run_config, spec.n_trials)
@@ -224,6 +225,7 @@ def _finish(sweep_dir: str, results: Any, started: float, *, figures: bool = Fal
     print(text + (problem or ""))
     if figures:
         write_figures(sweep_dir, built)
+    write_final_page(sweep_dir, built)
     return 1 if errors else 0
 
 
