@@ -199,8 +199,12 @@ def _paper_rank(trials: pd.DataFrame) -> pd.DataFrame:
     return order.drop(columns="_rank").reset_index(drop=True)
 
 
-def _summary(tables: ResultTables, n_resamples: int) -> tuple[pd.DataFrame, dict[str, int], str | None]:
-    """The paper-style summary with each setting's interval where predictions allow one."""
+LIVE_INTERVALS = "the intervals are computed when the sweep has ended (a bootstrap of every setting)"
+
+
+def _summary(tables: ResultTables, n_resamples: int, live: bool) -> tuple[pd.DataFrame, dict[str, int], str | None]:
+    """The paper-style summary with each setting's interval where predictions allow one (not
+    while the sweep runs: the bootstrap is most of a page's cost, and its numbers would move)."""
     from orchestrator.results.comparisons import variant_intervals
     from orchestrator.results.paper import add_intervals
     from orchestrator.results.summary import NO_PREDICTIONS
@@ -208,6 +212,8 @@ def _summary(tables: ResultTables, n_resamples: int) -> tuple[pd.DataFrame, dict
     summary, excluded = summarize(tables.trials)
     if summary.empty:
         return summary, excluded, None
+    if live:
+        return summary, excluded, LIVE_INTERVALS
     if tables.predictions.empty:
         return summary, excluded, NO_PREDICTIONS
     try:
@@ -351,7 +357,8 @@ def _notes(page: Page) -> list[Note]:
             notes.append(Note(True, f"Every setting ran with at least {int(page.summary['n'].min())} seeds: the "
                                     "± columns show how much training randomness moves a result."))  # fmt: skip
     if page.interval_note:
-        notes.append(Note(False, f"No confidence intervals: {page.interval_note}."))
+        notes.append(Note(False, f"No confidence intervals yet: {page.interval_note}." if page.live
+                                 else f"No confidence intervals: {page.interval_note}."))  # fmt: skip
     elif "auc_low" in page.summary.columns:
         notes.append(Note(True, "Each setting's interval covers test-set sampling of its seed-averaged model."))
     for run in page.runs:
@@ -399,7 +406,7 @@ def page_model(
     sweep_dirs = find_sweep_dirs(path)
     tables = load_tables(path) if tables is None else tables
     runs = [_run(d, tables.trials) for d in sweep_dirs]
-    summary, excluded, interval_note = _summary(tables, n_resamples)
+    summary, excluded, interval_note = _summary(tables, n_resamples, live)
     page = Page(
         title=runs[0].name if len(runs) == 1 else f"{path.name}: {len(runs)} sweeps",
         written=datetime.now(timezone.utc).replace(microsecond=0),
