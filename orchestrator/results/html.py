@@ -14,6 +14,7 @@ import base64
 import html
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from attnmel.record import MAP_TITLES
 from orchestrator.results.page import ENDED, Figure, Page
 from orchestrator.results.text import mean_std, number, with_ci, yes_no
 
-__all__ = ["REFRESH_SECONDS", "render_page", "write_html", "write_page"]
+__all__ = ["REFRESH_SECONDS", "TRIAL_COLUMNS", "render_page", "write_html", "write_page"]
 
 REFRESH_SECONDS = 30  # how often a running sweep's page reloads itself
 
@@ -36,7 +37,8 @@ _CSS = """
 :root { --ink: #1b1f24; --muted: #57606a; --line: #d0d7de; --band: #f6f8fa; --bad: #b42318; --bad-bg: #fdecea;
         --warn-bg: #fff8e1; --ok: #1a7f37; --accent: #0b5cad; }
 * { box-sizing: border-box; }
-body { margin: 0; color: var(--ink); background: #fff; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto,
+html { font-size: 15px; }
+body { margin: 0; color: var(--ink); background: #fff; font: 1rem/1.5 system-ui, -apple-system, "Segoe UI", Roboto,
        "Helvetica Neue", Arial, sans-serif; }
 main { max-width: 1240px; margin: 0 auto; padding: 24px 20px 64px; }
 h1 { font-size: 1.7rem; margin: 0 0 0.3rem; }
@@ -74,13 +76,13 @@ ul.notes li.cannot::marker { content: "\\2717  "; color: var(--bad); }
 ul.notes li.can::marker { content: "\\2713  "; color: var(--ok); }
 @media print {
   @page { size: A4; margin: 12mm; }
-  body { font-size: 9pt; }
+  html { font-size: 9pt; }
   main { max-width: none; padding: 0; }
   nav { display: none; }
   h2 { break-after: avoid; margin-top: 1.2rem; }
   .wide, pre { overflow: visible; }
   pre { white-space: pre-wrap; overflow-wrap: anywhere; }
-  table { width: 100%; font-size: 7pt; table-layout: auto; }
+  table { width: 100%; font-size: 0.8rem; table-layout: auto; }
   th, td { padding: 2px 3px; }
   thead th, td.num { white-space: normal; }
   thead { display: table-header-group; }
@@ -167,13 +169,13 @@ def _lambda(value: Any) -> str:
     return "—" if _missing(value) else f"{float(value):g}"
 
 
+@dataclass(frozen=True, slots=True)
 class _Cell:
-    """A table cell: its text, and for a number the exact value the table sorts by."""
+    """A table cell: its text, for a number the exact value the table sorts by, its class."""
 
-    __slots__ = ("text", "value", "css")
-
-    def __init__(self, text: str, value: float | None = None, css: str = "") -> None:
-        self.text, self.value, self.css = text, value, css
+    text: str
+    value: float | None = None
+    css: str = ""
 
 
 def _num(value: Any, text: str | None = None) -> _Cell:

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -29,6 +29,9 @@ from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASE
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.tables import ResultTables
 from orchestrator.sweep import folders
+
+if TYPE_CHECKING:
+    from orchestrator.sweep.spec import SweepSpec
 
 __all__ = ["ATTENTION_IMAGES", "ENDED", "Figure", "Note", "Page", "SweepRun", "page_model", "png_bytes"]
 
@@ -48,7 +51,7 @@ class SweepRun:
     code_version: str | None
     created: datetime | None  # sweep.json's creation time: when the sweep started
     last_report: datetime | None  # the latest result any trial reported
-    spec: Any  # the SweepSpec, or None when sweep.json holds none this version can read
+    spec: SweepSpec | None  # None when sweep.json holds no spec this version can read
     spec_text: str | None  # the stored spec as YAML
     expected_trials: int  # what the spec runs (else the trial folders found)
     statuses: dict[str, int]
@@ -140,7 +143,7 @@ def _meta(sweep_dir: Path) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def _spec(meta: dict[str, Any]) -> Any:
+def _spec(meta: dict[str, Any]) -> SweepSpec | None:
     """The sweep's spec, or None when sweep.json holds none this version reads (an older one)."""
     from orchestrator.sweep.spec import spec_from_dict
 
@@ -287,6 +290,15 @@ def _data_sentence(dataset: str, counts: dict[str, dict[str, int]], synthetic: b
     return f"We used {what}: {_join(parts)}."
 
 
+def _dice_clause(grid: Any, loss: Any, regularised: bool) -> str:
+    """How the attention Dice terms of Eq. 5 were weighted, for a grid with ROI models."""
+    if not regularised:
+        return ""
+    lambda1 = f"λ1 ∈ {{{_join(grid.lambda1)}}}" if grid.lambda1 else f"λ1 = {loss.lambda1:g}"
+    lambda2 = f"λ2 ∈ {{{_join(grid.lambda2)}}}" if grid.lambda2 else f"λ2 = {loss.lambda2:g}"
+    return f" and, for the ROI-regularised models, the attention Dice terms of Eq. 5 with {lambda1} and {lambda2}"
+
+
 def _methods(runs: list[SweepRun], interval_method: str | None) -> str:
     """A methods paragraph from the first readable spec: data, preprocessing, augmentation,
     model and weights, schedule, selection and statistics."""
@@ -310,14 +322,12 @@ def _methods(runs: list[SweepRun], interval_method: str | None) -> str:
         + f"; evaluation used the centre {data.crop_size}×{data.crop_size} crop."
     )  # fmt: skip
     names = [paper_name(*split_token(token)) for token in spec.grid.variants]
+    regularised = any(split_token(token)[1] != "none" for token in spec.grid.variants)
     weights = {"imagenet": "initialised from ImageNet weights", "none": "trained from scratch (random initialisation)"}
     sentences.append(
         f"We trained {_join(names)} ({model.backbone} backbone, {weights.get(model.weights, f'initialised from {model.weights}')})"
         f" with the {'focal loss (γ = ' + format(loss.gamma, 'g') + ')' if loss.kind == 'focal' else 'cross-entropy loss'}"
-        + (f" and, for the regularised models, the attention Dice terms with λ1 ∈ {{{_join(spec.grid.lambda1)}}}"
-           f" and λ2 ∈ {{{_join(spec.grid.lambda2)}}}" if spec.grid.lambda1 or spec.grid.lambda2
-           else f" and, for the regularised models, the attention Dice terms with λ1 = {loss.lambda1:g}, λ2 = {loss.lambda2:g}")
-        + "."
+        + _dice_clause(spec.grid, loss, regularised) + "."
     )  # fmt: skip
     passes = data.passes if data.passes is not None else (2 if dataset == "isic2017" else 5)
     sentences.append(
@@ -346,7 +356,7 @@ def _notes(page: Page) -> list[Note]:
     unfinished = {k: v for k, v in page.excluded.items() if not (page.live and k == "INCOMPLETE")}
     if unfinished:
         listed = ", ".join(f"{v} {k}" for k, v in sorted(unfinished.items()))
-        notes.append(Note(False, f"Trials that did not finish ({listed}) are left out of the tables except section 8; "
+        notes.append(Note(False, f"Trials that did not finish ({listed}) are left out of every table but the list of trials; "
                                  "if failures depend on the setting, the remaining means are biased."))  # fmt: skip
     if not page.summary.empty:
         single = page.summary[page.summary["n"] < 2]

@@ -358,3 +358,47 @@ def test_a_running_page_reloads_until_the_sweep_has_ended(tmp_path, browser):
         assert reloads == [] and page.blocked == [] and page.console_errors == []
     finally:
         page.close()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _attnmel(argv: list[str]) -> tuple[int, str, str]:
+    import contextlib
+
+    from orchestrator.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_report_html_writes_the_page_where_asked(tmp_path):
+    sweep_dir = _single_seed(tmp_path)
+    out = tmp_path / "shared" / "page.html"
+    out.parent.mkdir()
+    code, printed, _ = _attnmel(["report", "html", str(sweep_dir), "--out", str(out), "--no-attention",
+                                 "--resamples", "1000"])  # fmt: skip
+    assert code == 0 and printed.strip() == str(out)
+    assert "Sweep ended: 3 of 3 trials done" in out.read_text() and not (sweep_dir / "report.html").exists()
+    assert "Fig. 3" in out.read_text() and "not drawn (the page was written without it)" in out.read_text()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--out", "{tmp}/page.txt"], "use a .html file name"),
+    (["--out", "{tmp}/missing/page.html"], "does not exist"),
+    (["--resamples", "10"], "--resamples must be at least 1000"),
+])  # fmt: skip
+def test_report_html_bad_input_is_one_line_and_writes_nothing(tmp_path, args, needle):
+    sweep_dir = _single_seed(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code, printed, err = _attnmel(["report", "html", str(sweep_dir), *[a.format(tmp=tmp_path) for a in args]])
+    assert code == 2 and printed == "" and len(err.splitlines()) == 1 and err.startswith("attnmel: error: ")
+    assert needle in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_report_html_of_a_path_without_sweeps_is_one_line(tmp_path):
+    code, _, err = _attnmel(["report", "html", str(tmp_path)])
+    assert code == 2 and err.startswith("attnmel: error: no sweep found in") and len(err.splitlines()) == 1
