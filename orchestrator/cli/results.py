@@ -56,6 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--operating-points", action="store_true",
         help="print the test operating points instead: sensitivity at 82/89/95%% specificity, Brier score, ECE",
     )  # fmt: skip
+    show.add_argument(
+        "--format",
+        choices=("text", "markdown", "latex", "csv"),
+        default="text",
+        help="text (default), a Markdown or LaTeX (booktabs) rendering of the same tables, or CSV of their "
+        "numbers unformatted (one row per setting; with --table3 per setting and map)",
+    )
     show.set_defaults(func=_report_show)
     page = report_commands.add_parser(
         "html",
@@ -206,8 +213,9 @@ def _check_resamples(value: int) -> None:
 def _report_show(args: argparse.Namespace) -> int:
     from orchestrator.results.build import load_tables
     from orchestrator.results.paper import summarize_attention
-    from orchestrator.results.summary import summary_report
-    from orchestrator.results.text import format_table3
+    from orchestrator.results.formats import csv_frame, render
+    from orchestrator.results.summary import summary_model, summary_report
+    from orchestrator.results.text import summary_tables, table3_tables, trial_interval_tables
 
     if args.table3 and args.operating_points:
         raise UserError("--table3 and --operating-points are two different tables; pick one")
@@ -215,10 +223,15 @@ def _report_show(args: argparse.Namespace) -> int:
         if flag and (args.table3 or args.operating_points):
             raise UserError(f"{name} adds AP/AUC intervals; it does not apply to "
                             f"{'--table3' if args.table3 else '--operating-points'}")  # fmt: skip
+    if args.format == "csv" and args.per_trial:
+        raise UserError("--format csv writes one table; leave out --per-trial (or query the tables with attnmel query)")
+    if args.format != "text" and args.operating_points:
+        raise UserError("--operating-points prints text only; its numbers are columns of trials.parquet")
     _check_resamples(args.resamples)
     tables = load_tables(args.path)
     if args.table3:
-        sys.stdout.write(format_table3(summarize_attention(tables.trials, tables.attention)))
+        table3 = summarize_attention(tables.trials, tables.attention)
+        sys.stdout.write(csv_frame(table3) if args.format == "csv" else render(*table3_tables(table3), args.format))
         return 0
     if args.operating_points:
         from orchestrator.results.paper import summarize_operating_points
@@ -226,11 +239,22 @@ def _report_show(args: argparse.Namespace) -> int:
 
         sys.stdout.write(format_operating_points(summarize_operating_points(tables.trials)))
         return 0
-    text, problem = summary_report(tables, paper=args.paper, intervals=args.ci, per_trial=args.per_trial,
-                                   ensemble=args.ensemble, n_resamples=args.resamples)  # fmt: skip
+    model = summary_model(tables, intervals=args.ci, per_trial=args.per_trial, ensemble=args.ensemble,
+                          n_resamples=args.resamples)  # fmt: skip
+    if args.format == "text":
+        text, _ = summary_report(tables, paper=args.paper, model=model)
+    elif args.format == "csv":
+        text = csv_frame(model.summary)
+    else:
+        blocks, notes = summary_tables(model.summary, model.excluded, paper=args.paper)
+        notes += [model.note] if model.note else []
+        if model.per_trial is not None:
+            trial_blocks, trial_notes = trial_interval_tables(model.per_trial, model.summary, paper=args.paper)
+            blocks, notes = blocks + trial_blocks, notes + trial_notes
+        text = render(blocks, notes, args.format)
     sys.stdout.write(text)
-    if problem:
-        raise UserError(f"{problem} (--no-ci shows the table alone)")
+    if model.problem:
+        raise UserError(f"{model.problem} (--no-ci shows the table alone)")
     return 0
 
 

@@ -22,9 +22,9 @@ from typing import Any
 import pandas as pd
 
 from attnmel.atomic import atomic_write
-from attnmel.record import MAP_TITLES
 from orchestrator.results.page import ENDED, Figure, Page
-from orchestrator.results.text import mean_std, number, with_ci, yes_no
+from orchestrator.results.formats import numeric_cell as _numeric
+from orchestrator.results.text import Titled, number, summary_tables, table3_tables
 
 __all__ = ["REFRESH_SECONDS", "TRIAL_COLUMNS", "render_page", "write_html", "write_page"]
 
@@ -280,92 +280,27 @@ def _what_ran(page: Page) -> str:
     return "".join(out)
 
 
-def _setup_title(dataset: str, rows: pd.DataFrame) -> str:
-    setups = rows[["backbone", "pretrained"]].drop_duplicates()
-    if len(setups) > 1:
-        return dataset
-    backbone, pretrained = setups.iloc[0]
-    return f"{dataset}, backbone {backbone}, {'ImageNet-pretrained' if pretrained else 'from scratch'}"
+def _titled(tables: list[Titled], notes: list[str]) -> str:
+    """Tables laid out for ``report show`` (:mod:`orchestrator.results.text`), as HTML: the same
+    cells and notes; a column of numbers is right-aligned."""
+    out = []
+    for title, table in tables:
+        kinds = [("num" if table[c].map(_numeric).all() else "text") for c in table.columns]
+        rows = [[_Cell(str(v), css="num" if kind == "num" else "") for v, kind in zip(row, kinds)]
+                for row in table.itertuples(index=False)]  # fmt: skip
+        out.append(f"<h3>{_e(title)}</h3>" + _table(list(zip(map(str, table.columns), kinds)), rows))
+    return "".join(out) + "".join(f'<p class="note">{_e(note)}</p>' for note in notes)
 
 
 def _paper_table(page: Page) -> str:
-    summary = page.summary
-    if summary.empty:
-        return '<p class="note">No trial has finished yet.</p>'
-    intervals = "auc_low" in summary.columns
-    out = []
-    for dataset, part in summary.groupby("dataset", sort=True):
-        for in_paper, title in ((True, _setup_title(dataset, part)), (False, f"{dataset}: other λ settings (not in the paper)")):
-            rows = part[part["in_paper"] == in_paper]
-            if rows.empty:
-                continue
-            headers = [("model", "text")] + ([] if in_paper else [("λ1", "num"), ("λ2", "num")])
-            headers += [("test AP", "num"), ("test AUC", "num")]
-            if intervals:
-                headers += [("seed-avg AP [95% CI]", "num"), ("seed-avg AUC [95% CI]", "num")]
-            if in_paper:
-                headers += [("paper AP", "num"), ("paper AUC", "num")]
-                if intervals:
-                    headers += [("paper AUC in CI", "text")]
-            headers += [("n", "num")]
-            body = []
-            for r in rows.to_dict("records"):
-                cells: list[_Cell | str] = [r["paper_name"]]
-                if not in_paper:
-                    cells += [_num(r["lambda1"], _lambda(r["lambda1"])), _num(r["lambda2"], _lambda(r["lambda2"]))]
-                cells += [_num(r["test_ap_mean"], mean_std(r["test_ap_mean"], r["test_ap_std"])),
-                          _num(r["test_auc_mean"], mean_std(r["test_auc_mean"], r["test_auc_std"]))]  # fmt: skip
-                if intervals:
-                    cells += [_num(r["ap_est"], with_ci(r["ap_est"], r["ap_low"], r["ap_high"])),
-                              _num(r["auc_est"], with_ci(r["auc_est"], r["auc_low"], r["auc_high"]))]  # fmt: skip
-                if in_paper:
-                    cells += [_num(r["paper_ap"]), _num(r["paper_auc"])]
-                    if intervals:
-                        cells += [yes_no(r["paper_auc_in_ci"])]
-                cells += [_int(r["n"])]
-                body.append(cells)
-            out.append(f"<h3>{_e(title)}</h3>" + _table(headers, body))
-    notes = ["test AP/AUC: mean ± sample standard deviation over seeds of the test metrics at each trial's best "
-             "validation epoch; n: trials (seeds)."]  # fmt: skip
-    if intervals:
-        methods = [m for m in dict.fromkeys(summary["ci_method"]) if isinstance(m, str)]
-        notes.append("seed-avg [95% CI]: the metric of the mean melanoma probability per test image over a "
-                     "setting's seeds (a seed ensemble), with its interval: " + "; ".join(methods) + ".")  # fmt: skip
-    if page.interval_note:
-        notes.append(page.interval_note)
-    notes.append("paper: Yan et al., IPMI 2019, Tables 1–2, beside the settings it reports (no ROI, or "
-                 "λ1 = 0.001, λ2 = 0.01).")  # fmt: skip
-    if page.excluded:
-        notes.append("Left out (did not finish): " + ", ".join(f"{n} {s}" for s, n in sorted(page.excluded.items())) + ".")
-    return "".join(out) + "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
+    if page.summary.empty:
+        return '<p class="note">No trial has finished yet.</p>' + _titled(*summary_tables(page.summary, page.excluded))
+    tables, notes = summary_tables(page.summary, page.excluded, paper=True)
+    return _titled(tables, notes + ([page.interval_note] if page.interval_note else []))
 
 
 def _table3(page: Page) -> str:
-    table = page.table3
-    if table.empty:
-        return ('<p class="note">No attention scores: Table 3 needs finished trials of this version on data with '
-                "lesion masks (test masks, else validation masks).</p>")  # fmt: skip
-    out = []
-    for dataset, rows in table.groupby("dataset", sort=True):
-        headers = [("model", "text"), ("λ1, λ2", "text"), ("map", "text"), ("masks", "text"), ("Jaccard", "num"),
-                   ("paper", "num"), ("Δ", "num"), ("n", "num"), ("images", "num")]  # fmt: skip
-        body = []
-        for r in rows.to_dict("records"):
-            lambdas = "—" if r["roi"] == "none" else f"{r['lambda1']:g}, {r['lambda2']:g}"
-            images = str(r["images_min"]) if r["images_min"] == r["images_max"] else f"{r['images_min']}–{r['images_max']}"
-            body.append([
-                r["paper_name"], lambdas, MAP_TITLES.get(r["map"], r["map"]),
-                "test" if r["split"] == "test" else "validation",
-                _num(r["jaccard_mean"], mean_std(r["jaccard_mean"], r["jaccard_std"], digits=4)),
-                _num(r["paper_jaccard"], number(r["paper_jaccard"], digits=4)),
-                _num(r["jaccard_diff"], number(r["jaccard_diff"], signed=True, digits=4)),
-                _int(r["n"]), _Cell(images, float(r["images_min"]), "num"),
-            ])  # fmt: skip
-        out.append(f"<h3>{_e(_setup_title(dataset, rows))}</h3>" + _table(headers, body))
-    out.append('<p class="note">Jaccard: per image, the map re-normalised to [0, 1], upsampled to the mask and '
-               "thresholded at 0.5, against the lesion mask; mean over images, then mean ± sample std over the n "
-               "trials. paper: Table 3 (ISIC 2017 test masks, the paper's λ); Δ = ours − paper.</p>")  # fmt: skip
-    return "".join(out)
+    return _titled(*table3_tables(page.table3))
 
 
 def _curves(page: Page) -> str:
@@ -471,7 +406,7 @@ def write_html(page: Page, out: str | Path, *, refresh_seconds: int = REFRESH_SE
 
 def write_page(
     path: str | Path, out: str | Path | None = None, *, live: bool = False, attention: bool = True,
-    n_resamples: int | None = None, tables: Any = None, refresh_seconds: int = REFRESH_SECONDS,
+    n_resamples: int | None = None, tables: Any = None, summary: Any = None, refresh_seconds: int = REFRESH_SECONDS,
 ) -> Path:  # fmt: skip
     """Gather and write the page of the sweep (or results root) at ``path``; ``out`` defaults to
     ``path/report.html``. See :func:`orchestrator.results.page.page_model` for the options."""
@@ -479,6 +414,6 @@ def write_page(
     from orchestrator.results.stats import DEFAULT_RESAMPLES
     from orchestrator.sweep.folders import PAGE
 
-    page = page_model(path, live=live, attention=attention, tables=tables,
+    page = page_model(path, live=live, attention=attention, tables=tables, summary=summary,
                       n_resamples=DEFAULT_RESAMPLES if n_resamples is None else n_resamples)  # fmt: skip
     return write_html(page, Path(path) / PAGE if out is None else out, refresh_seconds=refresh_seconds)

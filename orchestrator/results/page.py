@@ -25,8 +25,9 @@ import yaml
 from attnmel.config import TrainConfig
 from attnmel.errors import UserError
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
-from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASET, summarize, summarize_attention
+from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASET, summarize_attention
 from orchestrator.results.stats import DEFAULT_RESAMPLES
+from orchestrator.results.summary import Summary, summary_model
 from orchestrator.results.tables import ResultTables
 from orchestrator.sweep import folders
 
@@ -205,26 +206,18 @@ def _paper_rank(trials: pd.DataFrame) -> pd.DataFrame:
 LIVE_INTERVALS = "the intervals are computed when the sweep has ended (a bootstrap of every setting)"
 
 
-def _summary(tables: ResultTables, n_resamples: int, live: bool) -> tuple[pd.DataFrame, dict[str, int], str | None]:
-    """The paper-style summary with each setting's interval where predictions allow one (not
-    while the sweep runs: the bootstrap is most of a page's cost, and its numbers would move)."""
-    from orchestrator.results.comparisons import variant_intervals
-    from orchestrator.results.paper import add_intervals
-    from orchestrator.results.summary import NO_PREDICTIONS
-
-    summary, excluded = summarize(tables.trials)
-    if summary.empty:
-        return summary, excluded, None
-    if live:
-        return summary, excluded, LIVE_INTERVALS
-    if tables.predictions.empty:
-        return summary, excluded, NO_PREDICTIONS
-    try:
-        per_setting, _ = variant_intervals(tables.trials, tables.predictions, n_resamples=n_resamples,
-                                           per_trial=False)  # fmt: skip
-    except ValueError as error:
-        return summary, excluded, f"no confidence intervals: {error}"
-    return add_intervals(summary, per_setting), excluded, None
+def _summary(tables: ResultTables, n_resamples: int, live: bool, given: Summary | None) -> tuple[Summary, str | None]:
+    """The paper-style summary (``given`` when the caller has computed it) and why it has no
+    intervals. While the sweep runs it has none: the bootstrap is most of a page's cost, and its
+    numbers would move."""
+    if given is not None:
+        model = given
+    elif live:
+        model = summary_model(tables, intervals=False)
+        return model, None if model.summary.empty else LIVE_INTERVALS
+    else:
+        model = summary_model(tables, n_resamples=n_resamples)
+    return model, model.note or model.problem
 
 
 # --------------------------------------------------------------------------- figures
@@ -404,19 +397,21 @@ def _notes(page: Page) -> list[Note]:
 
 def page_model(
     path: str | Path, *, live: bool = False, attention: bool = True, n_resamples: int = DEFAULT_RESAMPLES,
-    tables: ResultTables | None = None,
+    tables: ResultTables | None = None, summary: Summary | None = None,
 ) -> Page:  # fmt: skip
     """Everything the page of the sweep (or results root) at ``path`` shows.
 
     ``live``: the sweep is still running (the page reloads itself and Fig. 3 waits for the end).
     ``attention``: draw Fig. 3 from the best checkpoints (loads models and images).
-    ``tables``: the sweep's tables when the caller has just built them.
+    ``tables``, ``summary``: the sweep's tables and summary when the caller has them (the end of
+    ``sweep run`` prints the same summary), so no number is computed twice.
     """
     path = Path(path)
     sweep_dirs = find_sweep_dirs(path)
     tables = load_tables(path) if tables is None else tables
     runs = [_run(d, tables.trials) for d in sweep_dirs]
-    summary, excluded, interval_note = _summary(tables, n_resamples, live)
+    model, interval_note = _summary(tables, n_resamples, live, summary)
+    summary = model.summary
     page = Page(
         title=runs[0].name if len(runs) == 1 else f"{path.name}: {len(runs)} sweeps",
         written=datetime.now(timezone.utc).replace(microsecond=0),
@@ -424,7 +419,7 @@ def page_model(
         runs=runs,
         trials=_paper_rank(tables.trials),
         summary=summary,
-        excluded=excluded,
+        excluded=model.excluded,
         interval_note=interval_note,
         table3=summarize_attention(tables.trials, tables.attention),
     )

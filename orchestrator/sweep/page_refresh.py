@@ -35,23 +35,24 @@ def _quiet_build() -> Iterator[None]:
         build_log.setLevel(level)
 
 
-def refresh_page(sweep_dir: str | Path, *, live: bool, tables: Any = None) -> Path | None:
+def refresh_page(sweep_dir: str | Path, *, live: bool, tables: Any = None, summary: Any = None) -> Path | None:
     """Write the sweep's page; on any failure print one line and return None."""
     from orchestrator.results.html import write_page
 
     try:
         with _quiet_build() if live else contextlib.nullcontext():
-            return write_page(sweep_dir, live=live, tables=tables)
+            return write_page(sweep_dir, live=live, tables=tables, summary=summary)
     except Exception as exc:  # the page is a view of the sweep: it must never end it
         print(f"page {Path(sweep_dir) / folders.PAGE}: not written ({type(exc).__name__}: {exc})", flush=True)
         return None
 
 
-def write_final_page(sweep_dir: str, tables: Any) -> None:
-    """The page of a sweep that has ended, from the tables just written (local storage only)."""
+def write_final_page(sweep_dir: str, tables: Any, summary: Any) -> None:
+    """The page of a sweep that has ended, from the tables just written and the summary just
+    printed (local storage only)."""
     if storage.is_uri(sweep_dir):
         return
-    written = refresh_page(sweep_dir, live=False, tables=tables)
+    written = refresh_page(sweep_dir, live=False, tables=tables, summary=summary)
     if written is not None:
         print(f"page: {written}", flush=True)
 

@@ -217,15 +217,16 @@ def _finish(sweep_dir: str, results: Any, started: float, *, figures: bool = Fal
         print(f"tables: copy the sweep locally and run `attnmel report build DIR` ({sweep_dir} is remote)")
         return 1 if errors else 0
     from orchestrator.results.build import write_tables
-    from orchestrator.results.summary import summary_report, write_figures
+    from orchestrator.results.summary import summary_model, summary_report, write_figures
 
     paths, built = write_tables(sweep_dir)
     print(f"tables: {', '.join(str(p) for p in paths.values())}")
-    text, problem = summary_report(built)
+    summary = summary_model(built)  # printed here and shown on the page: computed once
+    text, problem = summary_report(built, model=summary)
     print(text + (problem or ""))
     if figures:
         write_figures(sweep_dir, built)
-    write_final_page(sweep_dir, built)
+    write_final_page(sweep_dir, built, summary)
     return 1 if errors else 0
 
 
