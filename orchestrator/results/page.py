@@ -287,8 +287,12 @@ def _dice_clause(grid: Any, loss: Any, regularised: bool) -> str:
     """How the attention Dice terms of Eq. 5 were weighted, for a grid with ROI models."""
     if not regularised:
         return ""
-    lambda1 = f"λ1 ∈ {{{_join(grid.lambda1)}}}" if grid.lambda1 else f"λ1 = {loss.lambda1:g}"
-    lambda2 = f"λ2 ∈ {{{_join(grid.lambda2)}}}" if grid.lambda2 else f"λ2 = {loss.lambda2:g}"
+    def values(name: str, grid_values: Any, default: float) -> str:
+        if not grid_values:
+            return f"{name} = {default:g}"
+        return f"{name} ∈ {{{', '.join(f'{v:g}' for v in grid_values)}}}"
+
+    lambda1, lambda2 = values("λ1", grid.lambda1, loss.lambda1), values("λ2", grid.lambda2, loss.lambda2)
     return f" and, for the ROI-regularised models, the attention Dice terms of Eq. 5 with {lambda1} and {lambda2}"
 
 
