@@ -293,8 +293,6 @@ def _titled(tables: list[Titled], notes: list[str]) -> str:
 
 
 def _paper_table(page: Page) -> str:
-    if page.summary.empty:
-        return '<p class="note">No trial has finished yet.</p>' + _titled(*summary_tables(page.summary, page.excluded))
     tables, notes = summary_tables(page.summary, page.excluded, paper=True)
     return _titled(tables, notes + ([page.interval_note] if page.interval_note else []))
 

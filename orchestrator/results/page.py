@@ -98,7 +98,7 @@ class Page:
     written: datetime
     live: bool  # the sweep is running: the page reloads itself
     runs: list[SweepRun]
-    trials: pd.DataFrame  # every trial, paper order (section 8)
+    trials: pd.DataFrame  # every trial, in the paper's order of models
     summary: pd.DataFrame  # paper-style rows of the finished trials, with intervals when possible
     excluded: dict[str, int]
     interval_note: str | None  # why the summary has no intervals, when it has none
@@ -121,7 +121,7 @@ class Page:
         return {str(k): int(v) for k, v in self.trials["status"].value_counts().sort_index().items()}
 
 
-# --------------------------------------------------------------------------- section 1
+# --------------------------------------------------------------------------- what ran
 
 
 def _time(value: Any) -> datetime | None:
@@ -192,7 +192,7 @@ def _run(sweep_dir: Path, trials: pd.DataFrame) -> SweepRun:
     )
 
 
-# --------------------------------------------------------------------------- sections 2, 4, 8
+# --------------------------------------------------------------------------- the summary and the trials
 
 
 def _paper_rank(trials: pd.DataFrame) -> pd.DataFrame:
@@ -231,7 +231,7 @@ def png_bytes(fig: Any, dpi: int = 100) -> bytes:
 
 
 def _figures(path: Path, tables: ResultTables, *, live: bool, attention: bool) -> tuple[dict, dict]:
-    from orchestrator.results.plots import attention_grid, plot_attention, plot_curves, plot_sensitivity
+    from orchestrator.results.plots import attention_grid, has_lambda_grid, plot_attention, plot_curves, plot_sensitivity
 
     figures: dict[str, Figure] = {}
     notes: dict[str, str] = {}
@@ -241,8 +241,7 @@ def _figures(path: Path, tables: ResultTables, *, live: bool, attention: bool) -
                                    "min–max band, one panel per dataset")  # fmt: skip
     except UserError as exc:
         notes["curves"] = str(exc)
-    regularised = tables.trials[tables.trials["roi"] != "none"]
-    if regularised[["lambda1", "lambda2"]].drop_duplicates().shape[0] > 1:
+    if has_lambda_grid(tables.trials):
         try:
             figures["sensitivity"] = Figure(png_bytes(plot_sensitivity(tables.trials)),
                                             "Heat maps: mean validation and test AUC in each λ1 × λ2 cell per ROI, "
@@ -267,7 +266,7 @@ def _figures(path: Path, tables: ResultTables, *, live: bool, attention: bool) -
     return figures, notes
 
 
-# --------------------------------------------------------------------------- section 9
+# --------------------------------------------------------------------------- methods and notes
 
 
 def _join(values: Any) -> str:

@@ -84,7 +84,7 @@ def write_figures(sweep_dir: str | Path, built: ResultTables) -> None:
     """``curves.png`` and, for a sweep with a λ grid, ``sensitivity.png`` (cells that survive
     BH q < 0.05 against AttnMel-CNN marked) in the sweep folder."""
     from orchestrator.results.comparisons import sensitivity_family
-    from orchestrator.results.plots import plot_curves, plot_sensitivity, save_figure
+    from orchestrator.results.plots import has_lambda_grid, plot_curves, plot_sensitivity, save_figure
 
     def sensitivity():
         try:
@@ -93,9 +93,8 @@ def write_figures(sweep_dir: str | Path, built: ResultTables) -> None:
             raise UserError(f"cannot mark the cells: {error}") from None
         return plot_sensitivity(built.trials, significance=significance)
 
-    regularised = built.trials[built.trials["roi"] != "none"]
     figures = {"curves.png": lambda: plot_curves(built.trials, built.epochs)}
-    if regularised[["lambda1", "lambda2"]].drop_duplicates().shape[0] > 1:
+    if has_lambda_grid(built.trials):
         figures["sensitivity.png"] = sensitivity
     for name, draw in figures.items():
         try:
