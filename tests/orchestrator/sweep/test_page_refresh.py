@@ -4,6 +4,7 @@ survives a driver kill and a resume, and a page that cannot be written never fai
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 
@@ -33,7 +34,9 @@ def test_the_callback_pickles_without_its_thread():
 @pytest.mark.ray
 @pytest.mark.slow
 def test_page_refreshed_while_running_survives_a_kill_and_ends_with_the_resume(tmp_path, make_spec, cli_env):
-    spec = make_spec(name="watched", grid={"variants": ["attnmel", "attnmel+lesion"], "seeds": [0]},
+    # One at a time, the second trial six times longer than the first: the page written after
+    # the first one ends has the whole second trial to appear in.
+    spec = make_spec(name="watched", grid={"variants": ["attnmel"], "seeds": [0], "optim.epochs": [2, 12]},
                      max_concurrent=1)  # fmt: skip
     sweep_dir = tmp_path / "results" / "watched"
     page = sweep_dir / PAGE
@@ -52,3 +55,6 @@ def test_page_refreshed_while_running_survives_a_kill_and_ends_with_the_resume(t
     assert f"page: {page}" in proc.stdout
     text = page.read_text()
     assert "Sweep ended: 2 of 2 trials done (2 TERMINATED)" in text and 'http-equiv="refresh"' not in text
+    # the last page draws Fig. 3 from the trials' own checkpoints and the dataset's images
+    fig3 = text[text.index('id="fig3"'):text.index('id="trials"')]
+    assert '<img src="data:image/png;base64,' in fig3 and 'alt="Grid of ' in fig3, re.sub(r"base64,[^\"]*", "", fig3)
