@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "tests" / "orchestrator"))  # the fake trial folde
 
 from _results_fixtures import epoch_metrics, identity, write_final, write_trial  # noqa: E402
 from orchestrator.results.build import load_tables  # noqa: E402
-from orchestrator.results.comparisons import variant_intervals  # noqa: E402
+from orchestrator.results.comparisons import setting_intervals  # noqa: E402
 from orchestrator.results.stats import DEFAULT_RESAMPLES  # noqa: E402
 from orchestrator.results.html import write_page  # noqa: E402
 from orchestrator.sweep.spec import load_spec, spec_to_dict  # noqa: E402
@@ -83,7 +83,7 @@ def measure(label: str, sweep_dir: Path, limit_mb: float, limit_s: float | None)
     live = [clock() - s for clock, s in zip(clocks, start)]
     start = [clock() for clock in clocks]
     if not tables.predictions.empty:  # the page's share that is the statistics' (the same call it makes)
-        variant_intervals(tables.trials, tables.predictions, n_resamples=DEFAULT_RESAMPLES, per_trial=False)
+        setting_intervals(tables.trials, tables.predictions, n_resamples=DEFAULT_RESAMPLES, per_trial=False)
     intervals = [clock() - s for clock, s in zip(clocks, start)]
     trials = len(tables.trials)
     print(f"{label}: {trials} trials, page {size:.2f} MB ({size / limit_mb:.0%} of {limit_mb:g} MB), "
@@ -91,7 +91,7 @@ def measure(label: str, sweep_dir: Path, limit_mb: float, limit_s: float | None)
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs:", flush=True)  # fmt: skip
     for what, (wall, cpu) in (("report html: tables", built), ("report html: tables + page", full),
                               ("end of sweep run: page", (full[0] - built[0], full[1] - built[1])),
-                              ("  of which the setting intervals (variant_intervals)", intervals),
+                              ("  of which the setting intervals (setting_intervals)", intervals),
                               ("refresh after a trial (live: no intervals, no Fig. 3)", live)):  # fmt: skip
         target = f"  = {wall / limit_s:.0%} ({cpu / limit_s:.0%}) of {limit_s:g} s" if limit_s and "tables +" in what else ""
         print(f"  {what:<58} {wall:6.1f} ({cpu:5.1f}){target}", flush=True)

@@ -48,6 +48,7 @@ p, li { max-width: 80ch; }
 a { color: var(--accent); }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.85em; }
 pre { background: var(--band); padding: 10px 12px; overflow-x: auto; border-radius: 4px; }
+pre.report { font-size: 0.78rem; }
 .state { padding: 8px 12px; border-radius: 4px; background: var(--band); border-left: 4px solid var(--accent); }
 .state.live { background: var(--warn-bg); border-left-color: #b7791f; }
 nav ol { columns: 2; padding-left: 1.4rem; }
@@ -82,6 +83,7 @@ ul.notes li.can::marker { content: "\\2713  "; color: var(--ok); }
   h2 { break-after: avoid; margin-top: 1.2rem; }
   .wide, pre { overflow: visible; }
   pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+  pre.report { font-size: 6pt; }
   table { width: 100%; font-size: 0.8rem; table-layout: auto; }
   th, td { padding: 2px 3px; }
   thead th, td.num { white-space: normal; }
@@ -134,7 +136,9 @@ window.addEventListener("beforeprint", function () {
 _SECTIONS = (
     ("what-ran", "What ran"),
     ("paper-table", "Test AP and AUC beside the paper"),
+    ("comparisons", "Comparisons against AttnMel-CNN"),
     ("table3", "Table 3: attention overlap with the lesion"),
+    ("operating", "Operating points and calibration"),
     ("curves", "λ sensitivity and per-epoch curves"),
     ("fig3", "Fig. 3: attention maps"),
     ("trials", "Every trial"),
@@ -297,6 +301,26 @@ def _paper_table(page: Page) -> str:
     return _titled(tables, notes + ([page.interval_note] if page.interval_note else []))
 
 
+def _text(page: Page, key: str, what: str) -> str:
+    """A statistics text table, as ``report`` prints it, or why it is missing."""
+    if key in page.texts:
+        return f'<pre class="report">{_e(page.texts[key].rstrip())}</pre>'
+    return f'<p class="note">No {_e(what)}: {_e(page.text_notes.get(key, "not computed"))}.</p>'
+
+
+def _comparisons(page: Page) -> str:
+    return ("<h3>Every setting against AttnMel-CNN</h3>" + _text(page, "family", "comparisons")
+            + "<h3>Power of the headline comparison</h3>" + _text(page, "power", "power line"))  # fmt: skip
+
+
+def _operating(page: Page) -> str:
+    return ("<h3>Operating points</h3>" + _text(page, "operating", "operating points")
+            + "<h3>Reliability diagrams</h3>"
+            + _figure(page.figures.get("calibration"), "Calibration of each trial's test probabilities: share of "
+                      "melanomas per bin of predicted probability; the diagonal is perfect calibration.",
+                      page.figure_notes.get("calibration")))  # fmt: skip
+
+
 def _table3(page: Page) -> str:
     return _titled(*table3_tables(page.table3))
 
@@ -306,7 +330,8 @@ def _curves(page: Page) -> str:
         "<h3>λ sensitivity</h3>"
         + _figure(page.figures.get("sensitivity"), "Mean validation and test AUC per λ1 × λ2 cell and ROI (± sample "
                   "std over seeds, n trials); blue better, red worse than unregularised AttnMel-CNN; dashed: the "
-                  "paper's λ.", page.figure_notes.get("sensitivity"))
+                  "paper's λ; ★: the cell's difference from AttnMel-CNN survives Benjamini–Hochberg q < 0.05 over "
+                  "every cell (on the sweep's last page).", page.figure_notes.get("sensitivity"))
         + "<h3>Validation AUC per epoch</h3>"
         + _figure(page.figures.get("curves"), "Validation AUC per epoch, mean over seeds, band min–max; regularised "
                   "models at the paper's λ where they ran there.", page.figure_notes.get("curves"))
@@ -375,7 +400,8 @@ def _methods(page: Page) -> str:
 def render_page(page: Page, *, refresh_seconds: int = REFRESH_SECONDS) -> str:
     """The page as one HTML document (a running sweep's page reloads every ``refresh_seconds``)."""
     bodies = {
-        "what-ran": _what_ran(page), "paper-table": _paper_table(page), "table3": _table3(page),
+        "what-ran": _what_ran(page), "paper-table": _paper_table(page), "comparisons": _comparisons(page),
+        "table3": _table3(page), "operating": _operating(page),
         "curves": _curves(page), "fig3": _fig3(page), "trials": _trials(page), "methods": _methods(page),
     }  # fmt: skip
     sections = "".join(_section(anchor, k, title, bodies[anchor]) for k, (anchor, title) in enumerate(_SECTIONS, 1))

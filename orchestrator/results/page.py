@@ -107,6 +107,10 @@ class Page:
     figure_notes: dict[str, str] = field(default_factory=dict)  # why a figure is missing
     methods: str = ""
     notes: list[Note] = field(default_factory=list)
+    # The statistics' own text tables (comparisons, power, operating points), as `report` prints
+    # them, or why each is missing.
+    texts: dict[str, str] = field(default_factory=dict)
+    text_notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
@@ -243,13 +247,32 @@ def _figures(path: Path, tables: ResultTables, *, live: bool, attention: bool) -
         notes["curves"] = str(exc)
     if has_lambda_grid(tables.trials):
         try:
-            figures["sensitivity"] = Figure(png_bytes(plot_sensitivity(tables.trials)),
+            significance = None
+            if not live and not tables.predictions.empty:  # the marks: BH q over the family of λ cells
+                from orchestrator.results.comparisons import sensitivity_family
+
+                significance = sensitivity_family(tables.trials, tables.predictions)
+            figures["sensitivity"] = Figure(png_bytes(plot_sensitivity(tables.trials, significance=significance)),
                                             "Heat maps: mean validation and test AUC in each λ1 × λ2 cell per ROI, "
                                             "coloured against the unregularised AttnMel-CNN")  # fmt: skip
         except (UserError, ValueError) as exc:
             notes["sensitivity"] = str(exc)
     else:
         notes["sensitivity"] = "the sweep has no grid of λ settings (at most one λ1, λ2 pair per regularised model)"
+    if live:
+        notes["calibration"] = "drawn when the sweep has ended"
+    elif tables.predictions.empty:
+        notes["calibration"] = "reliability diagrams need per-image predictions (trials of an older version have none)"
+    else:
+        from orchestrator.results.calibration import reliability_curves
+        from orchestrator.results.plots import plot_calibration
+
+        try:
+            figures["calibration"] = Figure(png_bytes(plot_calibration(reliability_curves(tables.trials, tables.predictions))),
+                                            "Reliability diagrams: per setting, each trial's share of melanomas against "
+                                            "its mean predicted probability in equal-width bins, with the diagonal")  # fmt: skip
+        except (UserError, ValueError) as exc:
+            notes["calibration"] = str(exc)
     if live:
         notes["attention"] = "drawn when the sweep has ended (it loads each model's best checkpoint)"
     elif not attention:
@@ -264,6 +287,56 @@ def _figures(path: Path, tables: ResultTables, *, live: bool, attention: bool) -
         except (UserError, OSError, ValueError, KeyError) as exc:
             notes["attention"] = str(exc)
     return figures, notes
+
+
+REFERENCE = "AttnMel-CNN"  # what every other setting is compared with: the unregularised attention model
+HEADLINE = "AttnMel-CNN-Lesion"  # the paper's headline claim: lesion regularisation beats AttnMel-CNN
+
+
+def _statistics(tables: ResultTables, *, live: bool, n_resamples: int) -> tuple[dict[str, str], dict[str, str]]:
+    """The comparisons against the reference (a family with Holm and BH adjusted p), the power of
+    the headline comparison and the operating points, as ``report compare/power/show`` print them."""
+    from orchestrator.results.comparisons import compare_family
+    from orchestrator.results.paper import summarize_operating_points
+    from orchestrator.results.power import power_from_sweep
+    from orchestrator.results.text import format_family, format_operating_points, format_power
+
+    texts: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    points = summarize_operating_points(tables.trials)
+    if points.empty:
+        notes["operating"] = "no finished trial with per-image predictions"
+    else:
+        texts["operating"] = format_operating_points(points)
+    if live:
+        notes["family"] = notes["power"] = "computed when the sweep has ended"
+        return texts, notes
+    if tables.predictions.empty:
+        notes["family"] = notes["power"] = "paired comparisons need per-image predictions (an older version stored none)"
+        return texts, notes
+    done = terminated(tables.trials)[0]
+    if REFERENCE not in set(done["paper_name"]) or done["paper_name"].nunique() < 2:
+        notes["family"] = notes["power"] = f"the sweep has no finished {REFERENCE} trials and other settings to compare"
+        return texts, notes
+    try:
+        texts["family"] = format_family(compare_family(tables.trials, tables.predictions, "all", REFERENCE,
+                                                       n_resamples=n_resamples))  # fmt: skip
+    except ValueError as exc:
+        notes["family"] = str(exc)
+    headline = HEADLINE if HEADLINE in set(done["paper_name"]) else None
+    if headline is None:
+        notes["power"] = f"the sweep has no {HEADLINE} trials (the paper's headline comparison)"
+    else:
+        at_paper = done[(done["paper_name"] == headline) & ((done["lambda1"] - PAPER_LAMBDAS[0]).abs() < 1e-12)
+                        & ((done["lambda2"] - PAPER_LAMBDAS[1]).abs() < 1e-12)]  # fmt: skip
+        rows = at_paper if len(at_paper) else done[done["paper_name"] == headline]
+        name = f"{headline}@{rows['lambda1'].iloc[0]:g},{rows['lambda2'].iloc[0]:g}"
+        try:
+            texts["power"] = format_power(power_from_sweep(tables.trials, tables.predictions, name, REFERENCE,
+                                                           n_resamples=n_resamples), name, REFERENCE)  # fmt: skip
+        except ValueError as exc:
+            notes["power"] = f"{name} against {REFERENCE}: {exc}"
+    return texts, notes
 
 
 # --------------------------------------------------------------------------- methods and notes
@@ -366,7 +439,8 @@ def _notes(page: Page) -> list[Note]:
         notes.append(Note(False, f"No confidence intervals yet: {page.interval_note}." if page.live
                                  else f"No confidence intervals: {page.interval_note}."))  # fmt: skip
     elif "auc_low" in page.summary.columns:
-        notes.append(Note(True, "Each setting's interval covers test-set sampling of its seed-averaged model."))
+        notes.append(Note(True, "Each setting's interval covers both sources of noise, the seeds and the test "
+                                "images, of its expected single-model metric."))  # fmt: skip
     for run in page.runs:
         if run.spec is None:
             continue
@@ -430,6 +504,7 @@ def page_model(
         page.figures, page.figure_notes = _figures(path, tables, live=live, attention=attention)
     else:
         page.figure_notes = {name: "no trial has finished yet" for name in ("curves", "sensitivity", "attention")}
+    page.texts, page.text_notes = _statistics(tables, live=live, n_resamples=n_resamples)
     methods = [m for m in dict.fromkeys(summary.get("ci_method", pd.Series(dtype=object))) if isinstance(m, str)]
     page.methods = _methods(runs, methods[0] if methods else None)
     page.notes = _notes(page)

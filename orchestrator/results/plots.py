@@ -27,8 +27,8 @@ from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, at_paper_lamb
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
 
 __all__ = [
-    "METRICS", "AttentionGrid", "SIGNIFICANCE_Q", "attention_grid", "check_output", "has_lambda_grid", "plot_attention", "plot_calibration",
-    "plot_curves", "plot_sensitivity", "save_figure",
+    "METRICS", "AttentionGrid", "SIGNIFICANCE_Q", "attention_grid", "check_output", "has_lambda_grid", "plot_attention",
+    "plot_calibration", "plot_curves", "plot_sensitivity", "save_figure",
 ]  # fmt: skip
 
 METRICS = ("auc", "ap")

@@ -239,7 +239,7 @@ def test_images_have_alt_text_and_headings_form_an_outline(tmp_path, main_sweep)
     levels = parser.headings
     assert levels[0] == 1 and levels.count(1) == 1
     assert all(b <= a + 1 for a, b in zip(levels, levels[1:])), levels  # no level skipped
-    assert levels.count(2) == 7
+    assert levels.count(2) == 9
 
 
 _FITS = """() => {
