@@ -317,7 +317,8 @@ def _operating(page: Page) -> str:
     return ("<h3>Operating points</h3>" + _text(page, "operating", "operating points")
             + "<h3>Reliability diagrams</h3>"
             + _figure(page.figures.get("calibration"), "Calibration of each trial's test probabilities: share of "
-                      "melanomas per bin of predicted probability; the diagonal is perfect calibration.",
+                      "melanomas per bin of predicted probability; the diagonal is perfect calibration. With a λ grid: the "
+                      "settings the paper reports (attnmel plot calibration draws every one).",
                       page.figure_notes.get("calibration")))  # fmt: skip
 
 

@@ -25,7 +25,7 @@ import yaml
 from attnmel.config import TrainConfig
 from attnmel.errors import UserError
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
-from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASET, summarize_attention
+from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASET, at_paper_lambda, summarize_attention
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.summary import Summary, summary_model
 from orchestrator.results.tables import ResultTables
@@ -267,8 +267,13 @@ def _figures(path: Path, tables: ResultTables, *, live: bool, attention: bool) -
         from orchestrator.results.calibration import reliability_curves
         from orchestrator.results.plots import plot_calibration
 
+        # A λ grid would give a panel per cell (51 for the λ sweep: 7 s and 1.4 MB); the page shows
+        # the settings the paper reports, as the curves do, and `plot calibration` draws them all.
+        trials = tables.trials
+        at_paper = [at_paper_lambda(r, a, b) for r, a, b in zip(trials["roi"], trials["lambda1"], trials["lambda2"])]
+        shown = trials[at_paper] if has_lambda_grid(trials) and any(at_paper) else trials
         try:
-            figures["calibration"] = Figure(png_bytes(plot_calibration(reliability_curves(tables.trials, tables.predictions))),
+            figures["calibration"] = Figure(png_bytes(plot_calibration(reliability_curves(shown, tables.predictions))),
                                             "Reliability diagrams: per setting, each trial's share of melanomas against "
                                             "its mean predicted probability in equal-width bins, with the diagonal")  # fmt: skip
         except (UserError, ValueError) as exc:
