@@ -47,6 +47,7 @@ __all__ = [
     "PREDICTIONS",
     "ATTENTION",
     "FINAL",
+    "DATA_INFO",
     "FORMAT",
     "save_checkpoint",
     "previous_of",
@@ -60,12 +61,14 @@ __all__ = [
     "write_predictions",
     "read_predictions",
     "read_summary",
+    "read_data_info",
     "is_finished",
     "final_checkpoint",
 ]
 
 LAST, PREVIOUS, BEST = "last.pt", "last.prev.pt", "best.pt"
 EPOCHS_LOG, PREDICTIONS, ATTENTION, FINAL = "epochs.jsonl", "predictions.csv", "attention.json", "final.json"
+DATA_INFO = "data_info.json"  # the data a run saw: counts per split, normalisation, cache keys
 FORMAT = "attnmel-checkpoint/2"  # bumped when the payload's keys change meaning
 
 
@@ -282,3 +285,13 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
         "epochs": len(history),
         "done": is_finished(run_dir),
     }
+
+
+def read_data_info(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's ``data_info.json`` (counts per split, normalisation, cache keys), or None when
+    it is missing or unreadable (a report then says the counts are unknown)."""
+    try:
+        info = json.loads((Path(run_dir) / DATA_INFO).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None

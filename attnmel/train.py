@@ -55,7 +55,7 @@ def _different_run(run_dir: Path) -> UserError:
 
 
 def _remove_run_files(run_dir: Path, *, remove_dir: bool) -> None:
-    for name in ("config.yaml", "data_info.json", ckpt.EPOCHS_LOG):
+    for name in ("config.yaml", ckpt.DATA_INFO, ckpt.EPOCHS_LOG):
         (run_dir / name).unlink(missing_ok=True)
     if remove_dir and not any(run_dir.iterdir()):
         run_dir.rmdir()
@@ -264,7 +264,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
     fresh_dir = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs proved usable
     save_config(cfg, run_dir / "config.yaml")
-    atomic_write(run_dir / "data_info.json", json.dumps(bundle.info, indent=2, default=str))
+    atomic_write(run_dir / ckpt.DATA_INFO, json.dumps(bundle.info, indent=2, default=str))
 
     runner = prepare_model(model, device, train_precision, compile=bool(cfg.runtime.compile),
                            cudnn_benchmark=cfg.runtime.cudnn_benchmark)

@@ -1,4 +1,4 @@
-"""``attnmel report build|show|compare|power``, ``attnmel query`` and
+"""``attnmel report build|show|html|compare|power``, ``attnmel query`` and
 ``attnmel plot sensitivity|curves|calibration|attention``.
 
 None of these import Ray: they read a sweep's files or its Parquet tables, so they run
@@ -56,7 +56,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--operating-points", action="store_true",
         help="print the test operating points instead: sensitivity at 82/89/95%% specificity, Brier score, ECE",
     )  # fmt: skip
+    show.add_argument(
+        "--format",
+        choices=("text", "markdown", "latex", "csv"),
+        default="text",
+        help="text (default), a Markdown or LaTeX (booktabs) rendering of the same tables, or CSV of their "
+        "numbers unformatted (one row per setting; with --table3 per setting and map)",
+    )
     show.set_defaults(func=_report_show)
+    page = report_commands.add_parser(
+        "html",
+        help="one self-contained HTML page of a sweep: what ran, the tables, figures, every trial, methods",
+        description="Write one HTML file (styles, script and pictures inline; nothing fetched from the network) "
+        "that shows the sweep, or every sweep under a results root: what ran, the paper-style table, Table 3, "
+        "the λ sensitivity and per-epoch curves, Fig. 3, a sortable table of every trial and a methods "
+        "paragraph. `sweep run` writes the same page into the sweep folder and refreshes it as trials end.",
+    )
+    page.add_argument("path", help="a sweep directory, or a results root holding several")
+    page.add_argument("--out", metavar="FILE", help="the .html file to write (default: PATH/report.html)")
+    page.add_argument(
+        "--attention",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw Fig. 3 from each model's best checkpoint (loads the models and images; default: on)",
+    )
+    _resamples_argument(page)
+    page.set_defaults(func=_report_html)
     compare = report_commands.add_parser(
         "compare",
         help="paired comparison of two settings on the same test images, or of a family against one",
@@ -188,8 +213,9 @@ def _check_resamples(value: int) -> None:
 def _report_show(args: argparse.Namespace) -> int:
     from orchestrator.results.build import load_tables
     from orchestrator.results.paper import summarize_attention
-    from orchestrator.results.summary import summary_report
-    from orchestrator.results.text import format_table3
+    from orchestrator.results.formats import csv_frame, render
+    from orchestrator.results.summary import summary_model, summary_report
+    from orchestrator.results.text import summary_tables, table3_tables, trial_interval_tables
 
     if args.table3 and args.operating_points:
         raise UserError("--table3 and --operating-points are two different tables; pick one")
@@ -197,10 +223,15 @@ def _report_show(args: argparse.Namespace) -> int:
         if flag and (args.table3 or args.operating_points):
             raise UserError(f"{name} adds AP/AUC intervals; it does not apply to "
                             f"{'--table3' if args.table3 else '--operating-points'}")  # fmt: skip
+    if args.format == "csv" and args.per_trial:
+        raise UserError("--format csv writes one table; leave out --per-trial (or query the tables with attnmel query)")
+    if args.format != "text" and args.operating_points:
+        raise UserError("--operating-points prints text only; its numbers are columns of trials.parquet")
     _check_resamples(args.resamples)
     tables = load_tables(args.path)
     if args.table3:
-        sys.stdout.write(format_table3(summarize_attention(tables.trials, tables.attention)))
+        table3 = summarize_attention(tables.trials, tables.attention)
+        sys.stdout.write(csv_frame(table3) if args.format == "csv" else render(*table3_tables(table3), args.format))
         return 0
     if args.operating_points:
         from orchestrator.results.paper import summarize_operating_points
@@ -208,11 +239,40 @@ def _report_show(args: argparse.Namespace) -> int:
 
         sys.stdout.write(format_operating_points(summarize_operating_points(tables.trials)))
         return 0
-    text, problem = summary_report(tables, paper=args.paper, intervals=args.ci, per_trial=args.per_trial,
-                                   ensemble=args.ensemble, n_resamples=args.resamples)  # fmt: skip
+    model = summary_model(tables, intervals=args.ci, per_trial=args.per_trial, ensemble=args.ensemble,
+                          n_resamples=args.resamples)  # fmt: skip
+    if args.format == "text":
+        text, _ = summary_report(tables, paper=args.paper, model=model)
+    elif args.format == "csv":
+        text = csv_frame(model.summary)
+    else:
+        blocks, notes = summary_tables(model.summary, model.excluded, paper=args.paper)
+        notes += [model.note] if model.note else []
+        if model.per_trial is not None:
+            trial_blocks, trial_notes = trial_interval_tables(model.per_trial, model.summary, paper=args.paper)
+            blocks, notes = blocks + trial_blocks, notes + trial_notes
+        text = render(blocks, notes, args.format)
     sys.stdout.write(text)
-    if problem:
-        raise UserError(f"{problem} (--no-ci shows the table alone)")
+    if model.problem:
+        raise UserError(f"{model.problem} (--no-ci shows the table alone)")
+    return 0
+
+
+def _report_html(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from orchestrator.results.build import find_sweep_dirs
+    from orchestrator.results.html import write_page
+
+    _check_resamples(args.resamples)
+    if args.out is not None:
+        out = Path(args.out)
+        if out.suffix.lower() not in (".html", ".htm"):
+            raise UserError(f"--out {out}: use a .html file name")
+        if not out.parent.is_dir():
+            raise UserError(f"--out {out}: directory {out.parent} does not exist")
+    find_sweep_dirs(args.path)  # a path that holds no sweep fails before any work
+    print(write_page(args.path, args.out, attention=args.attention, n_resamples=args.resamples))
     return 0
 
 

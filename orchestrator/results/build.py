@@ -201,7 +201,9 @@ def _trial_rows(
 
     error, num_failures = _read_error(trial_dir / folders.ERRORS)
     tune_status = tune_statuses.get(trial_id)
-    if bool(last.get("done", False)):
+    # A final checkpoint is written only by a run that ended, so it counts too: Tune's copy of
+    # result.json in the storage folder can lag behind (it syncs from the driver's staging folder).
+    if bool(last.get("done", False)) or final is not None:
         status = "TERMINATED"
     elif error is not None or tune_status == "ERROR":
         status = "ERROR"
@@ -228,6 +230,7 @@ def _trial_rows(
         **{k: best.get(k) if best else None for k in SPLIT_METRICS},
         "epochs_run": len(epochs),
         "wall_seconds": wall,
+        "reported_at": _float(last.get("timestamp")),
         "status": status,
         "tune_status": tune_status,
         "error": error,

@@ -27,8 +27,8 @@ from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, at_paper_lamb
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
 
 __all__ = [
-    "METRICS", "AttentionGrid", "SIGNIFICANCE_Q", "attention_grid", "check_output", "plot_attention", "plot_calibration",
-    "plot_curves", "plot_sensitivity", "save_figure",
+    "METRICS", "AttentionGrid", "SIGNIFICANCE_Q", "attention_grid", "check_output", "has_lambda_grid", "plot_attention",
+    "plot_calibration", "plot_curves", "plot_sensitivity", "save_figure",
 ]  # fmt: skip
 
 METRICS = ("auc", "ap")
@@ -77,6 +77,12 @@ def _cell_text(mean: float, std: float, n: int) -> str:
 
 def _lambda_label(value: float) -> str:
     return "0" if value == 0 else f"{value:g}"
+
+
+def has_lambda_grid(trials: pd.DataFrame) -> bool:
+    """Whether the regularised trials ran at more than one (λ1, λ2): what a sensitivity map needs."""
+    regularised = trials[trials["roi"] != "none"]
+    return regularised[["lambda1", "lambda2"]].drop_duplicates().shape[0] > 1
 
 
 def _marked(significance: pd.DataFrame | None, dataset: str, roi: str, split: str) -> set[tuple[float, float]]:

@@ -4,53 +4,87 @@ and sensitivity figures a sweep writes into its folder."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from attnmel.errors import UserError
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.tables import ResultTables
 
-__all__ = ["summary_report", "write_figures"]
+__all__ = ["NO_PREDICTIONS", "Summary", "summary_model", "summary_report", "write_figures"]
 
 NO_PREDICTIONS = ("confidence intervals need per-image predictions, which these trials (of an older version) "
                   "did not store: re-run them to get CIs")  # fmt: skip
 
 
-def summary_report(
-    tables: ResultTables, *, paper: bool = False, intervals: bool = True, per_trial: bool = False,
-    ensemble: bool = False, n_resamples: int = DEFAULT_RESAMPLES,
-) -> tuple[str, str | None]:  # fmt: skip
-    """The paper-style table per dataset, with each setting's interval over seeds and test
-    images where the trials stored predictions (with ``per_trial`` each trial's own, with
-    ``ensemble`` each setting's seed ensemble in a table of its own). Returns ``(text, problem)``:
-    ``problem`` says why the intervals are missing when they could not be computed (e.g. a test
-    split with one class), else None."""
+@dataclass
+class Summary:
+    """The paper-style summary of a sweep's tables, computed once for every renderer.
+
+    ``summary``: one row per setting (:func:`orchestrator.results.paper.summarize`, with
+    :func:`~orchestrator.results.paper.add_intervals`' columns when intervals were computed);
+    ``excluded``: unfinished trials by status; ``per_trial``: each trial's own interval (or None);
+    ``note``: why there are no intervals, to print under the table; ``problem``: why they could
+    not be computed although asked for (e.g. a test split with one class).
+    """
+
+    summary: pd.DataFrame
+    excluded: dict[str, int]
+    per_trial: pd.DataFrame | None = None
+    note: str | None = None
+    problem: str | None = None
+
+
+def summary_model(
+    tables: ResultTables, *, intervals: bool = True, per_trial: bool = False, ensemble: bool = False,
+    n_resamples: int = DEFAULT_RESAMPLES,
+) -> Summary:  # fmt: skip
+    """The paper-style table's numbers: per-setting means and, where the trials stored
+    predictions and ``intervals`` is on, each setting's interval over seeds and test images
+    (with ``per_trial`` each trial's own, with ``ensemble`` each setting's seed ensemble)."""
     from orchestrator.results.comparisons import setting_intervals
     from orchestrator.results.paper import add_intervals, summarize
-    from orchestrator.results.text import format_summary, format_trial_intervals
 
     summary, excluded = summarize(tables.trials)
     if not intervals or summary.empty:
-        return format_summary(summary, excluded, paper=paper), None
+        return Summary(summary, excluded)
     if tables.predictions.empty:
-        return format_summary(summary, excluded, paper=paper) + NO_PREDICTIONS + "\n", None
+        return Summary(summary, excluded, note=NO_PREDICTIONS)
     try:
         per_setting, trial_rows = setting_intervals(tables.trials, tables.predictions, n_resamples=n_resamples,
                                                     per_trial=per_trial, ensemble=ensemble)  # fmt: skip
     except ValueError as error:
-        return format_summary(summary, excluded, paper=paper), f"no confidence intervals: {error}"
-    summary = add_intervals(summary, per_setting)
-    text = format_summary(summary, excluded, paper=paper)
-    if per_trial:
-        text += "\n" + format_trial_intervals(trial_rows, summary, paper=paper)
-    return text, None
+        return Summary(summary, excluded, problem=f"no confidence intervals: {error}")
+    return Summary(add_intervals(summary, per_setting), excluded, trial_rows if per_trial else None)
+
+
+def summary_report(
+    tables: ResultTables, *, paper: bool = False, intervals: bool = True, per_trial: bool = False,
+    ensemble: bool = False, n_resamples: int = DEFAULT_RESAMPLES, model: Summary | None = None,
+) -> tuple[str, str | None]:  # fmt: skip
+    """The paper-style table per dataset as text (see :func:`summary_model`). Returns ``(text,
+    problem)``: ``problem`` says why the intervals are missing when they could not be computed
+    (e.g. a test split with one class), else None. ``model``: the numbers, when already computed."""
+    from orchestrator.results.text import format_summary, format_trial_intervals
+
+    if model is None:
+        model = summary_model(tables, intervals=intervals, per_trial=per_trial, ensemble=ensemble,
+                              n_resamples=n_resamples)  # fmt: skip
+    text = format_summary(model.summary, model.excluded, paper=paper)
+    if model.note:
+        text += model.note + "\n"
+    if model.per_trial is not None:
+        text += "\n" + format_trial_intervals(model.per_trial, model.summary, paper=paper)
+    return text, model.problem
 
 
 def write_figures(sweep_dir: str | Path, built: ResultTables) -> None:
     """``curves.png`` and, for a sweep with a λ grid, ``sensitivity.png`` (cells that survive
     BH q < 0.05 against AttnMel-CNN marked) in the sweep folder."""
     from orchestrator.results.comparisons import sensitivity_family
-    from orchestrator.results.plots import plot_curves, plot_sensitivity, save_figure
+    from orchestrator.results.plots import has_lambda_grid, plot_curves, plot_sensitivity, save_figure
 
     def sensitivity():
         try:
@@ -59,9 +93,8 @@ def write_figures(sweep_dir: str | Path, built: ResultTables) -> None:
             raise UserError(f"cannot mark the cells: {error}") from None
         return plot_sensitivity(built.trials, significance=significance)
 
-    regularised = built.trials[built.trials["roi"] != "none"]
     figures = {"curves.png": lambda: plot_curves(built.trials, built.epochs)}
-    if regularised[["lambda1", "lambda2"]].drop_duplicates().shape[0] > 1:
+    if has_lambda_grid(built.trials):
         figures["sensitivity.png"] = sensitivity
     for name, draw in figures.items():
         try:

@@ -37,7 +37,8 @@ _ARROW = {str: _STR, int: _INT, float: _FLOAT, bool: _BOOL}
 # `status`: TERMINATED when the trial ran its last epoch; ERROR when it failed for good;
 # STOPPED when Tune ended it early (a scheduler such as ASHA); INCOMPLETE otherwise (running,
 # or the driver died). `tune_status` is Tune's own word; `error` the last line of error.txt;
-# `restarts` how often a retry or resume reported again.
+# `restarts` how often a retry or resume reported again; `reported_at` when the trial last
+# reported (Tune's `timestamp`, Unix seconds): the latest one is when a sweep's work ended.
 _IDENTITY = [(name, _ARROW[kind]) for name, kind in IDENTITY.items() if name not in ("config_hash", "code_version")]
 _METRICS = [(name, _FLOAT) for name in SPLIT_METRICS]
 # Test-split operating points and calibration of the best-validation-epoch model, from the trial's
@@ -49,7 +50,8 @@ OPERATING_COLUMNS = (*SENSITIVITY_COLUMNS, "test_brier", f"test_ece{CALIBRATION_
 SCHEMAS: dict[str, pa.Schema] = {
     "trials": pa.schema(
         [("sweep", _STR), ("trial_id", _STR), ("trial_dir", _STR), *_IDENTITY, ("best_epoch", _INT), *_METRICS,
-         *((name, _FLOAT) for name in OPERATING_COLUMNS), ("epochs_run", _INT), ("wall_seconds", _FLOAT), ("status", _STR), ("tune_status", _STR), ("error", _STR),
+         *((name, _FLOAT) for name in OPERATING_COLUMNS), ("epochs_run", _INT), ("wall_seconds", _FLOAT), ("reported_at", _FLOAT),
+         ("status", _STR), ("tune_status", _STR), ("error", _STR),
          ("num_failures", _INT), ("restarts", _INT), ("node_ip", _STR), ("node_id", _STR), ("config_hash", _STR),
          ("code_version", _STR), ("params", _STR)]
     ),  # fmt: skip

@@ -17,6 +17,8 @@ from orchestrator.results.paper import SETTING_KEYS, TABLE3_DATASET, inside, set
 from orchestrator.results.stats import METRIC_LABELS
 
 __all__ = [
+    "Titled",
+    "as_text",
     "format_compare",
     "format_family",
     "format_summary",
@@ -28,6 +30,9 @@ __all__ = [
     "format_power",
     "number",
     "p_value",
+    "summary_tables",
+    "table3_tables",
+    "trial_interval_tables",
     "with_ci",
     "yes_no",
 ]
@@ -109,8 +114,26 @@ def _setup_columns(table: pd.DataFrame, rows: pd.DataFrame) -> None:
     table["pretrained"] = rows["pretrained"].map(lambda v: "yes" if v else "no").to_numpy()
 
 
+Titled = tuple[str, pd.DataFrame]  # a table's title and its cells, formatted
+
+
+def as_text(tables: list[Titled], notes: list[str]) -> str:
+    """Titled tables and their notes as plain text (pandas' fixed-width layout)."""
+    out: list[str] = []
+    for title, table in tables:
+        out += [title, table.to_string(index=False), ""]
+    return "\n".join(out + notes).rstrip() + "\n"
+
+
 def format_summary(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bool = False) -> str:
-    """The summary as text: one paper-style table per dataset, other λ settings after it.
+    """The summary as text: one paper-style table per dataset, other λ settings after it."""
+    return as_text(*summary_tables(summary, excluded, paper=paper))
+
+
+def summary_tables(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bool = False) -> tuple[list[Titled], list[str]]:
+    """The summary's tables and the notes under them, formatted: one paper-style table per
+    dataset, then its other λ settings. Every renderer (text, Markdown, LaTeX, the HTML page)
+    lays them out; none re-words them.
 
     A summary that went through :func:`add_intervals` also shows the 95 % interval of each
     setting's expected single-model test AP and AUC (over seeds and test images) and, with
@@ -118,7 +141,8 @@ def format_summary(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bo
     setting's seed ensemble follows in a table of its own.
     """
     intervals = "auc_low" in summary.columns
-    out: list[str] = []
+    tables: list[Titled] = []
+    out: list[str] = []  # the notes
     if summary.empty:
         out.append("no TERMINATED trials to summarise")
     for dataset, part in summary.groupby("dataset", sort=True):
@@ -145,9 +169,9 @@ def format_summary(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bo
                     if intervals:
                         table[f"paper {label} in CI"] = rows[f"paper_{metric}_in_ci"].map(yes_no)
             table["n"] = rows["n"].astype(int)
-            out += [title, table.to_string(index=False), ""]
+            tables.append((title, table.reset_index(drop=True)))
             if "ensemble_auc" in rows.columns:
-                out += _ensemble_table(title, rows)
+                tables.append(_ensemble_table(title, rows))
     if not summary.empty:
         out.append("test AP/AUC: mean ± sample SD over seeds of each trial's test metric at its best validation "
                    "epoch: the expected single-model metric")  # fmt: skip
@@ -158,10 +182,10 @@ def format_summary(summary: pd.DataFrame, excluded: dict[str, int], *, paper: bo
     if excluded:
         counts = ", ".join(f"{status} {count}" for status, count in sorted(excluded.items()))
         out.append(f"excluded {sum(excluded.values())} trial(s) that did not finish: {counts}")
-    return "\n".join(out).rstrip() + "\n"
+    return tables, out
 
 
-def _ensemble_table(title: str, rows: pd.DataFrame) -> list[str]:
+def _ensemble_table(title: str, rows: pd.DataFrame) -> Titled:
     table = pd.DataFrame({"model": [f"{name} (ensemble of {int(n)} seeds)" for name, n in
                                     zip(rows["paper_name"], rows["ci_trials"])]})  # fmt: skip
     if (rows["roi"] != "none").any():
@@ -169,7 +193,7 @@ def _ensemble_table(title: str, rows: pd.DataFrame) -> list[str]:
     for metric, label in (("ap", "AP"), ("auc", "AUC")):
         table[f"test {label} [95% CI]"] = [with_ci(*v) for v in zip(rows[f"ensemble_{metric}"],
                                            rows[f"ensemble_{metric}_low"], rows[f"ensemble_{metric}_high"])]  # fmt: skip
-    return [f"{title} — seed ensembles (not the settings' numbers)", table.to_string(index=False), ""]
+    return f"{title} — seed ensembles (not the settings' numbers)", table
 
 
 def _interval_notes(summary: pd.DataFrame, paper: bool) -> list[str]:
@@ -199,12 +223,17 @@ def _interval_notes(summary: pd.DataFrame, paper: bool) -> list[str]:
 
 
 def format_trial_intervals(per_trial: pd.DataFrame, summary: pd.DataFrame, *, paper: bool = False) -> str:
+    """:func:`trial_interval_tables` as text."""
+    return as_text(*trial_interval_tables(per_trial, summary, paper=paper))
+
+
+def trial_interval_tables(per_trial: pd.DataFrame, summary: pd.DataFrame, *, paper: bool = False) -> tuple[list[Titled], list[str]]:
     """Each trial's own test AP and AUC with their intervals (``comparisons.setting_intervals``'
     ``per_trial`` frame); with ``paper``, whether the paper's number (from ``summary``) lies inside."""
     if per_trial.empty:
-        return "no finished trials with predictions\n"
+        return [], ["no finished trials with predictions"]
     papers = {setting_key(r): r for r in summary.to_dict("records")}
-    out: list[str] = []
+    tables: list[Titled] = []
     for dataset, rows in per_trial.groupby("dataset", sort=True):
         _, vary_setup = _setup_header(dataset, rows)
         records = rows.to_dict("records")
@@ -225,10 +254,9 @@ def format_trial_intervals(per_trial: pd.DataFrame, summary: pd.DataFrame, *, pa
                                     r[f"{metric}_low"], r[f"{metric}_high"]))
                     for r in records
                 ]  # fmt: skip
-        out += [f"{dataset} — test metrics per trial", table.to_string(index=False), ""]
-    out += [f"CI: {method}, over test images (the trained model held fixed)"
-            for method in dict.fromkeys(per_trial["method"])]
-    return "\n".join(out).rstrip() + "\n"
+        tables.append((f"{dataset} — test metrics per trial", table))
+    return tables, [f"CI: {method}, over test images (the trained model held fixed)"
+                    for method in dict.fromkeys(per_trial["method"])]
 
 
 # --------------------------------------------------------------------------- Table 3
@@ -242,10 +270,17 @@ _MASKS_TEXT = {"test": "test masks", "val": "validation masks"}
 
 def format_table3(table: pd.DataFrame) -> str:
     """:func:`summarize_attention`'s frame as text, the paper's Table 3 beside ours."""
+    return as_text(*table3_tables(table))
+
+
+def table3_tables(table: pd.DataFrame) -> tuple[list[Titled], list[str]]:
+    """:func:`summarize_attention`'s frame as titled tables, the paper's Table 3 beside ours, and
+    the notes under them."""
     if table.empty:
-        return ("no attention scores: Table 3 needs trials of this version that ran on data with lesion masks "
-                "(test masks, else validation masks)\n")  # fmt: skip
-    out: list[str] = []
+        return [], ["no attention scores: Table 3 needs trials of this version that ran on data with lesion masks "
+                    "(test masks, else validation masks)"]  # fmt: skip
+    tables: list[Titled] = []
+    out: list[str] = []  # the notes
     for dataset, rows in table.groupby("dataset", sort=True):
         header, vary_setup = _setup_header(dataset, rows)
         records = rows.to_dict("records")
@@ -261,8 +296,7 @@ def format_table3(table: pd.DataFrame) -> str:
         frame["n"] = rows["n"].astype(int).to_numpy()
         frame["images"] = [str(r["images_min"]) if r["images_min"] == r["images_max"]
                            else f"{r['images_min']}–{r['images_max']}" for r in records]  # fmt: skip
-        title = f"{header} — Table 3: Jaccard of the binarised maps with the lesion masks"
-        out += [title, frame.to_string(index=False), ""]
+        tables.append((f"{header} — Table 3: Jaccard of the binarised maps with the lesion masks", frame))
     out.append("Jaccard: per image, the map re-normalised to [0, 1], upsampled to the mask and thresholded at 0.5, "
                "against the lesion mask; averaged over the images (images = per trial), then mean ± sample std "
                "over the n trials (seeds)")  # fmt: skip
@@ -271,7 +305,7 @@ def format_table3(table: pd.DataFrame) -> str:
     if (table["split"] == "val").any():
         out.append("validation masks: the test split of this data has no lesion masks, so those maps were scored "
                    "on the validation split (the paper used the test split)")  # fmt: skip
-    return "\n".join(out).rstrip() + "\n"
+    return tables, out
 
 
 # --------------------------------------------------------------------------- comparisons

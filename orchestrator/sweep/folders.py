@@ -5,7 +5,8 @@ driver) and those who read it (the result tables, ``predict``).
 creation time), Tune's ``experiment_state-*.json``, and one folder per trial named
 ``<trial id>_<label>`` holding ``params.json`` (:func:`orchestrator.sweep.grid.tune_params`),
 ``result.json`` (one line per epoch), ``error.txt`` after a failure and ``checkpoint_NNNNNN/``
-folders (a snapshot of the run directory each). ``slurm/`` holds what ``attnmel sweep slurm``
+folders (a snapshot of the run directory each); ``report.html``, the sweep's page, refreshed
+after each finished trial and at the end. ``slurm/`` holds what ``attnmel sweep slurm``
 writes before the sweep starts (:mod:`orchestrator.sweep.slurm`): the job script, the resolved
 spec it runs and the job's logs.
 """
@@ -18,13 +19,14 @@ from pathlib import Path
 from attnmel.errors import UserError
 
 __all__ = [
-    "SWEEP_META", "PARAMS", "RESULTS", "ERRORS", "EXPERIMENT_STATE", "CHECKPOINT_PREFIX",
+    "SWEEP_META", "PARAMS", "RESULTS", "ERRORS", "EXPERIMENT_STATE", "CHECKPOINT_PREFIX", "PAGE",
     "SLURM_DIR", "SLURM_SCRIPT", "SLURM_SPEC", "SLURM_LOG", "trial_dirname", "trial_dirs", "trial_id_of", "find_trial",
 ]  # fmt: skip
 
 SWEEP_META, PARAMS, RESULTS, ERRORS = "sweep.json", "params.json", "result.json", "error.txt"
 EXPERIMENT_STATE = "experiment_state-*.json"  # Tune's saved experiment, one file per save
 CHECKPOINT_PREFIX = "checkpoint_"
+PAGE = "report.html"  # the sweep's self-contained page (orchestrator.results.html)
 SLURM_DIR = "slurm"  # the Slurm launcher's files, there before the sweep's own:
 SLURM_SCRIPT, SLURM_SPEC = "job.sbatch", "spec.yaml"  # the job script and the resolved spec it runs
 SLURM_LOG = "slurm-%j.out"  # the job's log; %j: its id (a requeued job keeps its id and appends)

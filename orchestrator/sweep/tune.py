@@ -24,6 +24,7 @@ from attnmel.errors import UserError
 from attnmel.version import code_version, environment
 from orchestrator.sweep import folders, stop, storage
 from orchestrator.sweep.grid import params_config, tune_params
+from orchestrator.sweep.page_refresh import PageRefresh, write_final_page
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, join_hint
 from orchestrator.sweep.spec import METRIC, MODE, SweepSpec, spec_from_dict, spec_to_dict, sweep_path
 from orchestrator.sweep.trainable import remove_stale_scratch, train_trial
@@ -157,7 +158,7 @@ def tune_settings(spec: SweepSpec) -> TuneSettings:
         storage_path=spec.storage,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),  # newest first, no score
         failure_config=tune.FailureConfig(max_failures=spec.retries),
-        callbacks=[SweepProgress(spec.n_trials)],
+        callbacks=[SweepProgress(spec.n_trials), PageRefresh(sweep_path(spec))],
         verbose=0,  # SweepProgress prints one line per event instead
     )
     return TuneSettings(param_space, tune_config, run_config, spec.n_trials)
@@ -216,14 +217,16 @@ def _finish(sweep_dir: str, results: Any, started: float, *, figures: bool = Fal
         print(f"tables: copy the sweep locally and run `attnmel report build DIR` ({sweep_dir} is remote)")
         return 1 if errors else 0
     from orchestrator.results.build import write_tables
-    from orchestrator.results.summary import summary_report, write_figures
+    from orchestrator.results.summary import summary_model, summary_report, write_figures
 
     paths, built = write_tables(sweep_dir)
     print(f"tables: {', '.join(str(p) for p in paths.values())}")
-    text, problem = summary_report(built)
+    summary = summary_model(built)  # printed here and shown on the page: computed once
+    text, problem = summary_report(built, model=summary)
     print(text + (problem or ""))
     if figures:
         write_figures(sweep_dir, built)
+    write_final_page(sweep_dir, built, summary)
     return 1 if errors else 0
 
 

@@ -1,0 +1,126 @@
+"""The sweep's page (``report.html`` in its folder) kept current while the sweep runs.
+
+:class:`PageRefresh`, a Tune callback, rewrites the page after each trial that ends, on a
+thread of its own so Tune's loop never waits for it; requests that arrive while a page is being
+written fold into one more write. The sweep's end writes the last page (no reload) with
+:func:`write_final_page`. A page that cannot be written costs one printed line, never the sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from orchestrator.sweep import folders, storage
+
+__all__ = ["PageRefresh", "refresh_page", "write_final_page"]
+
+
+@contextlib.contextmanager
+def _quiet_build() -> Iterator[None]:
+    """A running sweep's folder has gaps Tune fills later (result.json syncs from the driver's
+    staging folder; a trial may be mid-write): reading it then is no cause for warnings."""
+    build_log = logging.getLogger("orchestrator.results.build")
+    level = build_log.level
+    build_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        build_log.setLevel(level)
+
+
+def refresh_page(sweep_dir: str | Path, *, live: bool, tables: Any = None, summary: Any = None) -> Path | None:
+    """Write the sweep's page; on any failure print one line and return None."""
+    from orchestrator.results.html import write_page
+
+    try:
+        with _quiet_build() if live else contextlib.nullcontext():
+            return write_page(sweep_dir, live=live, tables=tables, summary=summary)
+    except Exception as exc:  # the page is a view of the sweep: it must never end it
+        print(f"page {Path(sweep_dir) / folders.PAGE}: not written ({type(exc).__name__}: {exc})", flush=True)
+        return None
+
+
+def write_final_page(sweep_dir: str, tables: Any, summary: Any) -> None:
+    """The page of a sweep that has ended, from the tables just written and the summary just
+    printed (local storage only)."""
+    if storage.is_uri(sweep_dir):
+        return
+    written = refresh_page(sweep_dir, live=False, tables=tables, summary=summary)
+    if written is not None:
+        print(f"page: {written}", flush=True)
+
+
+class PageRefresh(tune.Callback):
+    """Writes the running sweep's page when its first trial starts and after each trial that
+    ends (finished or errored).
+
+    Pickled into Tune's experiment state with the run config, so a resumed sweep refreshes its
+    page too; the thread is made anew after unpickling.
+    """
+
+    def __init__(self, sweep_dir: str) -> None:
+        self.enabled = not storage.is_uri(sweep_dir)  # the page is written next to local storage only
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self._wanted = threading.Event()  # the thread's cue: write a page
+        self._pending = False  # a trial started or ended during this step of Tune's loop
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._dir: Path | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"enabled": self.enabled}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.enabled = state["enabled"]
+        self._init_runtime()
+
+    def _request(self, trial: Any) -> None:
+        """Ask for a page at the end of this step of Tune's loop (after its experiment
+        checkpoint, which copies result.json files to storage)."""
+        if self.enabled and not self._closing:
+            # Where the experiment is now (a resumed sweep may have been moved since it started).
+            self._dir = Path(trial.remote_experiment_path)
+            self._pending = True
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if not self._pending or self._closing:
+            return
+        self._pending = False
+        self._wanted.set()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="attnmel-page", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._closing:
+                return
+            self._wanted.clear()
+            refresh_page(self._dir, live=True)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if self._thread is None and not self._pending:  # the first page: the spec, "0 of N trials done"
+            self._request(trial)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._request(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._request(trial)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Stop refreshing (waiting for a write in progress): the sweep's end writes the last page."""
+        self._closing = True
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join()
