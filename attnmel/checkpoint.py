@@ -69,7 +69,10 @@ __all__ = [
 LAST, PREVIOUS, BEST = "last.pt", "last.prev.pt", "best.pt"
 EPOCHS_LOG, PREDICTIONS, ATTENTION, FINAL = "epochs.jsonl", "predictions.csv", "attention.json", "final.json"
 DATA_INFO = "data_info.json"  # the data a run saw: counts per split, normalisation, cache keys
-FORMAT = "attnmel-checkpoint/2"  # bumped when the payload's keys change meaning
+FORMAT = "attnmel-checkpoint/3"  # bumped when the payload's keys change meaning
+# /2: VGG-16-BN's convolutions still had biases. Its weights load (attnmel.models.backbone folds
+# the biases into batch norm); its optimiser state has a momentum buffer per bias, so no resume.
+_MODEL_ONLY_FORMATS = ("attnmel-checkpoint/2",)
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool = False) -> None:
@@ -196,11 +199,14 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, A
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     payload = read_tensors(path, "an AttnMel checkpoint")
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found not in (FORMAT, *_MODEL_ONLY_FORMATS):
         raise UserError(f"{path} is not an AttnMel checkpoint of format {FORMAT} (found {found!r})")
     if kind is not None and payload.get("kind") != kind:
         raise UserError(f"{path} is a {payload.get('kind')!r} checkpoint, expected {kind!r}")
+    if found != FORMAT and payload.get("kind") != "model":
+        raise UserError(f"{path} was written by an older version ({found}: convolutions before batch norm still had "
+                        "biases), so its optimiser state cannot resume here; delete it to start the run over")
     return payload
 
 
