@@ -50,6 +50,7 @@ __all__ = [
     "DATA_INFO",
     "FORMAT",
     "save_checkpoint",
+    "write_checkpoint",
     "previous_of",
     "host_copy",
     "BackgroundWriter",
@@ -154,6 +155,14 @@ class BackgroundWriter:
         finally:
             self._pending, self._copy = None, None
             self._pool.shutdown(wait=True)
+
+
+def write_checkpoint(run_dir: Path, best: dict[str, Any] | None, resume: dict[str, Any]) -> None:
+    """``best.pt`` (when it changed: ``best`` not None), then ``last.pt``, each keeping the file
+    it replaces as ``*.prev.pt``: a resume always finds its best epoch."""
+    if best is not None:
+        save_checkpoint(best, run_dir / BEST, keep_previous=True)
+    save_checkpoint(resume, run_dir / LAST, keep_previous=True)
 
 
 def previous_of(path: Path) -> Path:
@@ -276,20 +285,21 @@ def final_checkpoint(trial_dir: str | Path) -> Path | None:
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:
-    """Best-epoch summary of a run directory from its small ``epochs.jsonl`` (no checkpoint read)."""
+    """Best-epoch summary of a run directory from its small ``epochs.jsonl`` and, once it has
+    finished, ``final.json`` (which holds the test metrics when test was scored only at the end,
+    ``runtime.eval_test: best``); no checkpoint read."""
     run_dir = Path(run_dir)
     history = read_epochs(run_dir)
     best = best_epoch_row(history)
     if best is None:
         raise UserError(f"no finished epoch in {run_dir} (expected {run_dir / EPOCHS_LOG})")
+    done = is_finished(run_dir)
+    final = json.loads((run_dir / FINAL).read_text()) if done else {}
     return {
         "best_epoch": best["epoch"],
-        "val_auc": best["val_auc"],
-        "val_ap": best["val_ap"],
-        "test_auc": best["test_auc"],
-        "test_ap": best["test_ap"],
+        **{k: best.get(k) if best.get(k) is not None else final.get(k) for k in ("val_auc", "val_ap", "test_auc", "test_ap")},
         "epochs": len(history),
-        "done": is_finished(run_dir),
+        "done": done,
     }
 
 
