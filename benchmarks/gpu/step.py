@@ -123,7 +123,7 @@ def check_fold(cfg: TrainConfig, device: torch.device, size: int) -> dict[str, A
     outputs = [m(x) for m in (biased, folded)]
     for a, b in zip(outputs[0], outputs[1]):
         worst = max(worst, _scaled_difference(b, a))
-    for model, out in zip((biased, folded), outputs):
+    for out in outputs:
         (out.logits.sum() + out.attn3.sum() + out.attn4.sum()).backward()
     grads = dict(biased.named_parameters())
     for name, param in folded.named_parameters():

@@ -7,7 +7,6 @@ by worker process), GPU utilisation sampled during the sweep, and the time befor
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from pathlib import Path
 from typing import Any
