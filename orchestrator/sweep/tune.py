@@ -185,8 +185,8 @@ def build_tuner(
 
     The keywords exist for measurements of the sweep machinery itself (``benchmarks/``): another
     function ``trainable`` run with the same resources, grid, concurrency and checkpoint
-    settings, ``extra_params`` added to every trial's parameters, ``callbacks`` beside
-    :class:`SweepProgress`. A sweep never sets them.
+    settings, ``extra_params`` added to every trial's parameters, ``callbacks`` beside the
+    sweep's own (progress lines, page refresh). A sweep never sets them.
     """
     # Tune snapshots the experiment state whenever a trial checkpoints; that is intended
     # (it keeps the state consistent with the kept checkpoints), so no warning about it.
