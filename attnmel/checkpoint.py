@@ -50,6 +50,7 @@ __all__ = [
     "DATA_INFO",
     "FORMAT",
     "save_checkpoint",
+    "write_checkpoint",
     "previous_of",
     "host_copy",
     "BackgroundWriter",
@@ -69,7 +70,10 @@ __all__ = [
 LAST, PREVIOUS, BEST = "last.pt", "last.prev.pt", "best.pt"
 EPOCHS_LOG, PREDICTIONS, ATTENTION, FINAL = "epochs.jsonl", "predictions.csv", "attention.json", "final.json"
 DATA_INFO = "data_info.json"  # the data a run saw: counts per split, normalisation, cache keys
-FORMAT = "attnmel-checkpoint/2"  # bumped when the payload's keys change meaning
+FORMAT = "attnmel-checkpoint/3"  # bumped when the payload's keys change meaning
+# /2: VGG-16-BN's convolutions still had biases. Its weights load (attnmel.models.backbone folds
+# the biases into batch norm); its optimiser state has a momentum buffer per bias, so no resume.
+_MODEL_ONLY_FORMATS = ("attnmel-checkpoint/2",)
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool = False) -> None:
@@ -153,6 +157,14 @@ class BackgroundWriter:
             self._pool.shutdown(wait=True)
 
 
+def write_checkpoint(run_dir: Path, best: dict[str, Any] | None, resume: dict[str, Any]) -> None:
+    """``best.pt`` (when it changed: ``best`` not None), then ``last.pt``, each keeping the file
+    it replaces as ``*.prev.pt``: a resume always finds its best epoch."""
+    if best is not None:
+        save_checkpoint(best, run_dir / BEST, keep_previous=True)
+    save_checkpoint(resume, run_dir / LAST, keep_previous=True)
+
+
 def previous_of(path: Path) -> Path:
     """Where ``save_checkpoint(..., keep_previous=True)`` keeps the file it replaced."""
     return path.with_name(f"{path.stem}.prev{path.suffix}")
@@ -196,11 +208,14 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, A
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     payload = read_tensors(path, "an AttnMel checkpoint")
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found not in (FORMAT, *_MODEL_ONLY_FORMATS):
         raise UserError(f"{path} is not an AttnMel checkpoint of format {FORMAT} (found {found!r})")
     if kind is not None and payload.get("kind") != kind:
         raise UserError(f"{path} is a {payload.get('kind')!r} checkpoint, expected {kind!r}")
+    if found != FORMAT and payload.get("kind") != "model":
+        raise UserError(f"{path} was written by an older version ({found}: convolutions before batch norm still had "
+                        "biases), so its optimiser state cannot resume here; delete it to start the run over")
     return payload
 
 
@@ -270,20 +285,21 @@ def final_checkpoint(trial_dir: str | Path) -> Path | None:
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:
-    """Best-epoch summary of a run directory from its small ``epochs.jsonl`` (no checkpoint read)."""
+    """Best-epoch summary of a run directory from its small ``epochs.jsonl`` and, once it has
+    finished, ``final.json`` (which holds the test metrics when test was scored only at the end,
+    ``runtime.eval_test: best``); no checkpoint read."""
     run_dir = Path(run_dir)
     history = read_epochs(run_dir)
     best = best_epoch_row(history)
     if best is None:
         raise UserError(f"no finished epoch in {run_dir} (expected {run_dir / EPOCHS_LOG})")
+    done = is_finished(run_dir)
+    final = json.loads((run_dir / FINAL).read_text()) if done else {}
     return {
         "best_epoch": best["epoch"],
-        "val_auc": best["val_auc"],
-        "val_ap": best["val_ap"],
-        "test_auc": best["test_auc"],
-        "test_ap": best["test_ap"],
+        **{k: best.get(k) if best.get(k) is not None else final.get(k) for k in ("val_auc", "val_ap", "test_auc", "test_ap")},
         "epochs": len(history),
-        "done": is_finished(run_dir),
+        "done": done,
     }
 
 

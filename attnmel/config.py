@@ -141,7 +141,11 @@ class RuntimeConfig(Checked):
     compile: bool | None = None  # torch.compile the model; None: off until measured worth it on CUDA
     cudnn_benchmark: bool | None = None  # cuDNN autotunes each new input shape; None: on for CUDA
     eval_bf16: bool = False  # evaluation stays in fp32 unless set
-    eval_batch_size: int = setting(64, above=0)
+    # None: the size in 32..64 that pads the fewest evaluation images (one that divides the splits)
+    eval_batch_size: int | None = setting(None, above=0)
+    # "every": test scored each epoch (the curves show it); "best": once, with the best epoch's
+    # weights, at the end (the same numbers; the epochs' test columns are then null)
+    eval_test: str = setting("every", choices=("every", "best"))
     checkpoint_every: int = setting(1, above=0)  # resumable checkpoint every N epochs (the best is always kept)
     background_checkpoint: bool = True  # write checkpoints on a background thread during the next epoch
     num_threads: int | None = setting(None, above=0)  # torch intra-op threads on CPU; None: torch's default

@@ -22,12 +22,25 @@ from attnmel.models.variants import VGG16GAP
 from attnmel.record import MAP_NAMES
 from attnmel.runtime import Precision
 
-__all__ = ["NonFiniteError", "predict_batches", "melanoma_probs", "evaluate", "maps_of", "attention_rows"]
+__all__ = [
+    "EVAL_BATCH_CAP", "NonFiniteError", "eval_batch_size", "predict_batches", "melanoma_probs", "evaluate", "maps_of",
+    "attention_rows",
+]
 
+EVAL_BATCH_CAP = 64  # images per evaluation batch at most (measured on an H100: 256 is slower)
 
 
 class NonFiniteError(UserError):
     """A loss or an output became NaN or infinite: the run diverged (lower optim.lr)."""
+
+
+def eval_batch_size(sizes: Sequence[int], cap: int = EVAL_BATCH_CAP) -> int:
+    """The evaluation batch size for splits of ``sizes`` images: among ``cap / 2 … cap`` (or up
+    to the largest split when that is smaller) the one that pads the fewest images, the largest
+    of equals. A size that divides every split pads none, so every batch has one shape without
+    padding (ISIC 2017's 150 and 600 images: 50)."""
+    top = max(1, min(cap, max(sizes, default=1)))
+    return min(range(max(1, top // 2), top + 1), key=lambda b: (sum(-(-n // b) * b for n in sizes), -b))
 
 
 def maps_of(model: nn.Module, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

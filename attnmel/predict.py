@@ -29,7 +29,7 @@ from attnmel.data.augment import centre_crop
 from attnmel.data.layout import IMAGE_EXTENSIONS, SUPERPIXELS_SUFFIX, find_mask
 from attnmel.data.preprocess import preprocess_image
 from attnmel.errors import UserError
-from attnmel.evaluation import predict_batches
+from attnmel.evaluation import EVAL_BATCH_CAP, predict_batches
 from attnmel.metrics import renormalised_maps
 from attnmel.overlay import PANEL, overlay_image, read_mask
 from attnmel.models import build_model, paper_name
@@ -76,7 +76,7 @@ class LoadedModel:
         size = map_size or crop
         batches = predict_batches(
             self.model, images_u8.to(self.device), crop=crop, mean=self.mean, std=self.std,
-            batch_size=batch_size or self.config.runtime.eval_batch_size, precision=self.precision,
+            batch_size=batch_size or self.config.runtime.eval_batch_size or EVAL_BATCH_CAP, precision=self.precision,
             with_maps=with_maps,
         )  # fmt: skip
         for rows, probs, maps in batches:
@@ -241,7 +241,7 @@ def predict_files(
     from tqdm import tqdm
 
     report = PredictReport()
-    batch = batch_size or model.config.runtime.eval_batch_size
+    batch = batch_size or model.config.runtime.eval_batch_size or EVAL_BATCH_CAP
     out.mkdir(parents=True, exist_ok=True)
     if overlay:
         (out / "overlays").mkdir(exist_ok=True)

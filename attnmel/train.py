@@ -28,24 +28,26 @@ from attnmel.atomic import atomic_write
 from attnmel.config import TrainConfig, config_hash, config_to_dict, save_config
 from attnmel.data import DataBundle, EpochSampler, SplitTensors, load_bundle, train_batch
 from attnmel.errors import UserError
-from attnmel.evaluation import NonFiniteError, attention_rows, evaluate, melanoma_probs
+from attnmel.evaluation import NonFiniteError, attention_rows, eval_batch_size, evaluate, melanoma_probs
+from attnmel.metrics import ap_auc
 from attnmel.record import LOSS_TERMS, SPLIT_METRICS, run_identity
-from attnmel.losses import attnmel_loss
 from attnmel.models import build_model
 from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
 from attnmel.selection import best_epoch_row
+from attnmel.step import load_optimizer_state, make_optimizer, make_scheduler, train_step
 
-__all__ = ["fit", "train_one_epoch", "BestEpoch", "numbers_key"]
+__all__ = ["fit", "train_one_epoch", "BestEpoch", "numbers_key", "resume_payload"]
 
 CHECK_EVERY = 20  # steps between host reads of the non-finite-loss flag
 
 
 def numbers_key(cfg: TrainConfig) -> str:
     """Hash of what determines the numbers (not device, threads, compilation, cuDNN autotuning,
-    checkpointing or fault injection: a run may resume under other such settings)."""
+    evaluation batching, when test is scored, checkpointing or fault injection: a run may resume
+    under other such settings)."""
     runtime = replace(
-        cfg.runtime, device="auto", num_threads=None, fail_at_epoch=None, eval_batch_size=64, checkpoint_every=1,
-        compile=None, cudnn_benchmark=None, background_checkpoint=True,
+        cfg.runtime, device="auto", num_threads=None, fail_at_epoch=None, eval_batch_size=None, checkpoint_every=1,
+        compile=None, cudnn_benchmark=None, background_checkpoint=True, eval_test="every",
     )
     return config_hash(replace(cfg, runtime=runtime))
 
@@ -105,21 +107,14 @@ def train_one_epoch(
             std=std,
             generator=generator,
         )  # (B, 3, c, c) float, (B, 1, c, c) or None
-        with precision.autocast(device):
-            out = model(precision.layout(images))
-        terms = attnmel_loss(
-            out.logits, train.labels.index_select(0, index), (out.attn3, out.attn4), rois,
-            kind=cfg.loss.kind, gamma=cfg.loss.gamma, lambda1=cfg.loss.lambda1, lambda2=cfg.loss.lambda2,
-        )  # fmt: skip
+        terms = train_step(model, optimizer, images, train.labels.index_select(0, index), rois,
+                           loss=cfg.loss, precision=precision)  # fmt: skip
         # Remember the first non-finite step on the device; reading it back every step would
         # stall the GPU, so it is checked every CHECK_EVERY steps and at the end of the epoch.
-        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(terms.total.detach()), step + 1, first_bad)
+        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(terms.total), step + 1, first_bad)
         if (step + 1) % CHECK_EVERY == 0:
             _raise_if_bad(first_bad, epoch)
-        optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
-        optimizer.step()
-        sums += torch.stack([t.detach() for t in terms]).double()
+        sums += torch.stack(terms).double()
         steps += 1
     _raise_if_bad(first_bad, epoch)
     means = (sums / max(steps, 1)).tolist()  # one device sync per epoch, not per step
@@ -137,7 +132,7 @@ def _bundle_to(bundle: DataBundle, device: torch.device) -> DataBundle:
 
 
 def _best_fields(best: dict[str, Any]) -> dict[str, Any]:
-    return {"best_epoch": best["epoch"], **{f"best_{k}": best[k] for k in SPLIT_METRICS}}
+    return {"best_epoch": best["epoch"], **{f"best_{k}": best.get(k) for k in SPLIT_METRICS}}
 
 
 @dataclass
@@ -177,7 +172,7 @@ class BestEpoch:
             "kind": "model",
             "model": self.weights,
             "epoch": self.row["epoch"],
-            "metrics": {k: self.row[k] for k in SPLIT_METRICS},
+            "metrics": {k: self.row.get(k) for k in SPLIT_METRICS},
             "config": config_to_dict(cfg),
             "normalization": {"mean": list(bundle.mean), "std": list(bundle.std)},
         }
@@ -192,21 +187,42 @@ class BestEpoch:
         return self.payload(cfg, bundle)
 
 
-def _write_checkpoint(run_dir: Path, best: dict[str, Any] | None, resume: dict[str, Any]) -> None:
-    """``best.pt`` (when it changed), then ``last.pt``: a resume always finds its best epoch."""
-    if best is not None:
-        ckpt.save_checkpoint(best, run_dir / ckpt.BEST, keep_previous=True)
-    ckpt.save_checkpoint(resume, run_dir / ckpt.LAST, keep_previous=True)
-
-
-def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Path, eval_kw: dict) -> None:
-    """Write the best epoch's per-image probabilities (those that gave its AUC), Table 3 on the
-    split with lesion masks, ``best.pt`` and ``final.json``; drop the resumable state."""
-    model.load_state_dict(best.weights)
-    probs = best.probs or {
-        split: melanoma_probs(model, getattr(data, split).images, what=f"{split} outputs of the best epoch", **eval_kw)
-        for split in ("val", "test")
+def resume_payload(
+    model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, *, epoch: int, history: list[dict[str, Any]],
+    cfg: TrainConfig,
+) -> dict[str, Any]:
+    """``last.pt``: everything a run needs to go on after ``epoch`` (tensors are the live ones;
+    a background write copies them first, :meth:`attnmel.checkpoint.BackgroundWriter.host_state`)."""
+    return {
+        "kind": "resume",
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "history": list(history),
+        "config": config_to_dict(cfg),
+        "numbers_key": numbers_key(cfg),
     }
+
+
+def _finalise(
+    best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Path, eval_kw: dict
+) -> dict[str, Any]:
+    """Write the best epoch's per-image probabilities (those that gave its AUC), Table 3 on the
+    split with lesion masks, ``best.pt`` and ``final.json``; drop the resumable state. Returns the
+    best epoch's metrics: test scored here when no epoch of this process did (``eval_test:
+    best``, or a resumed run), with the same weights and evaluation, so the same numbers."""
+    model.load_state_dict(best.weights)
+    probs = dict(best.probs or {})
+    for split in ("val", "test"):
+        if split not in probs:
+            what = f"{split} outputs of the best epoch"
+            probs[split] = melanoma_probs(model, getattr(data, split).images, what=what, **eval_kw)
+    test_ap, test_auc = ap_auc(data.test.labels.cpu().numpy(), probs["test"])
+    if (best.row.get("test_auc"), best.row.get("test_ap")) != (test_auc, test_ap):
+        best.row = {**best.row, "test_auc": test_auc, "test_ap": test_ap}  # a copy: history keeps its nulls
+        best.written = False  # best.pt carries the metrics
+    metrics = {k: best.row[k] for k in SPLIT_METRICS}
     rows = []
     for split in ("val", "test"):
         part = getattr(data, split)
@@ -220,11 +236,11 @@ def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBun
     payload = best.unwritten(cfg, data)
     if payload is not None:
         ckpt.save_checkpoint(payload, run_dir / ckpt.BEST, keep_previous=True)
-    metrics = {k: best.row[k] for k in SPLIT_METRICS}
     final = {"best_epoch": best.row["epoch"], **metrics, "numbers_key": numbers_key(cfg), "mask_split": data.mask_split}
     atomic_write(run_dir / ckpt.FINAL, json.dumps(final, indent=1))
     for path in (run_dir / ckpt.LAST, run_dir / ckpt.PREVIOUS, ckpt.previous_of(run_dir / ckpt.BEST)):
         path.unlink(missing_ok=True)  # resumable state is dead weight once the run ended
+    return {"best_epoch": best.row["epoch"], **{f"best_{k}": v for k, v in metrics.items()}}
 
 
 def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
@@ -268,21 +284,15 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
 
     runner = prepare_model(model, device, train_precision, compile=bool(cfg.runtime.compile),
                            cudnn_benchmark=cfg.runtime.cudnn_benchmark)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.optim.lr,
-        momentum=cfg.optim.momentum,
-        nesterov=cfg.optim.nesterov and cfg.optim.momentum > 0,
-        weight_decay=cfg.optim.weight_decay,
-    )
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.lr_step, gamma=cfg.optim.lr_gamma)
+    optimizer = make_optimizer(model.parameters(), cfg.optim, device)
+    scheduler = make_scheduler(optimizer, cfg.optim)
     sampler = EpochSampler(bundle.train.labels.tolist(), oversample=cfg.data.oversample,
                            passes=cfg.data.resolved_passes(), seed=cfg.runtime.seed)  # fmt: skip
     history: list[dict[str, Any]] = []
     best_epoch = BestEpoch()
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(optimizer, state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history = list(state["history"])
         best_epoch.restore(run_dir, history)
@@ -290,8 +300,10 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
         ckpt.write_epochs(run_dir, history)  # drops rows of epochs whose checkpoint never landed
 
     data = _bundle_to(bundle, device)
+    eval_size = cfg.runtime.eval_batch_size or eval_batch_size([len(bundle.val.labels), len(bundle.test.labels)])
     eval_kw = dict(crop=cfg.data.crop_size, mean=bundle.mean, std=bundle.std,
-                   batch_size=cfg.runtime.eval_batch_size, precision=eval_precision)  # fmt: skip
+                   batch_size=eval_size, precision=eval_precision)  # fmt: skip
+    test_every_epoch = cfg.runtime.eval_test == "every"
     generator = torch.Generator(device=device)
     writer = ckpt.BackgroundWriter() if cfg.runtime.background_checkpoint else None
     try:
@@ -310,7 +322,9 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
             train_seconds = time.perf_counter() - started
             scheduler.step()
             val_ap, val_auc, val_p = evaluate(runner, data.val.images, data.val.labels, what=f"validation outputs at epoch {epoch}", **eval_kw)
-            test_ap, test_auc, test_p = evaluate(runner, data.test.images, data.test.labels, what=f"test outputs at epoch {epoch}", **eval_kw)
+            probs, test_ap, test_auc = {"val": val_p}, None, None  # eval_test "best": test scored once, at the end
+            if test_every_epoch:
+                test_ap, test_auc, probs["test"] = evaluate(runner, data.test.images, data.test.labels, what=f"test outputs at epoch {epoch}", **eval_kw)
             row: dict[str, Any] = {
                 "epoch": epoch, "lr": lr, **losses,
                 "val_auc": val_auc, "val_ap": val_ap, "test_auc": test_auc, "test_ap": test_ap,
@@ -321,36 +335,27 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
             best = best_epoch_row(history)
             is_best, done = best["epoch"] == epoch, epoch == cfg.optim.epochs
             if is_best:
-                best_epoch.update(model, row, {"val": val_p, "test": test_p})
+                best_epoch.update(model, row, probs)
             # `landed`: a complete resumable state joined the directory since the last result
             landed = writer.wait() if writer is not None else False  # begun after the last epoch
-            deferred = None
+            deferred, best_fields = None, _best_fields(best)
             if done:
-                _finalise(best_epoch, model, cfg, data, run_dir, eval_kw)
+                best_fields = _finalise(best_epoch, model, cfg, data, run_dir, eval_kw)
                 landed = True
             elif epoch % cfg.runtime.checkpoint_every == 0:
-                resume = {
-                    "kind": "resume",
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch,
-                    "history": list(history),
-                    "config": config_to_dict(cfg),
-                    "numbers_key": numbers_key(cfg),
-                }
+                resume = resume_payload(model, optimizer, scheduler, epoch=epoch, history=history, cfg=cfg)
                 if writer is None:
-                    _write_checkpoint(run_dir, best_epoch.unwritten(cfg, bundle), resume)
+                    ckpt.write_checkpoint(run_dir, best_epoch.unwritten(cfg, bundle), resume)
                     landed = True
                 else:
                     deferred = (best_epoch.unwritten(cfg, bundle), resume)
             ckpt.write_epochs(run_dir, history)
-            yield {**row, **_best_fields(best), "is_best": is_best, "checkpoint": landed, "done": done, **identity}
+            yield {**row, **best_fields, "is_best": is_best, "checkpoint": landed, "done": done, **identity}
             if deferred is not None:
                 # after the yield: the caller has snapshotted the directory, and no write runs
                 # while it does; the state is copied before the next step changes it
                 best_payload, resume = deferred
-                writer.submit(_write_checkpoint, run_dir, best_payload, writer.host_state(resume))
+                writer.submit(ckpt.write_checkpoint, run_dir, best_payload, writer.host_state(resume))
     except NonFiniteError:
         if not history:  # diverged before its first epoch ended (so before any checkpoint write): leave nothing behind
             _remove_run_files(run_dir, remove_dir=fresh_dir)

@@ -1,7 +1,8 @@
 """Training throughput of one full step per variant: the project's options vs plain PyTorch.
 
-A step is forward, focal loss (+ the two Dice terms of Eq. 5 for variants with attention),
-backward and an SGD step (the paper's momentum 0.9, Nesterov, weight decay 1e-4). For each
+A step is ``attnmel.step.train_step``, the one ``fit`` runs: forward, focal loss (+ the two
+Dice terms of Eq. 5 for variants with attention), backward and an SGD step from
+``make_optimizer`` (the paper's momentum 0.9, Nesterov, weight decay 1e-4). For each
 variant two identical models train side by side in the same process, on the same synthetic
 batch, in alternating rounds (so drift in machine load hits both):
 
@@ -20,18 +21,17 @@ that per training step, scaled by (size/224)².
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import time
 
 import torch
 
-from attnmel.config import LossConfig
-from attnmel.losses import attnmel_loss
+from attnmel.config import LossConfig, OptimConfig
 from attnmel.models import create_model, has_attention, list_models
+from attnmel.runtime import Precision, prepare_model
+from attnmel.step import make_optimizer, train_step
 
 STEP_GFLOP_224 = 3 * 31.0  # VGG-16 forward ≈ 31 GFLOP at 224²; forward + backward ≈ 3×
-LAMBDA1, LAMBDA2 = LossConfig().lambda1, LossConfig().lambda2  # the paper's λ (Eq. 5)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,22 +63,14 @@ class Setting:
     """A model, its optimiser and the options one step runs with."""
 
     def __init__(self, name: str, model: torch.nn.Module, *, channels_last: bool, bf16: bool) -> None:
-        self.name, self.model, self.channels_last, self.bf16 = name, model, channels_last, bf16
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+        device = next(model.parameters()).device
+        self.name, self.precision = name, Precision(bf16=bf16, channels_last=channels_last)
+        self.model = prepare_model(model, device, self.precision, compile=False)
+        self.optimizer = make_optimizer(model.parameters(), OptimConfig(), device)
         self.seconds, self.images = 0.0, 0
 
     def step(self, images: torch.Tensor, target: torch.Tensor, ref: torch.Tensor | None) -> None:
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        bf16 = torch.autocast(images.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        with bf16:
-            out = self.model(images)
-        loss = attnmel_loss(out.logits, target, (out.attn3, out.attn4), ref, lambda1=LAMBDA1, lambda2=LAMBDA2).total
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        train_step(self.model, self.optimizer, images, target, ref, loss=LossConfig(), precision=self.precision)
 
 
 def _sync(device: torch.device) -> None:

@@ -15,12 +15,19 @@ Weights (``weights=``):
   expected path; it never falls back to random weights.
 - a path to a state dict: a full torchvision VGG (``features.*``, ``classifier.*``), our
   backbone's (``features.*``) or a whole attnmel model's (``backbone.features.*``).
+
+Convolutions followed by batch norm (``vgg16_bn``) carry no bias. In training, batch norm
+subtracts the batch mean, so such a bias changes no output and gets a zero gradient; in
+evaluation ``BN(x + b)`` with running mean ``m`` is ``BN(x)`` with running mean ``m - b``. A
+state dict that has those biases (torchvision's and the ImageNet file, checkpoints written before
+they were folded) gets each one folded into the running mean of its batch norm when it is loaded
+(:func:`fold_conv_biases`), so it computes the same function with two kernels fewer per layer.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -36,6 +43,7 @@ __all__ = [
     "VGGBackbone",
     "build_dense",
     "check_weights",
+    "fold_conv_biases",
     "imagenet_weights_path",
     "load_weights",
     "make_backbone",
@@ -54,19 +62,44 @@ def _imagenet_weights(backbone: str):  # -> torchvision WeightsEnum
 
 
 def _vgg16_features(batch_norm: bool) -> nn.Sequential:
-    """The conv blocks as torchvision's ``features`` (conv, [batch norm,] ReLU per layer)."""
+    """The conv blocks as torchvision's ``features`` (conv, [batch norm,] ReLU per layer); with
+    batch norm the convolutions have no bias, and loading a state dict folds any it carries."""
     layers: list[nn.Module] = []
     channels = 3
     for width in _VGG16_LAYERS:
         if width == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             continue
-        layers.append(nn.Conv2d(channels, width, kernel_size=3, padding=1))
+        layers.append(nn.Conv2d(channels, width, kernel_size=3, padding=1, bias=not batch_norm))
         if batch_norm:
             layers.append(nn.BatchNorm2d(width))
         layers.append(nn.ReLU(inplace=True))
         channels = width
-    return nn.Sequential(*layers)
+    features = nn.Sequential(*layers)
+    if batch_norm:  # every load path (weights=, checkpoints, predict) meets the biases here
+        features.register_load_state_dict_pre_hook(_fold_on_load)
+    return features
+
+
+def fold_conv_biases(features: nn.Sequential, state: MutableMapping[str, Tensor], prefix: str = "") -> None:
+    """Fold into ``state`` (keys ``prefix + "<index>.<name>"``) each bias of a bias-free
+    convolution of ``features`` that feeds a batch norm: the bias is removed and subtracted from
+    that batch norm's running mean, which gives the same outputs in evaluation and in training
+    (where the batch mean cancels the bias). Tensors are replaced, never changed in place."""
+    for i, (conv, norm) in enumerate(zip(features, list(features)[1:])):
+        if not (isinstance(conv, nn.Conv2d) and conv.bias is None and isinstance(norm, nn.BatchNorm2d)):
+            continue
+        mean_key = f"{prefix}{i + 1}.running_mean"
+        bias = state.get(f"{prefix}{i}.bias")
+        if bias is None or mean_key not in state:  # nothing to fold, or a state the key check will refuse
+            continue
+        del state[f"{prefix}{i}.bias"]
+        state[mean_key] = state[mean_key] - bias.to(state[mean_key].dtype)
+
+
+def _fold_on_load(module: nn.Module, state: dict[str, Tensor], prefix: str, *_: object) -> None:
+    # A load_state_dict pre-hook: ``state`` is load_state_dict's own shallow copy of the caller's dict.
+    fold_conv_biases(module, state, prefix)  # type: ignore[arg-type]
 OFFLINE_ENV = "ATTNMEL_OFFLINE"  # "1": never try to download, use the cache or fail
 
 
@@ -194,6 +227,8 @@ def _file_state_dict(path_str: str) -> dict[str, Tensor]:
 def _load_part(module: nn.Module, state: Mapping[str, Tensor], prefix: str, source: str, backbone: str) -> None:
     """Load ``state[prefix + key]`` into ``module``; a mismatch is a one-line UserError."""
     part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if isinstance(module, nn.Sequential):
+        fold_conv_biases(module, part)  # before the key check: folded biases are expected keys
     expected = module.state_dict()
     for key in expected:
         # Checkpoints saved before PyTorch 0.4 (torchvision's VGG-BN file among them) have no

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--masks", type=Path, help="folder of lesion masks (<id>_segmentation.png or <id>.png) outlined on overlays"
     )
     parser.add_argument("--results", help="results root searched for a trial id (default: $ATTNMEL_RESULTS or ./results)")
-    parser.add_argument("--batch-size", type=int, help="images per batch (default: the run's runtime.eval_batch_size)")
+    parser.add_argument("--batch-size", type=int, help="images per batch (default: the run's runtime.eval_batch_size, or 64)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present")
     parser.set_defaults(func=run_predict)
 

@@ -45,12 +45,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = _config_from_args(args)
     for result in fit(cfg, args.out):
+        test = f"test AUC {result['test_auc']:.4f} AP {result['test_ap']:.4f}  " if result["test_auc"] is not None else ""
         line = (
             f"epoch {result['epoch']:3d}/{cfg.optim.epochs}  lr {result['lr']:.2e}  "
             f"loss {result['train_loss']:.4f} (cls {result['train_cls_loss']:.4f}, "
             f"dice3 {result['train_dice3']:.4f}, dice4 {result['train_dice4']:.4f})  "
-            f"val AUC {result['val_auc']:.4f} AP {result['val_ap']:.4f}  "
-            f"test AUC {result['test_auc']:.4f} AP {result['test_ap']:.4f}  "
+            f"val AUC {result['val_auc']:.4f} AP {result['val_ap']:.4f}  {test}"
             f"{result['epoch_seconds']:.1f}s {result['images_per_second']:.1f} img/s"
             f"{'  *best' if result['is_best'] else ''}"
         )

@@ -169,6 +169,16 @@ def _operating_points(predictions: list[dict[str, Any]]) -> dict[str, float | No
     return values
 
 
+def _best_metric(best: dict[str, Any] | None, last: dict[str, Any], name: str) -> Any:
+    """A metric of the best epoch: its epoch row's, or, for test scored only at the end
+    (``runtime.eval_test: best``: the epoch rows hold null), the finished trial's last result."""
+    if best is None:
+        return None
+    if best.get(name) is None and last.get("done") and last.get("best_epoch") == best["epoch"]:
+        return last.get(f"best_{name}")
+    return best.get(name)
+
+
 def _trial_rows(
     sweep: str, trial_dir: Path, tune_statuses: dict[str, str], sweep_code_version: str | None
 ) -> dict[str, list[dict[str, Any]]]:
@@ -227,7 +237,7 @@ def _trial_rows(
         "trial_dir": trial_dir.name,
         **{k: identity.get(k) for k in IDENTITY_FIELDS},
         "best_epoch": best["epoch"] if best else None,
-        **{k: best.get(k) if best else None for k in SPLIT_METRICS},
+        **{k: _best_metric(best, last, k) for k in SPLIT_METRICS},
         "epochs_run": len(epochs),
         "wall_seconds": wall,
         "reported_at": _float(last.get("timestamp")),

@@ -26,7 +26,7 @@ from ray import tune
 
 from orchestrator.sweep.grid import params_config
 
-__all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch"]
+__all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch", "snapshot"]
 
 # Trials keep their run directory here, named "<worker pid>-<trial id>-...". Tune may end a
 # worker process while a finished trial's thread still sits in `report`, so its cleanup cannot
@@ -34,7 +34,7 @@ __all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch"]
 SCRATCH_ROOT = Path(tempfile.gettempdir()) / "attnmel-trials"
 
 
-def _snapshot(run_dir: Path) -> Path:
+def snapshot(run_dir: Path) -> Path:
     """A checkpoint folder of ``run_dir``: hard links (no copy) to its files, so it keeps this
     moment's files while the run replaces them. Tune copies it to storage inside ``report``.
     The previous states (``*.prev.pt``) stay out: Tune keeps the older checkpoint itself."""
@@ -138,7 +138,7 @@ def train_trial(params: dict[str, Any]) -> None:
         try:
             for result in fit(config, run_dir):
                 # the snapshot is taken here, between epochs, while no checkpoint write runs
-                reporter.put({**result, "node_id": node_id}, _snapshot(run_dir) if result["checkpoint"] else None)
+                reporter.put({**result, "node_id": node_id}, snapshot(run_dir) if result["checkpoint"] else None)
         except BaseException:
             reporter.finish(raise_error=False)  # the epochs before the failure still reach Tune
             raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -169,19 +170,34 @@ def trial_resources(spec: SweepSpec) -> dict[str, float]:
     return {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
 
 
-def _trainable(spec: SweepSpec) -> Any:
-    return tune.with_resources(train_trial, trial_resources(spec))
+def _trainable(spec: SweepSpec, function: Callable[[dict[str, Any]], None] = train_trial) -> Any:
+    return tune.with_resources(function, trial_resources(spec))
 
 
-def build_tuner(spec: SweepSpec) -> tune.Tuner:
-    """The Tuner for ``spec`` (constructing it writes ``tuner.pkl`` into the sweep folder)."""
+def build_tuner(
+    spec: SweepSpec,
+    *,
+    trainable: Callable[[dict[str, Any]], None] = train_trial,
+    extra_params: Mapping[str, Any] | None = None,
+    callbacks: Sequence[tune.Callback] = (),
+) -> tune.Tuner:
+    """The Tuner for ``spec`` (constructing it writes ``tuner.pkl`` into the sweep folder).
+
+    The keywords exist for measurements of the sweep machinery itself (``benchmarks/``): another
+    function ``trainable`` run with the same resources, grid, concurrency and checkpoint
+    settings, ``extra_params`` added to every trial's parameters, ``callbacks`` beside the
+    sweep's own (progress lines, page refresh). A sweep never sets them.
+    """
     # Tune snapshots the experiment state whenever a trial checkpoints; that is intended
     # (it keeps the state consistent with the kept checkpoints), so no warning about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     settings = tune_settings(spec)
+    run_config = settings.run_config
+    if callbacks:
+        run_config = replace(run_config, callbacks=[*run_config.callbacks, *callbacks])
     return tune.Tuner(
-        _trainable(spec), param_space=settings.param_space, tune_config=settings.tune_config,
-        run_config=settings.run_config,
+        _trainable(spec, trainable), param_space={**settings.param_space, **(extra_params or {})},
+        tune_config=settings.tune_config, run_config=run_config,
     )  # fmt: skip
 
 

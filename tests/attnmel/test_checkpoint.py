@@ -8,7 +8,8 @@ import time
 import pytest
 import torch
 
-from attnmel.checkpoint import BackgroundWriter, host_copy
+from attnmel.checkpoint import FORMAT, BackgroundWriter, host_copy, load_checkpoint, save_checkpoint
+from attnmel.errors import UserError
 
 
 def test_host_copy_is_a_snapshot_that_later_in_place_changes_do_not_reach():
@@ -86,3 +87,19 @@ def test_host_copy_of_a_cuda_state_lands_in_page_locked_memory_and_is_reused():
     state["w"].mul_(2.0)
     second = host_copy(state, into=first)
     assert second["w"].data_ptr() == first["w"].data_ptr() and torch.equal(second["w"], state["w"].cpu())
+
+
+def test_older_format_model_checkpoints_load_and_resumable_states_are_refused_with_one_line(tmp_path):
+    """Format /2 (convolutions before batch norm with biases): its weights fold on load, but its
+    optimiser state holds a momentum buffer per bias and cannot resume the folded model."""
+    for kind in ("model", "resume"):
+        torch.save({"format": "attnmel-checkpoint/2", "kind": kind, "model": {}}, tmp_path / f"{kind}.pt")
+    assert load_checkpoint(tmp_path / "model.pt", kind="model")["kind"] == "model"
+    with pytest.raises(UserError, match="older version .* cannot resume") as info:
+        load_checkpoint(tmp_path / "resume.pt", kind="resume")
+    assert "\n" not in str(info.value)
+    save_checkpoint({"kind": "resume"}, tmp_path / "new.pt")
+    assert load_checkpoint(tmp_path / "new.pt", kind="resume")["format"] == FORMAT
+    torch.save({"format": "attnmel-checkpoint/1", "kind": "model"}, tmp_path / "ancient.pt")
+    with pytest.raises(UserError, match="not an AttnMel checkpoint"):
+        load_checkpoint(tmp_path / "ancient.pt")

@@ -81,3 +81,19 @@ def test_fixed_shape_evaluation_pads_the_last_batch_and_returns_the_same_outputs
     torch.testing.assert_close(padded_probs, probs)  # padding never leaks into the real rows
     for name in maps:
         torch.testing.assert_close(padded_maps[name], maps[name])
+
+
+def test_evaluation_batch_size_divides_the_splits_when_it_can():
+    from attnmel.evaluation import EVAL_BATCH_CAP, eval_batch_size
+
+    def padded(size, sizes):
+        return sum(-(-n // size) * size for n in sizes)
+
+    assert eval_batch_size([150, 600]) == 50  # ISIC 2017: 3 + 12 full batches, no padding
+    assert padded(50, [150, 600]) == 750 < padded(EVAL_BATCH_CAP, [150, 600]) == 832
+    isic2016 = [180, 379]  # a validation split carved from training, a prime test split
+    chosen = eval_batch_size(isic2016)
+    assert EVAL_BATCH_CAP // 2 <= chosen <= EVAL_BATCH_CAP
+    assert all(padded(chosen, isic2016) <= padded(b, isic2016) for b in range(32, 65))
+    assert eval_batch_size([8, 8]) == 8 and eval_batch_size([16, 8]) == 8  # small splits: one batch shape
+    assert eval_batch_size([600], cap=16) == 15

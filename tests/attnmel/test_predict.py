@@ -110,6 +110,29 @@ def test_probabilities_equal_the_runs_own_evaluation(runs, tmp_path):
     assert not np.allclose([other[i] for i in ids], [stored[i] for i in ids], atol=1e-5)
 
 
+def test_a_best_pt_of_the_older_format_with_conv_biases_still_predicts(runs, tmp_path):
+    """best.pt files written before the VGG-16-BN biases were folded (format /2) hold a bias per
+    convolution and a running mean that includes it: predict folds them and scores as before."""
+    run = runs["attnmel"]
+    payload = torch.load(run / "best.pt", weights_only=True)
+    torch.manual_seed(0)
+    state = dict(payload["model"])
+    for key in [k for k in state if k.endswith(".running_mean")]:  # features.<i+1> is the BN of conv <i>
+        index = int(key.split(".")[-2]) - 1
+        bias = torch.randn_like(state[key])
+        state[f"backbone.features.{index}.bias"] = bias
+        state[key] = state[key] + bias  # the same function, in the unfolded form
+    old = tmp_path / "old_best.pt"
+    torch.save({**payload, "format": "attnmel-checkpoint/2", "model": state}, old)
+    assert FORMAT != "attnmel-checkpoint/2"
+    out = tmp_path / "out"
+    assert main(["predict", str(old), str(runs["root"] / TEST_IMAGES), "--out", str(out)]) == 0
+    got = {pathlib.Path(r["image"]).stem: float(r["prob"]) for r in _csv(out / "predictions.csv")}
+    stored = {r["image_id"]: r["prob"] for r in read_predictions(run / "predictions.csv") if r["split"] == "test"}
+    ids = sorted(stored)
+    np.testing.assert_allclose([got[i] for i in ids], [stored[i] for i in ids], rtol=0, atol=1e-5)
+
+
 def test_masks_outline_the_lesion(runs, tmp_path):
     image = sorted((runs["root"] / TEST_IMAGES).glob("ISIC_*[0-9].jpg"))[0]
     masks = runs["root"] / "ISIC-2017_Test_v2_Part1_GroundTruth"

@@ -10,7 +10,7 @@ import torch
 
 from attnmel.config import TrainConfig, apply_overrides
 from attnmel.errors import UserError
-from attnmel.checkpoint import read_summary
+from attnmel.checkpoint import read_epochs, read_summary
 from attnmel.record import run_identity
 from attnmel.evaluation import NonFiniteError
 from attnmel.train import fit
@@ -198,3 +198,33 @@ def test_background_checkpoint_holds_the_state_of_its_epoch(small_cfg, tmp_path)
     assert all(torch.equal(fg_opt["state"][i]["momentum_buffer"], bg_opt["state"][i]["momentum_buffer"])
                for i in fg_opt["state"])  # fmt: skip
     assert [r["epoch"] for r in files[True]["last.pt"]["history"]] == [1, 2]
+
+
+def test_eval_test_best_scores_test_once_and_reports_the_same_numbers(small_cfg, tmp_path):
+    """``runtime.eval_test: best``: the epochs' test columns are null, the best epoch's test AUC
+    and AP (results, best.pt, final.json, predictions, the summary) equal those of a run that
+    scored test every epoch, and so does a crashed and resumed run."""
+    cfg = apply_overrides(small_cfg, ["optim.epochs=3", "data.roi=lesion"])
+    every = list(fit(cfg, tmp_path / "every"))
+    best_cfg = apply_overrides(cfg, ["runtime.eval_test=best"])
+    best = list(fit(best_cfg, tmp_path / "best"))
+    assert all(r["test_auc"] is None and r["test_ap"] is None for r in best)
+    assert all(r["best_test_auc"] is None for r in best[:-1])  # not known before the end
+    same = ("epoch", "train_loss", "val_auc", "val_ap", "best_epoch", "best_val_auc", "best_test_auc", "best_test_ap")
+    assert {k: best[-1][k] for k in same} == {k: every[-1][k] for k in same}
+    assert [r["val_auc"] for r in best] == [r["val_auc"] for r in every]
+    chosen = every[every[-1]["best_epoch"] - 1]
+    assert (best[-1]["best_test_auc"], best[-1]["best_test_ap"]) == (chosen["test_auc"], chosen["test_ap"])
+    for name in ("predictions.csv", "final.json"):
+        assert (tmp_path / "best" / name).read_text() == (tmp_path / "every" / name).read_text(), name
+    metrics = [torch.load(tmp_path / d / "best.pt", weights_only=True)["metrics"] for d in ("every", "best")]
+    assert metrics[0] == metrics[1]
+    assert read_summary(tmp_path / "best") == read_summary(tmp_path / "every")
+    assert all(row["test_auc"] is None for row in read_epochs(tmp_path / "best"))
+
+    resumed = []
+    with pytest.raises(RuntimeError, match="injected failure at epoch 3"):
+        for row in fit(apply_overrides(best_cfg, ["runtime.fail_at_epoch=3"]), tmp_path / "resumed"):
+            resumed.append(row)
+    resumed += list(fit(best_cfg, tmp_path / "resumed"))
+    assert _numbers(resumed) == _numbers(best)

@@ -84,6 +84,24 @@ def test_best_epoch_ignores_test_and_takes_the_earliest_tie(tmp_path):
     assert row["status"] == "TERMINATED"
 
 
+def test_test_scored_only_at_the_end_comes_from_the_finished_trials_last_result(tmp_path):
+    """``runtime.eval_test: best``: the epoch rows carry no test metrics; the trial's test AUC/AP
+    are those its last result reports for the best epoch, and the epochs table keeps nulls."""
+    rows = epoch_metrics(np.random.default_rng(1), 3)
+    for row, val in zip(rows, (0.70, 0.90, 0.80)):
+        row.update(val_auc=val, test_auc=None, test_ap=None)
+    trial_dir = write_trial(tmp_path, "bbbbb_00000", 0, identity(), rows)
+    results = trial_dir / "result.json"
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert lines[-1]["best_epoch"] == 2 and lines[-1]["best_test_auc"] is None
+    lines[-1].update(best_test_auc=0.61, best_test_ap=0.33)  # what fit reports once it scored test
+    results.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    trials, epochs, *_ = build_tables(tmp_path)
+    row = trials.iloc[0]
+    assert (row["best_epoch"], row["val_auc"], row["test_auc"], row["test_ap"]) == (2, 0.90, 0.61, 0.33)
+    assert epochs["test_auc"].isna().all() and epochs["test_ap"].isna().all()
+
+
 def test_restored_trial_keeps_the_last_row_of_each_repeated_epoch(sweep, tables):
     trials, epochs = tables
     row = _trial(trials, paper_name="Mel-CNN", seed=1)
