@@ -29,7 +29,8 @@ from attnmel.config import TrainConfig, config_hash, config_to_dict, save_config
 from attnmel.data import DataBundle, EpochSampler, SplitTensors, load_bundle, train_batch
 from attnmel.errors import UserError
 from attnmel.evaluation import NonFiniteError, attention_rows, evaluate, melanoma_probs
-from attnmel.record import LOSS_TERMS, SPLIT_METRICS, run_identity
+from attnmel.metrics import ap_auc
+from attnmel.record import LOSS_TERMS, SPLIT_METRICS, external_metrics, external_split, run_identity
 from attnmel.losses import attnmel_loss
 from attnmel.models import build_model
 from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
@@ -199,9 +200,25 @@ def _write_checkpoint(run_dir: Path, best: dict[str, Any] | None, resume: dict[s
     ckpt.save_checkpoint(resume, run_dir / ckpt.LAST, keep_previous=True)
 
 
-def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Path, eval_kw: dict) -> None:
-    """Write the best epoch's per-image probabilities (those that gave its AUC), Table 3 on the
-    split with lesion masks, ``best.pt`` and ``final.json``; drop the resumable state."""
+def _score_external(model: nn.Module, data: DataBundle, rows: list, eval_kw: dict) -> dict[str, dict[str, Any]]:
+    """Score each external set once with the best model: its rows join ``rows``; returns its
+    AUC, AP and counts by name."""
+    device = data.train.images.device
+    scores = {}
+    for ext in data.external:
+        prob = melanoma_probs(model, ext.images.to(device), what=f"outputs on external set {ext.name}", **eval_kw)
+        rows += zip([external_split(ext.name)] * len(ext), ext.ids, ext.labels.tolist(), prob.tolist(), [ext.dataset] * len(ext))
+        ap, auc = ap_auc(ext.labels.numpy(), prob)
+        scores[ext.name] = {"dataset": ext.dataset, "split": ext.split, "auc": auc, "ap": ap, "images": len(ext),
+                            "melanoma": int(ext.labels.sum())}  # fmt: skip
+    return scores
+
+
+def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Path, eval_kw: dict
+              ) -> dict[str, float]:  # fmt: skip
+    """Write the best epoch's per-image probabilities (those that gave its AUC; and of every
+    external set, scored now), Table 3 on the split with lesion masks, ``best.pt`` and
+    ``final.json``; drop the resumable state. Returns the external sets' AUC/AP keys."""
     model.load_state_dict(best.weights)
     probs = best.probs or {
         split: melanoma_probs(model, getattr(data, split).images, what=f"{split} outputs of the best epoch", **eval_kw)
@@ -210,7 +227,8 @@ def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBun
     rows = []
     for split in ("val", "test"):
         part = getattr(data, split)
-        rows += zip([split] * len(part.ids), part.ids, part.labels.tolist(), probs[split].tolist())
+        rows += zip([split] * len(part.ids), part.ids, part.labels.tolist(), probs[split].tolist(), [cfg.data.dataset] * len(part.ids))
+    external = _score_external(model, data, rows, eval_kw)
     ckpt.write_predictions(run_dir, rows)
     attention: list[dict[str, Any]] = []
     if data.mask_split is not None:
@@ -221,10 +239,12 @@ def _finalise(best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBun
     if payload is not None:
         ckpt.save_checkpoint(payload, run_dir / ckpt.BEST, keep_previous=True)
     metrics = {k: best.row[k] for k in SPLIT_METRICS}
-    final = {"best_epoch": best.row["epoch"], **metrics, "numbers_key": numbers_key(cfg), "mask_split": data.mask_split}
+    final = {"best_epoch": best.row["epoch"], **metrics, "numbers_key": numbers_key(cfg), "mask_split": data.mask_split,
+             "external": external}  # fmt: skip
     atomic_write(run_dir / ckpt.FINAL, json.dumps(final, indent=1))
     for path in (run_dir / ckpt.LAST, run_dir / ckpt.PREVIOUS, ckpt.previous_of(run_dir / ckpt.BEST)):
         path.unlink(missing_ok=True)  # resumable state is dead weight once the run ended
+    return {key: e[m] for name, e in external.items() for key, m in zip(external_metrics(name), ("auc", "ap"))}
 
 
 def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
@@ -324,9 +344,9 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
                 best_epoch.update(model, row, {"val": val_p, "test": test_p})
             # `landed`: a complete resumable state joined the directory since the last result
             landed = writer.wait() if writer is not None else False  # begun after the last epoch
-            deferred = None
+            deferred, external = None, {}
             if done:
-                _finalise(best_epoch, model, cfg, data, run_dir, eval_kw)
+                external = _finalise(best_epoch, model, cfg, data, run_dir, eval_kw)
                 landed = True
             elif epoch % cfg.runtime.checkpoint_every == 0:
                 resume = {
@@ -345,7 +365,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
                 else:
                     deferred = (best_epoch.unwritten(cfg, bundle), resume)
             ckpt.write_epochs(run_dir, history)
-            yield {**row, **_best_fields(best), "is_best": is_best, "checkpoint": landed, "done": done, **identity}
+            yield {**row, **_best_fields(best), "is_best": is_best, "checkpoint": landed, "done": done, **identity, **external}
             if deferred is not None:
                 # after the yield: the caller has snapshotted the directory, and no write runs
                 # while it does; the state is copied before the next step changes it
