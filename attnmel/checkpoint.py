@@ -256,20 +256,25 @@ def write_epochs(run_dir: Path, history: Iterable[Mapping[str, Any]]) -> None:
     atomic_write(run_dir / EPOCHS_LOG, "".join(json.dumps(dict(row)) + "\n" for row in history))
 
 
-def write_predictions(run_dir: Path, rows: Iterable[tuple[str, str, int, float]]) -> None:
-    """``predictions.csv``: split, image_id, label, prob (17 significant digits: exact floats)."""
-    lines = ["split,image_id,label,prob"]
-    lines += [f"{split},{image_id},{int(label)},{float(prob)!r}" for split, image_id, label, prob in rows]
+def write_predictions(run_dir: Path, rows: Iterable[tuple]) -> None:
+    """``predictions.csv``: split, image_id, label, prob (17 significant digits: exact floats),
+    dataset (the one the image belongs to: the run's own for val/test, another's for the rows
+    of an external set). A row is (split, image_id, label, prob[, dataset])."""
+    lines = ["split,image_id,label,prob,dataset"]
+    for split, image_id, label, prob, *dataset in rows:
+        lines.append(f"{split},{image_id},{int(label)},{float(prob)!r},{dataset[0] if dataset else ''}")
     atomic_write(run_dir / PREDICTIONS, "\n".join(lines) + "\n")
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
-    """Rows of a ``predictions.csv`` as dicts with typed values."""
+    """Rows of a ``predictions.csv`` as dicts with typed values (``dataset`` None in files of
+    older versions, which had no such column)."""
     with open(path, newline="") as handle:
         return [
-            {"split": r["split"], "image_id": r["image_id"], "label": int(r["label"]), "prob": float(r["prob"])}
+            {"split": r["split"], "image_id": r["image_id"], "label": int(r["label"]), "prob": float(r["prob"]),
+             "dataset": r.get("dataset") or None}
             for r in csv.DictReader(handle)
-        ]
+        ]  # fmt: skip
 
 
 def is_finished(run_dir: Path) -> bool:

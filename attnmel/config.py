@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,16 @@ from typing import Any
 import yaml
 
 from attnmel.atomic import atomic_write
-from attnmel.typed_config import Checked, parse_override, read_yaml, set_nested, setting
+from attnmel.data.datasets import DATASETS, DECLARATIONS, SPLITS, csvfolder, declaration
 from attnmel.errors import UserError
+from attnmel.typed_config import Checked, parse_override, read_yaml, set_nested, setting
 
 __all__ = [
     "DATASETS",
     "ROIS",
     "BACKBONES",
+    "DataSource",
+    "ExternalSet",
     "DataConfig",
     "ModelConfig",
     "LossConfig",
@@ -39,20 +43,88 @@ __all__ = [
     "config_hash",
     "save_config",
     "DEFAULT_PASSES",
+    "EXTERNAL_SPLITS",
+    "CSV_KEYS",
 ]
 
-# The values some settings choose among, stated here and imported wherever they are needed
-# (this module imports no torch, so a spec or a config validates without it).
-DATASETS = ("isic2016", "isic2017")
+# The values some settings choose among, stated here (the datasets by their declarations) and
+# imported wherever they are needed; this module imports no torch, so a spec or a config
+# validates without it.
 ROIS = ("none", "lesion", "dermo", "bkg")  # "none" = no regularisation; section 2.2's reference maps
 BACKBONES = ("vgg16_bn", "vgg16")  # VGG-16 with and without batch norm (section 3.1)
-DEFAULT_PASSES = {"isic2017": 2, "isic2016": 5}
+DEFAULT_PASSES = {name: d.passes for name, d in DECLARATIONS.items()}
+# Which images of another dataset an external test set scores: one split, or all of them.
+EXTERNAL_SPLITS = (*SPLITS, "all")
+# The keys only a folder with a CSV (``dataset: csv``) reads.
+CSV_KEYS = csvfolder.SOURCE_KEYS
+_LABEL = re.compile(r"[a-z0-9][a-z0-9_]*")
 
 # --------------------------------------------------------------------------- the training config
 
 
 @dataclass(frozen=True)
-class DataConfig(Checked):
+class DataSource(Checked):
+    """One dataset's files: the declaration that reads them (``attnmel.data.datasets``), where
+    they are, and how carved splits are made. Relative paths are relative to ``root``."""
+
+    SECTION = "data"
+
+    dataset: str = setting(choices=DATASETS)
+    root: str = setting()
+    masks: str | None = None  # folder of lesion masks (<id>_segmentation.png or <id>.png), e.g. HAM10000's
+    # dataset csv only (see attnmel/data/datasets/csvfolder.py)
+    images: str | None = None  # image folder (default: the root)
+    labels: str | None = None  # the CSV
+    id_column: str | None = None  # default "image"
+    label_column: str | None = None
+    positive: str | None = None  # the label value meaning melanoma (default "1")
+    group_column: str | None = None  # lesion or patient: never in two splits
+    split_column: str | None = None  # train / val / test; without it val and test are carved
+    # carved splits (ISIC 2016 val; 2019 val by lesion; 2020 val and test by patient; csv without split column)
+    val_fraction: float = setting(0.2, above=0, below=1)
+    test_fraction: float = setting(0.2, above=0, below=1)
+    val_seed: int = 0  # seeds every carving (and the max_train / max_eval subsets)
+
+    def check(self) -> None:
+        """CSV keys only for ``csv`` (which needs ``labels`` and ``label_column``); carved
+        shares that leave a training split."""
+        decl = declaration(self.dataset)
+        given = [k for k in CSV_KEYS if getattr(self, k) is not None]
+        if self.dataset != "csv" and given:
+            raise UserError(f"config key '{self.key(given[0])}' is read by dataset csv only (dataset is {self.dataset})")
+        if self.dataset == "csv":
+            for needed in ("labels", "label_column"):
+                if getattr(self, needed) is None:
+                    raise UserError(f"config key '{self.key(needed)}' is required for dataset csv")
+        carved = {c.fraction for c in decl.bound(self).carve}
+        if carved == {"val_fraction", "test_fraction"} and self.val_fraction + self.test_fraction >= 1:
+            raise UserError(f"config keys '{self.key('val_fraction')}' + '{self.key('test_fraction')}' "
+                            f"({self.val_fraction} + {self.test_fraction}) must leave a training split (< 1)")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExternalSet(DataSource):
+    """A split of another dataset that each trial's best model scores once, at the end."""
+
+    SECTION = "data.external"
+
+    split: str = setting("test", choices=EXTERNAL_SPLITS)
+    label: str | None = None  # names it in the tables; default "<dataset>_<split>"
+
+    def check(self) -> None:
+        """The source's checks; a label usable in a column name."""
+        super().check()
+        if self.label is not None and not _LABEL.fullmatch(self.label):
+            raise UserError(f"config key '{self.key('label')}' must be lower-case letters, digits and _, got {self.label!r}")
+
+    @property
+    def name(self) -> str:
+        """How the tables name this set (``ext_<name>_auc``)."""
+        return self.label or f"{self.dataset}_{self.split}"
+
+
+@dataclass(frozen=True)
+class DataConfig(DataSource):
     """Where the data is and how it is prepared (section 3.1)."""
 
     SECTION = "data"
@@ -65,27 +137,36 @@ class DataConfig(Checked):
     # random crop for training, centre crop for evaluation; VGG halves it five times
     crop_size: int = setting(224, above=0, multiple_of=32)
     crop_fraction: float = setting(0.8, above=0, max=1)  # centre square crop side = crop_fraction * min(H, W)
-    oversample: int = setting(4, above=0)  # each melanoma appears this many times per pass
-    passes: int | None = setting(None, above=0)  # passes over the training index per epoch; None: 2 (2017) / 5 (2016)
-    val_fraction: float = setting(0.2, above=0, below=1)  # ISIC 2016 only: stratified validation split from training
-    val_seed: int = 0
+    oversample: int = setting(4, above=0)  # each melanoma appears this many times per pass (README: ISIC 2020)
+    passes: int | None = setting(None, above=0)  # passes over the training index per epoch; None: the dataset's
     max_train: int | None = setting(None, above=0)  # smoke runs: at most this many training images (stratified)
     max_eval: int | None = setting(None, above=0)  # smoke runs: at most this many validation and test images each
     cache_dir: str | None = None  # None: $ATTNMEL_CACHE or ~/.cache/attnmel
     # "train": the training split's channel statistics; "official": the official code's constants
     normalization: str = setting("train", choices=("train", "official"))
+    external: tuple[ExternalSet, ...] | None = None  # other datasets' splits scored by the best model at the end
 
     def check(self) -> None:
-        """The evaluation centre crop must fit in the resized image."""
+        """The source's checks; the evaluation centre crop must fit in the resized image;
+        official constants exist; external sets have distinct names."""
+        super().check()
         if self.crop_size > self.image_size:
             raise UserError(
                 f"config key '{self.key('crop_size')}' ({self.crop_size}) must not exceed "
                 f"'{self.key('image_size')}' ({self.image_size})"
             )
+        if self.normalization == "official" and declaration(self.dataset).normalization is None:
+            with_constants = ", ".join(n for n, d in DECLARATIONS.items() if d.normalization is not None)
+            raise UserError(f"config key '{self.key('normalization')}': {self.dataset} has no official constants "
+                            f"(only {with_constants}); use 'train'")  # fmt: skip
+        names = [e.name for e in self.external or ()]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise UserError(f"config key '{self.key('external')}' names {twice[0]!r} twice (give one a 'label')")
 
     def resolved_passes(self) -> int:
-        """Passes per epoch, with the paper's per-dataset default filled in."""
-        return self.passes if self.passes is not None else DEFAULT_PASSES.get(self.dataset, 2)
+        """Passes per epoch, with the dataset's default (the paper's for ISIC 2016/2017) filled in."""
+        return self.passes if self.passes is not None else DEFAULT_PASSES[self.dataset]
 
 
 @dataclass(frozen=True)
@@ -168,9 +249,17 @@ def config_from_dict(raw: dict[str, Any] | None) -> TrainConfig:
     return TrainConfig.from_mapping(raw)
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """Nested plain-data form of a config (YAML/JSON serialisable)."""
-    return dataclasses.asdict(cfg)
+    """Nested plain-data form of a config (YAML/JSON serialisable: lists, not tuples)."""
+    return _plain(dataclasses.asdict(cfg))
 
 
 def load_config(path: str | Path) -> TrainConfig:

@@ -12,7 +12,7 @@ import csv
 import io
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,10 +234,12 @@ def predict_files(
     batch_size: int | None = None,
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
+    labels: Mapping[Path, int] | None = None,
 ) -> PredictReport:
-    """Score ``files`` in batches; write ``out/predictions.csv`` (image, prob, model, checkpoint)
-    and with ``overlay`` one ``out/overlays/<stem>.png`` per image. An unreadable file is
-    skipped with one line passed to ``warn`` (default: stderr), the rest go on."""
+    """Score ``files`` in batches; write ``out/predictions.csv`` (image, prob, model, checkpoint,
+    and with ``labels`` each image's label) and with ``overlay`` one ``out/overlays/<stem>.png``
+    per image. An unreadable file is skipped with one line passed to ``warn`` (default:
+    stderr), the rest go on."""
     from tqdm import tqdm
 
     report = PredictReport()
@@ -265,7 +267,7 @@ def predict_files(
                 for rows, probs, maps in model.score(images, batch_size=batch, with_maps=overlay, map_size=PANEL):
                     for (f, arr), prob, k in zip(good[rows], probs, range(rows.start, rows.stop)):
                         report.rows.append({"image": str(f), "prob": float(prob), "model": model.name,
-                                            "checkpoint": checkpoint})  # fmt: skip
+                                            "checkpoint": checkpoint, "label": labels.get(f) if labels else None})  # fmt: skip
                         if overlay:
                             crop = centre_crop(arr, model.config.data.crop_size)  # numpy slices like tensors
                             drawn = {n: m[k - rows.start] for n, m in maps.items()}
@@ -276,7 +278,7 @@ def predict_files(
                             report.overlays.append(target)
             bar.update(len(part))
     bar.close()
-    _write_csv(out / PREDICTIONS, report.rows)
+    _write_csv(out / PREDICTIONS, report.rows, with_labels=labels is not None)
     return report
 
 
@@ -302,9 +304,10 @@ def _save_png(picture: Image.Image, target: Path) -> None:
     atomic_write(target, buffer.getvalue())
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _write_csv(path: Path, rows: list[dict], *, with_labels: bool = False) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["image", "prob", "model", "checkpoint"])
-    writer.writerows([r["image"], repr(r["prob"]), r["model"], r["checkpoint"]] for r in rows)  # exact floats
+    writer.writerow(["image", "prob", "model", "checkpoint", *(["label"] if with_labels else [])])
+    writer.writerows([r["image"], repr(r["prob"]), r["model"], r["checkpoint"], *([r["label"]] if with_labels else [])]
+                     for r in rows)  # exact floats  # fmt: skip
     atomic_write(path, text.getvalue())

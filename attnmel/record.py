@@ -10,7 +10,10 @@ from typing import Any
 from attnmel.config import TrainConfig, config_hash
 from attnmel.version import code_version
 
-__all__ = ["IDENTITY", "IDENTITY_FIELDS", "SPLIT_METRICS", "LOSS_TERMS", "MAP_NAMES", "MAP_TITLES", "run_identity"]
+__all__ = [
+    "IDENTITY", "IDENTITY_FIELDS", "SPLIT_METRICS", "LOSS_TERMS", "MAP_NAMES", "MAP_TITLES", "run_identity",
+    "EXTERNAL_PREFIX", "external_split", "external_metrics", "is_external_metric",
+]  # fmt: skip
 
 # Which run a result belongs to, with each field's plain type (the tables' column types).
 IDENTITY: dict[str, type] = {
@@ -31,6 +34,28 @@ LOSS_TERMS = ("train_loss", "train_cls_loss", "train_dice3", "train_dice4")
 # attention, VGG-16-GAP's class activation map; in Table 3's order, with how figures title them.
 MAP_TITLES = {"pool3": "pool-3 attention", "pool4": "pool-4 attention", "cam": "class activation map"}
 MAP_NAMES = tuple(MAP_TITLES)
+
+
+# An external test set ``name`` (``attnmel.config.ExternalSet.name``, e.g. "isic2018_test"): its
+# rows in ``predictions`` have split "ext_<name>" (and the dataset named), and the best epoch's
+# model's AUC and AP on it are "ext_<name>_auc" / "ext_<name>_ap" (in the last result of a
+# run, its final.json and the trials table).
+EXTERNAL_PREFIX = "ext_"
+
+
+def external_split(name: str) -> str:
+    """The ``split`` of an external set's rows in ``predictions``."""
+    return f"{EXTERNAL_PREFIX}{name}"
+
+
+def external_metrics(name: str) -> tuple[str, str]:
+    """The (AUC, AP) keys of an external set."""
+    return f"{EXTERNAL_PREFIX}{name}_auc", f"{EXTERNAL_PREFIX}{name}_ap"
+
+
+def is_external_metric(key: str) -> bool:
+    """Whether ``key`` is one of :func:`external_metrics`' keys."""
+    return key.startswith(EXTERNAL_PREFIX) and key.endswith(("_auc", "_ap"))
 
 
 def run_identity(cfg: TrainConfig) -> dict[str, Any]:

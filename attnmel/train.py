@@ -30,7 +30,7 @@ from attnmel.data import DataBundle, EpochSampler, SplitTensors, load_bundle, tr
 from attnmel.errors import UserError
 from attnmel.evaluation import NonFiniteError, attention_rows, eval_batch_size, evaluate, melanoma_probs
 from attnmel.metrics import ap_auc
-from attnmel.record import LOSS_TERMS, SPLIT_METRICS, run_identity
+from attnmel.record import LOSS_TERMS, SPLIT_METRICS, external_metrics, external_split, run_identity
 from attnmel.models import build_model
 from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
 from attnmel.selection import best_epoch_row
@@ -205,13 +205,28 @@ def resume_payload(
     }
 
 
+def _score_external(model: nn.Module, data: DataBundle, rows: list, eval_kw: dict) -> dict[str, dict[str, Any]]:
+    """Score each external set once with the best model: its rows join ``rows``; returns its
+    AUC, AP and counts by name."""
+    device = data.train.images.device
+    scores = {}
+    for ext in data.external:
+        prob = melanoma_probs(model, ext.images.to(device), what=f"outputs on external set {ext.name}", **eval_kw)
+        rows += zip([external_split(ext.name)] * len(ext), ext.ids, ext.labels.tolist(), prob.tolist(), [ext.dataset] * len(ext))
+        ap, auc = ap_auc(ext.labels.numpy(), prob)
+        scores[ext.name] = {"dataset": ext.dataset, "split": ext.split, "auc": auc, "ap": ap, "images": len(ext),
+                            "melanoma": int(ext.labels.sum())}  # fmt: skip
+    return scores
+
+
 def _finalise(
     best: BestEpoch, model: nn.Module, cfg: TrainConfig, data: DataBundle, run_dir: Path, eval_kw: dict
 ) -> dict[str, Any]:
-    """Write the best epoch's per-image probabilities (those that gave its AUC), Table 3 on the
-    split with lesion masks, ``best.pt`` and ``final.json``; drop the resumable state. Returns the
-    best epoch's metrics: test scored here when no epoch of this process did (``eval_test:
-    best``, or a resumed run), with the same weights and evaluation, so the same numbers."""
+    """Write the best epoch's per-image probabilities (those that gave its AUC; and of every
+    external set, scored now), Table 3 on the split with lesion masks, ``best.pt`` and
+    ``final.json``; drop the resumable state. Returns the best epoch's metrics (test scored here
+    when no epoch of this process did: ``eval_test: best``, or a resumed run; with the same
+    weights and evaluation, so the same numbers) and the external sets' AUC/AP keys."""
     model.load_state_dict(best.weights)
     probs = dict(best.probs or {})
     for split in ("val", "test"):
@@ -226,7 +241,8 @@ def _finalise(
     rows = []
     for split in ("val", "test"):
         part = getattr(data, split)
-        rows += zip([split] * len(part.ids), part.ids, part.labels.tolist(), probs[split].tolist())
+        rows += zip([split] * len(part.ids), part.ids, part.labels.tolist(), probs[split].tolist(), [cfg.data.dataset] * len(part.ids))
+    external = _score_external(model, data, rows, eval_kw)
     ckpt.write_predictions(run_dir, rows)
     attention: list[dict[str, Any]] = []
     if data.mask_split is not None:
@@ -236,11 +252,13 @@ def _finalise(
     payload = best.unwritten(cfg, data)
     if payload is not None:
         ckpt.save_checkpoint(payload, run_dir / ckpt.BEST, keep_previous=True)
-    final = {"best_epoch": best.row["epoch"], **metrics, "numbers_key": numbers_key(cfg), "mask_split": data.mask_split}
+    final = {"best_epoch": best.row["epoch"], **metrics, "numbers_key": numbers_key(cfg), "mask_split": data.mask_split,
+             "external": external}  # fmt: skip
     atomic_write(run_dir / ckpt.FINAL, json.dumps(final, indent=1))
     for path in (run_dir / ckpt.LAST, run_dir / ckpt.PREVIOUS, ckpt.previous_of(run_dir / ckpt.BEST)):
         path.unlink(missing_ok=True)  # resumable state is dead weight once the run ended
-    return {"best_epoch": best.row["epoch"], **{f"best_{k}": v for k, v in metrics.items()}}
+    scored = {key: e[m] for name, e in external.items() for key, m in zip(external_metrics(name), ("auc", "ap"))}
+    return {"best_epoch": best.row["epoch"], **{f"best_{k}": v for k, v in metrics.items()}, **scored}
 
 
 def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:

@@ -70,6 +70,17 @@ def dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def other_datasets(tmp_path_factory) -> dict[str, Path]:
+    """Small synthetic ISIC 2018, 2019 and 2020 sets in their official layouts."""
+    from attnmel.data.synth import write_synthetic
+
+    base = tmp_path_factory.mktemp("bad_inputs_others")
+    for name in ("isic2018", "isic2019", "isic2020"):
+        write_synthetic(name, base / name, size=32, seed=6)
+    return {name: base / name for name in ("isic2018", "isic2019", "isic2020")}
+
+
+@pytest.fixture(scope="module")
 def module_env(tmp_path_factory):
     """Cache outside the case folders, no download, no inherited cluster."""
     patch = pytest.MonkeyPatch()
@@ -127,6 +138,11 @@ class Ctx:
         if self._data is None:
             self._data = Path(shutil.copytree(self.source, self.tmp / "data"))
         return self._data
+
+    def other(self, dataset: str) -> Path:
+        """This case's own copy of the small synthetic ``dataset`` (ISIC 2018/2019/2020)."""
+        source = self.request.getfixturevalue("other_datasets")[dataset]
+        return Path(shutil.copytree(source, self.tmp / dataset))
 
     def first(self, folder: str, pattern: str) -> Path:
         return sorted((self.data() / folder).glob(pattern))[0]
@@ -228,9 +244,9 @@ def _(ctx: Ctx) -> list[str]:
     return ctx.train(root=ctx.data())
 
 
-@case("layout-unknown-dataset", "isic2018")
+@case("layout-unknown-dataset", "isic2021")
 def _(ctx: Ctx) -> list[str]:
-    return ctx.train("data.dataset=isic2018")
+    return ctx.train("data.dataset=isic2021")
 
 
 # --------------------------------------------------------------------------- images
@@ -339,6 +355,95 @@ def _(ctx: Ctx) -> list[str]:
 def _(ctx: Ctx) -> list[str]:
     _edit_csv(ctx, "Test_v2", lambda rows: [rows[0], rows[1].split(",")[0], *rows[2:]])
     return ctx.train(root=ctx.data())
+
+
+# --------------------------------------------------------------------------- the newer collections (issue 22)
+
+GT19 = "ISIC_2019_Training_GroundTruth.csv"
+GT20 = "ISIC_2020_Training_GroundTruth_v2.csv"
+
+
+def _rewrite(path: Path, edit: Callable[[list[list[str]]], list[list[str]]]) -> None:
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    with open(path, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(edit(rows))
+
+
+@case("csv-required-column-missing", GT19, "'MEL'")
+def _(ctx: Ctx) -> list[str]:
+    root = ctx.other("isic2019")
+    _rewrite(root / GT19, lambda rows: [r[:1] + r[2:] for r in rows])
+    return ctx.train("data.dataset=isic2019", root=root)
+
+
+@case("csv-one-hot-row-sums-to-two", f"{GT19}:2:", "sums to 2")
+def _(ctx: Ctx) -> list[str]:
+    root = ctx.other("isic2019")
+    _rewrite(root / GT19, lambda rows: [rows[0], [rows[1][0], "1.0", "1.0", *["0.0"] * 7], *rows[2:]])
+    return ctx.train("data.dataset=isic2019", root=root)
+
+
+@case("csv-id-listed-twice", GT20, "duplicate image id")
+def _(ctx: Ctx) -> list[str]:
+    root = ctx.other("isic2020")
+    _rewrite(root / GT20, lambda rows: [*rows, rows[5]])
+    return ctx.train("data.dataset=isic2020", root=root)
+
+
+@case("layout-listed-image-missing-isic2018", "ISIC2018_Task3_Test_Input", "not found")
+def _(ctx: Ctx) -> list[str]:
+    root = ctx.other("isic2018")
+    sorted((root / "ISIC2018_Task3_Test_Input").glob("ISIC_*.jpg"))[0].unlink()
+    return ctx.train("data.dataset=isic2018", root=root)
+
+
+@case("layout-grouped-split-impossible", "cannot carve", "patient_id")
+def _(ctx: Ctx) -> list[str]:
+    root = ctx.other("isic2020")
+    # every melanoma of one patient: no patient split can give validation and test a melanoma each
+    _rewrite(root / GT20, lambda rows: [rows[0], *([r[0], "IP_0000000", *r[2:]] if r[-1] == "1" else r for r in rows[1:])])
+    return ctx.train("data.dataset=isic2020", root=root)
+
+
+@case("mask-folder-covers-no-image", "elsewhere", "no lesion mask")
+def _(ctx: Ctx) -> list[str]:
+    root = ctx.other("isic2018")
+    (root / "elsewhere").mkdir()
+    shutil.copy(sorted((root / "HAM10000_segmentations_lesion_tschandl").iterdir())[0],
+                root / "elsewhere" / "ISIC_9999999_segmentation.png")  # fmt: skip
+    return ctx.train("data.dataset=isic2018", "data.masks=elsewhere", root=root)
+
+
+@case("config-csv-without-labels", "data.labels", "csv")
+def _(ctx: Ctx) -> list[str]:
+    return ctx.train("data.dataset=csv")
+
+
+@case("external-shares-training-images", "external set", "in the training data too")
+def _(ctx: Ctx) -> list[str]:
+    return ctx.train(f"data.external=[{{dataset: isic2017, root: {ctx.source}, split: test, label: same}}]")
+
+
+@case("external-root-missing", "external set", "nowhere")
+def _(ctx: Ctx) -> list[str]:
+    return ctx.train(f"data.external=[{{dataset: isic2018, root: {ctx.tmp / 'nowhere'}}}]")
+
+
+@case("external-spec-dataset-key", "external[1].dataset", "name")
+def _(ctx: Ctx) -> list[str]:
+    spec = ctx.spec(external=[{"dataset": "isic2018", "root": str(ctx.tmp)}])
+    return ["sweep", "run", str(spec), "--dry-run"]
+
+
+@case("predict-labels-image-without-label", "have no label", "labels.csv")
+def _(ctx: Ctx) -> list[str]:
+    images = sorted((ctx.source / f"{D}Test_v2_Data").glob("ISIC_*[0-9].jpg"))[:2]
+    (ctx.tmp / "labels.csv").write_text(f"image_id,melanoma\n{images[0].stem},1.0\n")
+    run = ctx.checkpoint_dir()
+    return ["predict", str(run), *map(str, images), "--out", str(ctx.tmp / "preds"), "--labels", str(ctx.tmp / "labels.csv")]
 
 
 # --------------------------------------------------------------------------- sweep specs

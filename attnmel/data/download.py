@@ -1,4 +1,4 @@
-"""Fetch the official ISIC challenge archives into the official layout.
+"""Fetch the official ISIC challenge archives (each declaration lists its own) into the official layout.
 
 * Resumable: bytes go to ``<root>/.downloads/<name>.part``; a rerun asks the server for the
   rest with an HTTP Range request and appends (a server that ignores Range sends the whole
@@ -8,7 +8,8 @@
 * Safe: every member of a zip is checked before anything is extracted; an absolute path,
   a ``..`` component or a symbolic link is refused (zip-slip). Members land in a temporary
   folder under ``root`` and are moved into place only when the whole archive extracted.
-* The ground-truth CSVs are served bare (not zipped) and are placed as they are.
+* Bare CSVs (ground truth of 2016/2017/2019/2020, metadata, groupings, duplicates) are placed
+  as they are; zipped ground truth (2018) is unpacked like the images.
 
 Archives that hold their files at the top level, or under a differently named folder, are
 put under the official folder name, so the layout is the official one either way.
@@ -25,10 +26,10 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from attnmel.data.layout import DATASETS, LAYOUTS
+from attnmel.data.datasets import DECLARATIONS, declaration
+from attnmel.data.datasets.base import Archive
 from attnmel.errors import UserError
 
 __all__ = [
@@ -43,49 +44,27 @@ __all__ = [
 ]
 
 BASE_URL = "https://isic-challenge-data.s3.amazonaws.com"
-# images: the Data archives (2017 ones also hold the Part 2 superpixel PNGs and metadata);
-# labels: Part 3 CSVs; lesion: Part 1 masks; dermo: Part 2 feature JSONs (ISIC 2017 only).
-PARTS = ("images", "labels", "lesion", "dermo")
+# images: image archives (2017's also hold the Part 2 superpixel PNGs and metadata); labels:
+# ground truth; lesion: Part 1 masks; dermo: Part 2 feature JSONs (2017); meta: metadata,
+# lesion groupings. Which a dataset has: ``declaration(name).parts``.
+PARTS = tuple(dict.fromkeys(p for d in DECLARATIONS.values() for p in d.parts))
 # Published archive sizes in bytes, checked on top of Content-Length. Only sizes we have
-# verified belong here; an archive that is missing is checked against the server alone.
+# verified belong here; an archive that is missing is checked against the server alone
+# (``Archive.about`` is the challenge page's rounded size, shown, never checked).
 KNOWN_SIZES: dict[str, int] = {}
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class Archive:
-    """One file the challenge serves."""
-
-    name: str  # file name on the server, e.g. "ISIC-2017_Training_Data.zip"
-    year: str  # URL folder: "2016" / "2017"
-    part: str  # one of PARTS
-    folder: str | None  # official folder the zip unpacks to; None for a bare CSV
-
-    def url(self, base_url: str = BASE_URL) -> str:
-        return f"{base_url.rstrip('/')}/{self.year}/{self.name}"
-
-
 def archives(dataset: str, parts: Sequence[str] | None = None) -> list[Archive]:
     """The official files of ``dataset`` for the given parts (all parts by default)."""
-    if dataset not in DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    available = PARTS if dataset == "isic2017" else ("images", "labels", "lesion")
-    parts = list(parts or available)
+    decl = declaration(dataset)
+    if not decl.archives:
+        raise UserError(f"dataset {dataset!r} has no official archives to download")
+    parts = list(parts or decl.parts)
     for p in parts:
-        if p not in available:
-            raise UserError(f"unknown part {p!r} for {dataset}; choose from {', '.join(available)}")
-    year = dataset[-4:]
-    out = []
-    for lay in LAYOUTS[dataset].values():
-        candidates = [
-            Archive(f"{lay.images}.zip", year, "images", lay.images),
-            Archive(lay.labels, year, "labels", None),
-            Archive(f"{lay.masks}.zip", year, "lesion", lay.masks),
-        ]
-        if lay.features:
-            candidates.append(Archive(f"{lay.features}.zip", year, "dermo", lay.features))
-        out += [a for a in candidates if a.part in parts]
-    return out
+        if p not in decl.parts:
+            raise UserError(f"unknown part {p!r} for {dataset}; choose from {', '.join(decl.parts)}")
+    return [a for a in decl.archives if a.part in parts]
 
 
 def _total_size(response) -> int | None:
@@ -241,7 +220,7 @@ def download_dataset(
             continue
         url = archive.url(base_url)
         if progress:
-            progress(f"fetching {url}")
+            progress(f"fetching {url}" + (f" (about {archive.about})" if archive.about else ""))
         on_bytes = _percent_reporter(archive.name, progress) if progress else None
         if archive.folder is None:  # a bare CSV goes straight to its official place
             download_file(url, target, expected_size=sizes.get(archive.name), progress=on_bytes)

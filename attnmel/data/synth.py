@@ -1,9 +1,13 @@
-"""Synthetic ISIC-like dataset written in the exact official layout.
+"""Synthetic ISIC-like datasets written in the exact layout of each declared collection.
 
-Used by the demo and the tests instead of shipping data. Every file the official archives
-hold is written with its official name: images, the metadata CSV (2017), Part 1 masks,
-Part 2 superpixel PNGs + feature JSONs (2017), and the Part 3 ground-truth CSVs (2017 with
-header and 0.0/1.0; 2016 without header, training benign/malignant, test 0.0/1.0).
+Used by the demo and the tests instead of shipping data. Every file a declaration names is
+written with its official name (``attnmel/data/datasets/``): images, ground-truth CSVs in the
+collection's own format (ISIC 2016 without header, training benign/malignant, test 0.0/1.0;
+ISIC 2017 0.0/1.0 with the metadata CSV, Part 1 masks and Part 2 superpixels and features;
+ISIC 2018/2019 one-hot with lesion groupings or metadata, and ``_downsampled`` ids in 2019;
+ISIC 2020 with patients and a duplicates list; a CSV folder with a split and a lesion column),
+lesion masks where the release has them (ISIC 2018: the HAM10000 segmentation folder beside
+it). Images of one lesion or patient are consecutive.
 
 Lesions follow the dermatologists' ABCD cues so that a small CNN separates the classes in a
 few epochs at 32–64 px: melanoma is Asymmetric, has an irregular Border, variegated Colour
@@ -32,7 +36,7 @@ Knobs (keyword arguments of ``write_synthetic``, ``attnmel data synth --task/--s
   class is marked, so the sticker says nothing about the label there. ISIC 2016 has no
   validation folder; the one carved from its training split inherits the training rate.
 
-Masks (Part 1) are written for every split, including test, and never include the sticker.
+Masks are written for every split that has them, including test, and never include the sticker.
 """
 
 from __future__ import annotations
@@ -47,12 +51,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from attnmel.data.layout import DATASETS, LAYOUTS, SplitLayout
+from attnmel.data.datasets import csvfolder, declaration
+from attnmel.data.datasets.base import Declaration
+from attnmel.data.layout import SUPERPIXELS_SUFFIX, source_of
 from attnmel.data.roi import DERMO_FEATURES
 from attnmel.errors import UserError
 
 __all__ = [
-    "DEFAULT_COUNTS",
     "TASKS",
     "DEFAULT_SIGNAL",
     "DEFAULT_CONFOUNDER_RATE",
@@ -68,8 +73,6 @@ TASKS = ("abcd", "confounded")
 DEFAULT_SIGNAL = {"abcd": 1.0, "confounded": 0.12}
 DEFAULT_CONFOUNDER_RATE = 0.95
 
-# (train, val, test) images; ISIC 2016 has no official validation split.
-DEFAULT_COUNTS = {"isic2017": (48, 16, 24), "isic2016": (64, 0, 24)}
 
 _SKIN = np.array([222.0, 178.0, 156.0])
 _BENIGN = np.array([165.0, 112.0, 80.0])
@@ -186,31 +189,57 @@ def _labels(rng: np.random.Generator, n: int, fraction: float) -> np.ndarray:
     return labels
 
 
+def _groups(rng: np.random.Generator, n: int, sizes: tuple[int, int] | None, name: str | None, start: int) -> list[str]:
+    """Consecutive images share a lesion (or a patient), ``sizes`` images each; "" without groups."""
+    if sizes is None or name is None:
+        return [""] * n
+    prefix = {"patient_id": "IP", "lesion_id": "IL"}.get(name, "G")
+    out: list[str] = []
+    k = start
+    while len(out) < n:
+        out += [f"{prefix}_{k:07d}"] * int(rng.integers(sizes[0], sizes[1] + 1))
+        k += 1
+    return out[:n]
+
+
 def _write_csv(path: Path, rows: list[list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows(rows)
 
 
+def _add_rows(files: dict[Path, list[list[str]]], path: Path, rows: list[list[str]], header: bool) -> None:
+    """Rows for one file; splits that share a file (a CSV folder) add theirs under one header."""
+    if path in files and header:
+        rows = rows[1:]
+    files.setdefault(path, []).extend(rows)
+
+
 def _write_split(
     out: Path,
-    dataset: str,
-    official: str,
-    lay: SplitLayout,
+    decl: Declaration,
+    split: str,
     ids: list[str],
     labels: np.ndarray,
     size: int,
     rng: np.random.Generator,
+    csv_files: dict[Path, list[list[str]]],
     *,
     signal: float,
     marked: np.ndarray | None,
-) -> None:
+    group_start: int,
+) -> int:
+    """Images, masks, Part 2 files of one split; its CSV rows go to ``csv_files``. Returns the
+    number of groups it used."""
+    files, plan = decl.splits[split], decl.synth
     height, width = size, size * 4 // 3
-    images = out / lay.images
-    masks = out / lay.masks
-    images.mkdir()
-    masks.mkdir()
-    if lay.features:
-        feats_dir = out / lay.features
+    images = out / files.images[0]
+    images.mkdir(parents=True, exist_ok=True)
+    mask_folder = files.masks or plan.masks_for.get(split)
+    if mask_folder:
+        (out / mask_folder).mkdir(exist_ok=True)
+    if files.features:
+        feats_dir = out / files.features
         feats_dir.mkdir()
         sp_index, sp_rgb = _superpixels(height, width, max(4, size // 12))
     for i, (image_id, label) in enumerate(zip(ids, labels)):
@@ -218,23 +247,32 @@ def _write_split(
         if marked is not None and marked[i]:
             img = draw_marker(rng, img, mask)
         Image.fromarray(img).save(images / f"{image_id}.jpg", quality=92)
-        Image.fromarray(mask.astype(np.uint8) * 255).save(masks / f"{image_id}{lay.mask_suffix}")
-        if lay.features:
-            Image.fromarray(sp_rgb).save(images / f"{image_id}_superpixels.png")
+        if mask_folder:
+            Image.fromarray(mask.astype(np.uint8) * 255).save(out / mask_folder / f"{image_id}{files.mask_suffix}")
+        if files.features:
+            Image.fromarray(sp_rgb).save(images / f"{image_id}{SUPERPIXELS_SUFFIX}")
             feats = _features(rng, sp_index, mask, bool(label))
             (feats_dir / f"{image_id}_features.json").write_text(json.dumps(feats))
-    if dataset == "isic2017":
-        sk = (labels == 0) & (rng.random(len(ids)) < 0.2)  # seborrheic keratosis among the others
-        rows = [["image_id", "melanoma", "seborrheic_keratosis"]]
-        rows += [[i, f"{float(m):.1f}", f"{float(k):.1f}"] for i, m, k in zip(ids, labels, sk)]
-        _write_csv(out / lay.labels, rows)
-        meta = [["image_id", "age_approximate", "sex"]]
-        meta += [[i, str(int(rng.integers(3, 17)) * 5), str(rng.choice(["male", "female"]))] for i in ids]
-        _write_csv(images / f"{lay.images}_metadata.csv", meta)
-    elif official == "train":
-        _write_csv(out / lay.labels, [[i, "malignant" if m else "benign"] for i, m in zip(ids, labels)])
+    name = files.groups.name if files.groups else None
+    groups = _groups(rng, len(ids), plan.group_sizes, name, group_start)
+    if files.duplicates and plan.duplicates:
+        # the same image again under a new id, listed in the ground truth and the duplicates file
+        twins = [f"{image_id}9" for image_id in ids[: plan.duplicates]]
+        for original, twin in zip(ids, twins):
+            shutil.copyfile(images / f"{original}.jpg", images / f"{twin}.jpg")
+        pairs = [["image_name_1", "image_name_2"], *([a, b] for a, b in zip(ids, twins))]
+        _add_rows(csv_files, out / files.duplicates, pairs, header=True)
+        ids, labels, groups = ids + twins, np.concatenate([labels, labels[: len(twins)]]), groups + groups[: len(twins)]
+    if plan.label_rows is not None:
+        rows = plan.label_rows(split, ids, labels, groups, rng)
     else:
-        _write_csv(out / lay.labels, [[i, f"{float(m):.1f}"] for i, m in zip(ids, labels)])
+        head = files.rule.header_row()
+        rows = ([head] if head else []) + [[i, *files.rule.cells(int(m), rng)] for i, m in zip(ids, labels)]
+    _add_rows(csv_files, out / files.labels[0], rows, header=files.rule.header_row() is not None)
+    if plan.extra_files is not None:
+        for rel, extra in plan.extra_files(split, ids, labels, groups, rng).items():
+            _add_rows(csv_files, out / rel, extra, header=True)
+    return len(set(groups))
 
 
 def _markers(rng: np.random.Generator, labels: np.ndarray, rate: float) -> np.ndarray:
@@ -247,6 +285,24 @@ def _markers(rng: np.random.Generator, labels: np.ndarray, rate: float) -> np.nd
         agree[rng.permutation(len(idx))[: round(rate * len(idx))]] = True
         marked[idx] = agree if cls == 1 else ~agree
     return marked
+
+
+def _top_names(decl: Declaration, counts: dict[str, int]) -> list[str]:
+    """The files and folders directly under the root that a copy writes (as declared)."""
+    names = []
+    for split in counts:
+        f = decl.splits[split]
+        extra = [f.groups.file if f.groups else None, f.duplicates, decl.synth.masks_for.get(split)]
+        names += [p.split("/")[0] for p in (f.images[0], f.labels[0], f.masks, f.features, *extra) if p]
+    return list(dict.fromkeys(names))
+
+
+def _synth_declaration(dataset: str) -> Declaration:
+    """The declaration a synthetic copy is written by (a CSV folder: the keys ``SYNTH_KEYS``, with a split column)."""
+    decl = declaration(dataset)
+    if decl.bind is None:
+        return decl
+    return decl.bound(source_of(dataset, ".", **csvfolder.SYNTH_KEYS, split_column=csvfolder.SYNTH_SPLIT_COLUMN))
 
 
 def write_synthetic(
@@ -271,12 +327,13 @@ def write_synthetic(
     Refuses to touch existing official files unless ``overwrite``. Everything is written to
     a temporary folder inside ``root`` first and moved into place at the end.
     """
-    if dataset not in DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    if dataset == "isic2016" and n_val:
-        raise UserError(
-            "isic2016 has no validation split to synthesise; it is carved from training (data.val_fraction)"
-        )
+    decl = _synth_declaration(dataset)
+    plan = decl.synth
+    for split, n in (("val", n_val), ("test", n_test)):
+        if n and split not in plan.counts:
+            how = "carved from training" if any(c.split == split for c in decl.carve) else "not part of it"
+            raise UserError(f"{dataset} has no {'validation' if split == 'val' else 'test'} split to synthesise; "
+                            f"it is {how}" + (" (data.val_fraction)" if split == "val" else " (data.test_fraction)"))  # fmt: skip
     if size < 16:
         raise UserError(f"--size must be at least 16 px, got {size}")
     if not 0.0 <= melanoma_fraction <= 1.0:
@@ -293,37 +350,41 @@ def write_synthetic(
         confounder_rate = DEFAULT_CONFOUNDER_RATE
     if not 0.0 <= confounder_rate <= 1.0:
         raise UserError(f"--confounder-rate must be in [0, 1], got {confounder_rate}")
-    defaults = dict(zip(("train", "val", "test"), DEFAULT_COUNTS[dataset]))
     wanted = {"train": n_train, "val": n_val, "test": n_test}
-    counts = {s: defaults[s] if wanted[s] is None else wanted[s] for s in LAYOUTS[dataset]}
+    counts = {s: plan.counts[s] if wanted[s] is None else wanted[s] for s in plan.counts}
     for split, n in counts.items():
         if n < 1:
             raise UserError(f"--n-{split} must be at least 1, got {n}")
 
     root = Path(root).expanduser()
+    clash = [n for n in _top_names(decl, counts) if (root / n).exists()]
+    if clash and not overwrite:
+        raise UserError(f"{root / clash[0]} already exists; pick an empty folder or pass --force")
     root.mkdir(parents=True, exist_ok=True)
-    names = [n for lay in LAYOUTS[dataset].values() for n in (lay.images, lay.labels, lay.masks, lay.features) if n]
-    existing = [n for n in names if (root / n).exists()]
-    if existing and not overwrite:
-        raise UserError(f"{root / existing[0]} already exists; pick an empty folder or pass --force")
-
     rng = np.random.default_rng(seed)
     result: dict[str, dict[str, int]] = {}
     tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=root))
     try:
-        next_id = 0
-        for split, lay in LAYOUTS[dataset].items():
-            n = counts[split]
-            ids = [f"ISIC_{i:07d}" for i in range(next_id, next_id + n)]
+        next_id, next_group = 0, 0
+        csv_files: dict[Path, list[list[str]]] = {}
+        for split, n in counts.items():
+            ids = plan.ids(split, next_id, n)
             next_id += n
             labels = _labels(rng, n, melanoma_fraction)
             marked = None
             if task == "confounded":
                 marked = _markers(rng, labels, confounder_rate if split == "train" else 0.5)
-            _write_split(tmp, dataset, split, lay, ids, labels, size, rng, signal=signal, marked=marked)
+            next_group += _write_split(tmp, decl, split, ids, labels, size, rng, csv_files, signal=signal,
+                                       marked=marked, group_start=next_group)  # fmt: skip
             result[split] = {"images": n, "melanoma": int(labels.sum())}
             if marked is not None:
                 result[split]["marked"] = int(marked.sum())
+        for path, rows in csv_files.items():
+            _write_csv(path, rows)
+        names = sorted({p.relative_to(tmp).parts[0] for p in tmp.rglob("*")})
+        existing = [n for n in names if (root / n).exists()]
+        if existing and not overwrite:
+            raise UserError(f"{root / existing[0]} already exists; pick an empty folder or pass --force")
         for name in existing:
             target = root / name
             shutil.rmtree(target) if target.is_dir() else target.unlink()

@@ -18,10 +18,10 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from attnmel.checkpoint import ATTENTION, PREDICTIONS, final_checkpoint, read_epochs, read_predictions
+from attnmel.checkpoint import ATTENTION, FINAL, PREDICTIONS, final_checkpoint, read_epochs, read_predictions
 from attnmel.errors import UserError
 from attnmel.metrics import brier_score, expected_calibration_error, sensitivity_at_specificity
-from attnmel.record import IDENTITY_FIELDS, SPLIT_METRICS
+from attnmel.record import IDENTITY_FIELDS, SPLIT_METRICS, external_metrics
 from attnmel.selection import best_epoch_row
 from orchestrator.results import tables
 from orchestrator.sweep import folders
@@ -179,6 +179,18 @@ def _best_metric(best: dict[str, Any] | None, last: dict[str, Any], name: str) -
     return best.get(name)
 
 
+def _external_scores(final: Path | None, trial_dir: Path) -> dict[str, float]:
+    """``ext_<name>_auc`` / ``_ap`` of each external set the finished run scored (its final.json)."""
+    if final is None or not (final / FINAL).exists():
+        return {}
+    try:
+        external = json.loads((final / FINAL).read_text()).get("external") or {}
+        return {key: _float(e[m]) for name, e in external.items() for key, m in zip(external_metrics(name), ("auc", "ap"))}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("%s: cannot read the external sets' scores from %s (%s)", trial_dir, final / FINAL, exc)
+        return {}
+
+
 def _trial_rows(
     sweep: str, trial_dir: Path, tune_statuses: dict[str, str], sweep_code_version: str | None
 ) -> dict[str, list[dict[str, Any]]]:
@@ -249,6 +261,7 @@ def _trial_rows(
         "node_ip": last.get("node_ip"),
         "node_id": last.get("node_id"),  # Ray's node id tells apart nodes that share one host
         "params": json.dumps(params, sort_keys=True, default=str),
+        **_external_scores(final, trial_dir),
     }
     predictions, attention = _final_rows(sweep, trial_id, final)
     trial.update(_operating_points(predictions))

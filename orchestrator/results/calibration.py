@@ -31,7 +31,8 @@ def reliability_curves(
     preds = predictions[predictions["split"] == split]
     if done.empty or preds.empty:
         return pd.DataFrame(columns=CURVE_COLUMNS)
-    keyed = done.merge(preds, on=["sweep", "trial_id"], how="inner")
+    # the image rows' own columns only: `dataset` is the trial's too (the setting key wins)
+    keyed = done.merge(preds[["sweep", "trial_id", "label", "prob"]], on=["sweep", "trial_id"], how="inner")
     settings = keyed[list(SETTING_KEYS)].drop_duplicates().to_dict("records")
     labels = dict(zip(map(lambda k: tuple(k.values()), settings), setting_labels(settings)))
     rows = []

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
-from attnmel.config import TrainConfig
 from attnmel.errors import UserError
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
 from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASET, at_paper_lambda, summarize_attention

@@ -9,6 +9,8 @@ state) and written by :func:`save_figure`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,8 +385,8 @@ def attention_grid(
         models[trial.paper_name] = load_model(final / "best.pt", device=device)
     data = next(iter(models.values())).config.data
     root = Path(data_root or data.root)
-    samples = {s.image_id: s for s in load_splits(data.dataset, root, val_fraction=data.val_fraction,
-                                                   val_seed=data.val_seed)[split]}  # fmt: skip
+    # the trials' data source (masks, CSV keys, carving) at this root: the same carved splits
+    samples = {s.image_id: s for s in load_splits(dataclasses.replace(data, root=str(root)))[split]}
     missing = [i for i in ids if i not in samples]
     if missing:
         raise UserError(f"{root} has no {split} image {missing[0]} (is it the trials' dataset? --data-root)")

@@ -77,7 +77,18 @@ def summary_report(
         text += model.note + "\n"
     if model.per_trial is not None:
         text += "\n" + format_trial_intervals(model.per_trial, model.summary, paper=paper)
-    return text, model.problem
+    return text + _external(tables), model.problem
+
+
+def _external(tables: ResultTables) -> str:
+    """The external test sets' table ("" for sweeps without them)."""
+    from attnmel.record import is_external_metric
+    from orchestrator.results.external import external_summary
+    from orchestrator.results.text import format_external
+
+    if not any(is_external_metric(c) for c in tables.trials.columns):
+        return ""
+    return "\n" + format_external(external_summary(tables.trials))
 
 
 def write_figures(sweep_dir: str | Path, built: ResultTables) -> None:

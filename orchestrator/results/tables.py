@@ -4,10 +4,14 @@ Four tables per sweep folder, plain column types only (strings, 64-bit ints, dou
 nulls allowed), rows sorted by their key so a rebuild from the same files is byte-identical:
 
 ``trials``       one row per trial: identity, best validation epoch and its metrics (test
-                 operating points and calibration from its predictions), status
+                 operating points and calibration from its predictions), status, and for each
+                 external test set the best model's ``ext_<name>_auc`` / ``_ap`` (columns a
+                 sweep without external sets does not have)
 ``epochs``       one row per trial and epoch: losses, lr, validation and test AP/AUC, timings
 ``predictions``  one row per trial, split and image: label and melanoma probability of the
-                 best-validation-epoch model (every CI and paired test is computed from it)
+                 best-validation-epoch model (every CI and paired test is computed from it);
+                 ``dataset`` names the image's dataset, and an external set's rows have split
+                 ``ext_<name>``
 ``attention``    one row per trial, map (pool3, pool4, cam) and split: Jaccard with the
                  lesion masks (the paper's Table 3)
 """
@@ -26,10 +30,10 @@ import pyarrow.parquet as pq
 
 from attnmel.atomic import atomic_output
 from attnmel.metrics import CALIBRATION_BINS, OPERATING_SPECIFICITIES
-from attnmel.record import IDENTITY, LOSS_TERMS, SPLIT_METRICS
+from attnmel.record import IDENTITY, LOSS_TERMS, SPLIT_METRICS, is_external_metric
 
-__all__ = ["SCHEMAS", "FILES", "SORT_KEYS", "OPERATING_COLUMNS", "SENSITIVITY_COLUMNS", "ResultTables", "to_arrow",
-           "frame", "empty", "write", "read"]  # fmt: skip
+__all__ = ["SCHEMAS", "FILES", "SORT_KEYS", "OPERATING_COLUMNS", "SENSITIVITY_COLUMNS", "ResultTables", "schema_of",
+           "to_arrow", "frame", "empty", "write", "read"]  # fmt: skip
 
 _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 _ARROW = {str: _STR, int: _INT, float: _FLOAT, bool: _BOOL}
@@ -61,8 +65,9 @@ SCHEMAS: dict[str, pa.Schema] = {
          ("epoch_seconds", _FLOAT), ("images_per_second", _FLOAT)]
     ),  # fmt: skip
     "predictions": pa.schema(
-        [("sweep", _STR), ("trial_id", _STR), ("split", _STR), ("image_id", _STR), ("label", _INT), ("prob", _FLOAT)]
-    ),
+        [("sweep", _STR), ("trial_id", _STR), ("split", _STR), ("image_id", _STR), ("label", _INT), ("prob", _FLOAT),
+         ("dataset", _STR)]
+    ),  # fmt: skip
     "attention": pa.schema(
         [("sweep", _STR), ("trial_id", _STR), ("map", _STR), ("split", _STR), ("n_images", _INT),
          ("jaccard_mean", _FLOAT), ("jaccard_std", _FLOAT)]
@@ -102,9 +107,20 @@ def _plain(value: Any, kind: pa.DataType) -> Any:
         return None
 
 
+def schema_of(name: str, rows: Iterable[Mapping[str, Any]] = ()) -> pa.Schema:
+    """Table ``name``'s schema; for ``trials`` with a float column per external-set metric the
+    rows carry (``attnmel.record.external_metrics``), sorted, after the fixed ones."""
+    schema = SCHEMAS[name]
+    if name != "trials":
+        return schema
+    extra = sorted({k for row in rows for k in row if is_external_metric(k)} - set(schema.names))
+    return pa.schema([*schema, *((k, _FLOAT) for k in extra)])
+
+
 def to_arrow(name: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Rows (dicts; missing keys are null) → the table ``name`` with its schema, sorted by its key."""
-    schema = SCHEMAS[name]
+    rows = list(rows)
+    schema = schema_of(name, rows)
     plain = [{f.name: _plain(row.get(f.name), f.type) for f in schema} for row in rows]
     keys = SORT_KEYS[name]
     plain.sort(key=lambda r: tuple("" if r[k] is None else r[k] for k in keys))

@@ -12,14 +12,15 @@ import math
 import numpy as np
 import pandas as pd
 
-from orchestrator.results.comparisons import ROW_ANSWERS, setting_labels
-from orchestrator.results.paper import SETTING_KEYS, TABLE3_DATASET, inside, setting_key
+from orchestrator.results.comparisons import ROW_ANSWERS
+from orchestrator.results.paper import TABLE3_DATASET, inside, setting_key
 from orchestrator.results.stats import METRIC_LABELS
 
 __all__ = [
     "Titled",
     "as_text",
     "format_compare",
+    "format_external",
     "format_family",
     "format_summary",
     "format_table3",
@@ -445,3 +446,21 @@ def _max_seeds() -> int:
     from orchestrator.results.power import MAX_SEEDS
 
     return MAX_SEEDS
+
+
+# --------------------------------------------------------------------------- external test sets
+
+
+def format_external(summary: pd.DataFrame) -> str:
+    """:func:`orchestrator.results.external.external_summary` as text: one table per training
+    dataset and external set ("" when there is none)."""
+    out: list[str] = []
+    for (dataset, external), rows in summary.groupby(["dataset", "external"], sort=True):
+        table = pd.DataFrame({"model": rows["paper_name"], "λ1, λ2": [_lambda_text(r) for r in rows.to_dict("records")]})
+        table["AUC"] = [mean_std(m, s) for m, s in zip(rows["auc_mean"], rows["auc_std"])]
+        table["AP"] = [mean_std(m, s) for m, s in zip(rows["ap_mean"], rows["ap_std"])]
+        table["n"] = rows["n"].astype(int)
+        out += [f"{dataset} → external test set {external}", table.to_string(index=False), ""]
+    if out:
+        out.append("external: mean ± sample std over seeds of the AUC/AP of each trial's best-validation-epoch model")
+    return "\n".join(out) + ("\n" if out else "")

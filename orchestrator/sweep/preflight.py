@@ -30,6 +30,7 @@ def check_inputs(spec: SweepSpec, *, local: bool) -> None:
     when the spec asks for one. ``local``: the trials run on this machine (so the images are
     decoded into this machine's cache and the weights must be here)."""
     from attnmel.data import load_splits, roi_available, write_synthetic
+    from attnmel.data.bundle import external_samples
     from attnmel.data.layout import file_problems
     from attnmel.data.roi import missing_roi_source
 
@@ -40,12 +41,18 @@ def check_inputs(spec: SweepSpec, *, local: bool) -> None:
     if not root.is_dir():
         raise UserError(f"dataset root {root} does not exist (spec key 'dataset.root'; set it with --set dataset.root=DIR)")
     data = spec.train.data
-    # One scan of the layout (raises on its first problem), then every file's header.
-    splits = load_splits(spec.dataset.name, root, val_fraction=data.val_fraction, val_seed=data.val_seed)
+    # One scan of the layout (raises on its first problem), then every file's header; the same
+    # for each external test set (which must share no image with the training data).
+    splits = load_splits(data)
     problems = file_problems([s for samples in splits.values() for s in samples], decode=False)
     if problems:
         more = f" (and {len(problems) - 1} more; see `attnmel data check`)" if len(problems) > 1 else ""
         raise UserError(f"dataset {root}: {problems[0]}{more}")
+    for ext in data.external or ():
+        problems = file_problems(external_samples(ext, splits, data.dataset), decode=False)
+        if problems:
+            more = f" (and {len(problems) - 1} more; see `attnmel data check`)" if len(problems) > 1 else ""
+            raise UserError(f"external set {ext.name!r}: {problems[0]}{more}")
     train = splits["train"]
     roi_dir = Path(spec.dataset.roi_dir) if spec.dataset.roi_dir else None
     for roi in sorted({split_token(v)[1] for v in spec.grid.variants} - {"none"}):

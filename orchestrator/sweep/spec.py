@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from attnmel.config import DATASETS, TrainConfig, config_from_dict, config_to_dict
+from attnmel.config import CSV_KEYS, DATASETS, ExternalSet, TrainConfig, config_from_dict, config_to_dict
 from attnmel.errors import UserError
 from attnmel.models.registry import split_token
 from attnmel.typed_config import Checked, as_mapping, check_keys, coerce, parse_override, read_yaml, set_nested, setting
@@ -86,6 +86,8 @@ _OWNED_KEYS = {
     "data.dataset": "dataset.name",
     "data.root": "dataset.root",
     "data.roi_dir": "dataset.roi_dir",
+    **{f"data.{key}": f"dataset.{key}" for key in ("masks", *CSV_KEYS)},
+    "data.external": "external",
     "data.roi": "grid.variants (e.g. attnmel+lesion)",
     "model.variant": "grid.variants",
     "runtime.seed": "grid.seeds",
@@ -106,13 +108,22 @@ class _Section(Checked):
 
 @dataclass(frozen=True)
 class DatasetSpec(_Section):
-    """Which ISIC dataset and where it lives (an absolute path once loaded)."""
+    """Which dataset and where it lives (an absolute path once loaded); ``masks`` and, for a
+    folder with a CSV, its keys (``attnmel.config.CSV_KEYS``) go to ``train.data`` as they are."""
 
     SECTION = "dataset"
 
     name: str = setting(choices=DATASETS)
     root: str = setting()
     roi_dir: str | None = None
+    masks: str | None = None  # relative to root, like every key below
+    images: str | None = None
+    labels: str | None = None
+    id_column: str | None = None
+    label_column: str | None = None
+    positive: str | None = None
+    group_column: str | None = None
+    split_column: str | None = None
     # demo only: write a synthetic dataset there when ``root`` is absent (write_synthetic's keywords)
     synthetic: dict[str, Any] | None = None
 
@@ -222,6 +233,8 @@ class SweepSpec(_Section):
     storage: str = "results"
     retries: int = setting(2, min=0)
     max_concurrent: int | None = setting(None, min=1)
+    # other datasets' splits each trial's best model scores at the end: {name, root, split, …}
+    external: tuple[ExternalSet, ...] | None = None
     smoke: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -267,6 +280,9 @@ def _synthetic(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _dataset(raw: Any) -> DatasetSpec:
     spec = DatasetSpec.from_mapping(raw)
+    given = [k for k in CSV_KEYS if getattr(spec, k) is not None]
+    if given and spec.name != "csv":
+        raise UserError(f"spec key 'dataset.{given[0]}' is read by dataset csv only (dataset.name is {spec.name})")
     return dataclasses.replace(
         spec,
         root=_local_path(spec.root),
@@ -275,7 +291,31 @@ def _dataset(raw: Any) -> DatasetSpec:
     )
 
 
-def _train(raw: Any, dataset: DatasetSpec, resources: ResourceSpec) -> TrainConfig:
+def _external(raw: Any) -> tuple[ExternalSet, ...] | None:
+    """``external``: a list of {name, root, split, …}; ``name`` is the training key ``dataset``."""
+    if raw is None:
+        return None
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise UserError("spec key 'external' must not be empty (leave it out instead)")
+    out = []
+    for i, item in enumerate(items, start=1):
+        entry = dict(as_mapping(item, f"external[{i}]", _SPEC))
+        if "dataset" in entry:
+            raise UserError(f"spec key 'external[{i}].dataset': write 'name', as under 'dataset'")
+        if "name" in entry:
+            entry["dataset"] = entry.pop("name")
+        if isinstance(entry.get("root"), str):
+            entry["root"] = _local_path(entry["root"])
+        try:
+            out.append(ExternalSet.from_mapping(entry, where="external"))
+        except UserError as exc:
+            raise UserError(f"spec key 'external[{i}]': {str(exc).replace('external.dataset', 'external.name')}") from None
+    return tuple(out)
+
+
+def _train(raw: Any, dataset: DatasetSpec, resources: ResourceSpec, external: tuple[ExternalSet, ...] | None = None
+           ) -> TrainConfig:  # fmt: skip
     """The shared training config, fully resolved (paper defaults filled in)."""
     raw = copy.deepcopy(as_mapping(raw, "train", _SPEC))
     for section, keys in raw.items():
@@ -287,6 +327,10 @@ def _train(raw: Any, dataset: DatasetSpec, resources: ResourceSpec) -> TrainConf
     set_nested(raw, ["data", "dataset"], dataset.name)
     set_nested(raw, ["data", "root"], dataset.root)
     set_nested(raw, ["data", "roi_dir"], dataset.roi_dir)
+    for key in ("masks", *CSV_KEYS):
+        set_nested(raw, ["data", key], getattr(dataset, key))
+    if external is not None:
+        set_nested(raw, ["data", "external"], [dataclasses.asdict(e) for e in external])
     runtime = raw.setdefault("runtime", {})
     # torch threads per trial = CPUs reserved for it, so co-located trials do not oversubscribe
     runtime.setdefault("num_threads", max(1, int(resources.cpus)))
@@ -456,7 +500,8 @@ def spec_from_dict(
     check_keys(raw, [f.name for f in dataclasses.fields(SweepSpec)], "", _SPEC)
     dataset = _dataset(raw.get("dataset"))
     resources = ResourceSpec.from_mapping(raw.get("resources"))
-    train = _train(raw.get("train"), dataset, resources)
+    external = _external(raw.get("external"))
+    train = _train(raw.get("train"), dataset, resources, external)
     # the default storage is the results root `attnmel query` reads by default
     spec = SweepSpec.from_mapping(
         {"storage": str(results_root()), **raw},
@@ -466,6 +511,7 @@ def spec_from_dict(
         search=_search(raw.get("search")),
         scheduler=_scheduler(raw.get("scheduler"), train.optim.epochs),
         resources=resources,
+        external=external,
     )
     if not is_uri(spec.storage):
         spec = dataclasses.replace(spec, storage=_local_path(spec.storage))
@@ -528,6 +574,11 @@ def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
         out["scheduler"] = dataclasses.asdict(spec.scheduler)
     if spec.max_concurrent is not None:
         out["max_concurrent"] = spec.max_concurrent
+    if spec.external is not None:
+        out["external"] = [
+            {"name": e.dataset, **{k: v for k, v in dataclasses.asdict(e).items() if k != "dataset" and v is not None}}
+            for e in spec.external
+        ]
     if spec.smoke:
         out["smoke"] = copy.deepcopy(spec.smoke)
     return out

@@ -26,7 +26,7 @@ def test_check_json_on_a_usable_dataset(synth2016_ro, cli):
     expected, _ = check_layout("isic2016", synth2016_ro, val_seed=2)
     assert report == {**expected, "problems": []}
     assert set(report["splits"]) == {"train", "val", "test"}
-    assert set(report["splits"]["train"]) == {"images", "melanoma", "other", "roi"}
+    assert set(report["splits"]["train"]) == {"images", "melanoma", "other", "roi", "groups"}
 
 
 def test_check_prints_one_line_per_problem_and_exits_2(synth2017, cli):
@@ -54,3 +54,30 @@ def test_synth_then_check(tmp_path, cli):
     again = cli(*args)
     assert again.returncode == 2
     assert again.stderr.count("\n") == 1 and "already exists" in again.stderr  # one line, no traceback
+
+
+def test_synth_and_check_every_newer_layout_through_the_command_line(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    def run(*args):
+        rc = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+
+    for dataset, keys in (("isic2020", ()), ("csv", ("--images", "images", "--labels", "labels.csv",
+                                                     "--label-column", "diagnosis", "--positive", "melanoma",
+                                                     "--group-column", "lesion_id"))):  # fmt: skip
+        root = tmp_path / dataset
+        rc, out, err = run("data", "synth", "--dataset", dataset, "--root", root, "--size", "24")
+        assert rc == 0, err
+        if dataset == "csv":
+            assert "--label-column diagnosis" in out  # says how to read it back
+        rc, out, _ = run("data", "check", "--dataset", dataset, "--root", root, *keys)
+        assert rc == 0 and "usable: yes" in out and "carved from train" in out
+        rc, out, _ = run("data", "check", "--dataset", dataset, "--root", root, *keys, "--json")
+        report = json.loads(out)
+        assert [c["split"] for c in report["carved"]] == ["val", "test"]
+        assert report["grouped_by"] == ("patient_id" if dataset == "isic2020" else "lesion_id")
+        assert all(report["splits"][s]["groups"] for s in ("train", "val", "test"))
+    rc, _, err = run("data", "check", "--dataset", "isic2017", "--root", tmp_path, "--label-column", "x")
+    assert rc == 2 and err.count("\n") == 1 and "csv only" in err

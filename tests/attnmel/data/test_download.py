@@ -192,3 +192,27 @@ def test_cli_download_end_to_end(server, synth2016_ro, tmp_path, cli):
     assert failed.returncode == 2
     errors = [line for line in failed.stderr.splitlines() if line.startswith("attnmel: error:")]
     assert len(errors) == 1 and "HTTP 404" in errors[0]
+
+
+@pytest.mark.parametrize("dataset", ["isic2018", "isic2019", "isic2020"])
+def test_the_newer_collections_download_into_their_official_layout(server, tmp_path, dataset):
+    from attnmel.data.synth import write_synthetic
+
+    source = tmp_path / "source"
+    write_synthetic(dataset, source, size=24, seed=4)
+    _publish(server, dataset, source)
+    root = tmp_path / "data"
+    said: list[str] = []
+    handled = download_dataset(dataset, root, base_url=server.url, progress=said.append)
+    assert sorted(handled) == sorted(a.name for a in archives(dataset))
+    assert {p for p, _ in server.requests} == {f"/{a.year}/{a.name}" for a in archives(dataset)}
+    expected, _ = check_layout(dataset, source)
+    report, problems = check_layout(dataset, root)
+    assert problems == [] and report == expected
+    big = [a for a in archives(dataset) if a.about]
+    assert all(any(a.name in line and a.about in line for line in said) for a in big)  # the size is announced
+
+
+def test_a_folder_with_a_csv_has_nothing_to_download(tmp_path):
+    with pytest.raises(UserError, match="no official archives"):
+        archives("csv")

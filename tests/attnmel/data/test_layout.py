@@ -208,4 +208,4 @@ def test_missing_root_and_unknown_dataset(tmp_path):
     _, problems = check_layout("isic2017", tmp_path / "nowhere")
     assert problems and "not found" in problems[0]
     with pytest.raises(UserError, match="isic2016, isic2017"):
-        load_splits("isic2018", tmp_path)
+        load_splits("isic2021", tmp_path)

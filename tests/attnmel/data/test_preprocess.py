@@ -86,9 +86,9 @@ def test_image_cache_is_reused_and_invalidated(synth2017, tmp_path):
     cache = tmp_path / "cache"
     samples = load_splits("isic2017", synth2017)["val"]
     a, key_a = load_images(samples, image_size=32, cache_dir=cache)
-    files = sorted(cache.iterdir())
-    assert len(files) == 1 and files[0].stat().st_size > 0
-    assert not [p for p in cache.iterdir() if p.suffix == ".tmp"]  # written via a temporary + rename
+    files = sorted(cache.glob("*.npy"))
+    assert len(files) == 1 and files[0].stat().st_size > 0 and len(list(cache.glob("*.ids.json"))) == 1
+    assert not [p for p in cache.iterdir() if ".tmp" in p.name]  # written via a temporary + rename
     stamp = files[0].stat().st_mtime_ns
     b, key_b = load_images(samples, image_size=32, cache_dir=cache)
     assert key_b == key_a and files[0].stat().st_mtime_ns == stamp  # read back, not rebuilt
@@ -144,4 +144,16 @@ def test_map_of_another_size_than_its_image_is_a_user_error(tmp_path):
     s = Sample("ISIC_0000000", 0, image, mask, None, None)
     with pytest.raises(UserError, match="ISIC_0000000_segmentation.png"):
         load_rois([s], "lesion", image_size=16, cache_dir=tmp_path / "cache")
-    assert not list((tmp_path / "cache").glob("*.pt"))  # nothing half-written
+    assert not list((tmp_path / "cache").glob("*"))  # nothing half-written
+
+
+def test_cache_is_read_through_a_memory_map_of_its_file(synth2017_ro, tmp_path):
+    """Trials on one node share the cache's pages: the tensor maps the file, it is not a copy."""
+    samples = load_splits("isic2017", synth2017_ro)["train"]
+    cache = tmp_path / "cache"
+    load_images(samples, image_size=32, cache_dir=cache)  # build
+    images, _ = load_images(samples, image_size=32, cache_dir=cache)  # read back
+    (path,) = cache.glob("*.npy")
+    mapped = {line.split(maxsplit=5)[-1] for line in Path("/proc/self/maps").read_text().splitlines() if len(line.split()) == 6}
+    assert str(path.resolve()) in mapped
+    assert images.dtype == torch.uint8 and int(images.sum()) == int(np.load(path).astype(np.int64).sum())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,32 @@ def test_sections_built_in_code_are_checked_like_yaml(tmp_path):
             spec_from_dict(_raw(tmp_path, **raw))
         assert str(in_code.value) == str(from_yaml.value) and str(in_code.value).startswith("spec key '")
 
+
+
+def test_a_csv_dataset_and_external_sets_reach_every_trials_config(tmp_path):
+    raw = _raw(tmp_path, dataset={"name": "csv", "root": str(tmp_path), "labels": "y.csv", "label_column": "dx",
+                                  "positive": "mel", "group_column": "patient", "masks": "seg"},
+               external=[{"name": "isic2018", "root": "ham", "split": "test"},
+                         {"name": "isic2020", "root": str(tmp_path / "siim"), "split": "all", "label": "siim"}])  # fmt: skip
+    spec = spec_from_dict(raw)
+    for config in (trial_config(spec.train, p) for p in spec.points):
+        data = config.data
+        assert (data.dataset, data.labels, data.label_column, data.positive, data.group_column, data.masks) == (
+            "csv", "y.csv", "dx", "mel", "patient", "seg")
+        assert [(e.dataset, e.split, e.name) for e in data.external] == [
+            ("isic2018", "test", "isic2018_test"), ("isic2020", "all", "siim")]
+        assert data.external[0].root == str(Path.cwd() / "ham")  # resolved on the driver
+    assert spec_from_dict(spec_to_dict(spec)) == spec
+
+
+@pytest.mark.parametrize("change, text", [
+    ({"dataset": {"name": "isic2017", "root": "r", "label_column": "dx"}}, "dataset.label_column"),
+    ({"dataset": {"name": "csv", "root": "r"}}, "data.labels"),
+    ({"external": [{"dataset": "isic2018", "root": "r"}]}, "external[1].dataset"),
+    ({"external": [{"name": "isic2021", "root": "r"}]}, "external.name"),
+    ({"external": [{"name": "isic2018", "root": "r", "split": "dev"}]}, "external.split"),
+    ({"train": {"data": {"external": []}}}, "'external'"),
+])  # fmt: skip
+def test_bad_dataset_and_external_keys_name_the_key(tmp_path, change, text):
+    with pytest.raises(UserError, match=re.escape(text)):
+        spec_from_dict(_raw(tmp_path, **change))

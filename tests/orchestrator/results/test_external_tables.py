@@ -1,0 +1,78 @@
+"""External test sets in the result tables: one AUC/AP column pair per set in `trials`, their
+rows in `predictions` with the dataset named, and `report show`'s mean ± sd table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from attnmel.checkpoint import FINAL, PREDICTIONS, final_checkpoint, read_predictions, write_predictions
+from orchestrator.results.build import build_tables, write_tables
+from orchestrator.results.external import external_names, external_summary
+from orchestrator.results.summary import summary_report
+from orchestrator.sweep import folders
+
+from _results_fixtures import scored_sweep
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A scored sweep whose finished trials also scored two external sets, as `fit` leaves them."""
+    sweep_dir, truth = scored_sweep(tmp_path_factory.mktemp("ext"), seeds=3)
+    rng = np.random.default_rng(1)
+    scores = {}
+    for trial_dir in folders.trial_dirs(sweep_dir):
+        final = final_checkpoint(trial_dir)
+        if final is None:
+            continue
+        rows = [(r["split"], r["image_id"], r["label"], r["prob"], "isic2017") for r in read_predictions(final / PREDICTIONS)]
+        external = {}
+        for name, dataset, n in (("isic2018_test", "isic2018", 30), ("clinic", "csv", 20)):
+            y = (np.arange(n) % 4 == 0).astype(int)
+            p = 1 / (1 + np.exp(-(2 * y - 1 + rng.normal(size=n))))
+            rows += [(f"ext_{name}", f"{dataset}_{i}", int(a), float(b), dataset) for i, (a, b) in enumerate(zip(y, p))]
+            external[name] = {"dataset": dataset, "split": "test", "auc": roc_auc_score(y, p),
+                              "ap": average_precision_score(y, p), "images": n, "melanoma": int(y.sum())}  # fmt: skip
+        write_predictions(final, rows)
+        meta = json.loads((final / FINAL).read_text())
+        (final / FINAL).write_text(json.dumps({**meta, "external": external}))
+        scores[trial_dir.name] = external
+    return sweep_dir, scores
+
+
+def test_trials_gain_one_auc_ap_pair_per_external_set(sweep):
+    sweep_dir, scores = sweep
+    tables = build_tables(sweep_dir)
+    trials = tables.trials
+    assert external_names(trials) == ["clinic", "isic2018_test"]
+    for _, row in trials.iterrows():
+        if row["trial_dir"] in scores:
+            for name, s in scores[row["trial_dir"]].items():
+                assert row[f"ext_{name}_auc"] == s["auc"] and row[f"ext_{name}_ap"] == s["ap"]
+        else:
+            assert np.isnan(row["ext_clinic_auc"])  # trials of an older version: no score, no error
+    ext = tables.predictions[tables.predictions["split"] == "ext_isic2018_test"]
+    assert set(ext["dataset"]) == {"isic2018"} and len(ext) == 30 * len(scores)
+    assert set(tables.predictions[tables.predictions["split"] == "test"]["dataset"]) == {"isic2017"}
+    paths, _ = write_tables(sweep_dir)  # and the columns survive Parquet
+    assert {"ext_clinic_auc", "ext_clinic_ap", "ext_isic2018_test_auc"} <= set(pq.read_schema(paths["trials"]).names)
+
+
+def test_report_show_prints_mean_and_sd_over_seeds_per_external_set(sweep):
+    sweep_dir, _ = sweep
+    tables = build_tables(sweep_dir)
+    summary = external_summary(tables.trials)
+    done = tables.trials[tables.trials["status"] == "TERMINATED"]
+    for _, row in summary.iterrows():
+        part = done[(done["paper_name"] == row["paper_name"]) & (done["lambda1"] == row["lambda1"])]
+        values = part[f"ext_{row['external']}_auc"].dropna()
+        assert row["n"] == len(values) and row["auc_mean"] == pytest.approx(values.mean())
+        assert row["auc_std"] == pytest.approx(values.std(ddof=1))
+    text, _ = summary_report(tables, intervals=False)
+    assert "isic2017 → external test set isic2018_test" in text and "isic2017 → external test set clinic" in text
+    first = summary.iloc[0]
+    assert f"{first['auc_mean']:.3f} ± {first['auc_std']:.3f}" in text
