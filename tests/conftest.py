@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,13 @@ class SmallFilesystem:
         """Set the size to ``size_mb`` (what freeing space on a full disk amounts to)."""
         self._remount(f"size={self._kib(size_mb)}k")
 
-    def read_only(self) -> None:
-        self._remount("ro")
+    def read_only(self, timeout: float = 60) -> None:
+        """Remount read-only; while a file on it is open for writing the kernel refuses (busy),
+        so this tries again between writes, as an admin's remount would land."""
+        deadline = time.monotonic() + timeout
+        while (done := self._run("mount", "-o", "remount,ro", str(self.path))).returncode != 0:
+            assert "busy" in done.stderr and time.monotonic() < deadline, done.stderr
+            time.sleep(0.002)
 
     def writable(self) -> None:
         self._remount("rw")

@@ -39,7 +39,10 @@ _NEARLY_FULL = 16 << 20  # storage this close to full explains a failure whose e
 # The Ray modules whose log records a storage failure repeats (logging names, not imports);
 # the last one reports the error of a trial stopped before Tune fetched it ("Unhandled error")
 _RAY_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.execution.experiment_state", "ray.tune.tune",
-                "ray._private.worker")  # fmt: skip
+                "ray.train._internal.syncer", "ray._private.worker")  # fmt: skip
+# a traceback logged as text (the syncer's "Last sync command failed") ending in a storage errno
+_STORAGE_ERRNO_LINE = re.compile(r"\[Errno (28|30|122)\]")
+_REASONS = {"28": "no space left on device", "30": "read-only file system", "122": "disk quota exceeded"}
 
 
 def _last_failure(error_file: str | None) -> list[str]:
@@ -108,15 +111,24 @@ class TuneLogFilter(logging.Filter):
             return not self.restore_failed  # ours to explain
         if message.startswith("Unhandled error") and _STORAGE_LINE.search(message.strip().splitlines()[-1]):
             return False  # a trial the stop caught failing on the same wall
-        if error is None or storage_error(error, "") is None:
+        if error is not None:
+            problem = storage_error(error, "")
+            reason = problem.reason if problem is not None else None
+        else:
+            match = _STORAGE_ERRNO_LINE.search(message.strip().splitlines()[-1]) if message.strip() else None
+            reason = _REASONS[match.group(1)] if match else None
+        if reason is None:
             return True
         if message.startswith("Trial task failed"):
             return False  # the progress line of the trial says it
         if self._state_save_told:
             return False
         self._state_save_told = True
-        record.msg, record.args = f"Tune could not save its experiment state into storage: {storage_error(error, '').reason}", ()
+        line = f"Tune could not save its experiment state into storage: {reason}"
+        stop_sweep(line, now=False)  # the trials' next checkpoints fail the same way and end the run
+        record.msg, record.args = line, ()
         record.exc_info, record.exc_text, record.stack_info = None, None, None
+        record.levelno, record.levelname = logging.ERROR, "ERROR"
         return True
 
 

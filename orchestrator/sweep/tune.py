@@ -246,11 +246,14 @@ def _storage_stopped(spec: SweepSpec, sweep_dir: str, built: Any, cluster: Any) 
         done = spec.n_trials - len(remaining)
         need = storage.storage_need(remaining, trials_at_once(spec, cluster, len(remaining))) if remaining else 0
         free = storage.free_space(sweep_dir) or 0
-        room = f"free about {format_bytes(max(need - free, 0))} more there (the rest needs about {format_bytes(need)})"
+        rest = f"the rest needs about {format_bytes(need)}"
+        room = f"free about {format_bytes(max(need - free, 0))} more there ({rest})"
     else:
-        room = "free space there"
+        rest, room = "", "free space there"
+    if "read-only file system" in first or storage.writable_problem(sweep_dir) is not None:
+        room = f"make the storage writable ({rest})" if rest else "make the storage writable"
     return UserError(f"the sweep stopped: {first}. {done} of {spec.n_trials} trials finished, the others keep their "
-                     f"last checkpoints; {room} or make it writable, then `attnmel sweep resume {sweep_dir}`")  # fmt: skip
+                     f"last checkpoints; {room}, then `attnmel sweep resume {sweep_dir}`")  # fmt: skip
 
 
 def _finish(spec: SweepSpec, sweep_dir: str, results: Any, started: float, *, cluster: Any = None,
@@ -275,6 +278,7 @@ def _finish(spec: SweepSpec, sweep_dir: str, results: Any, started: float, *, cl
     except StorageError as exc:  # the summary is still worth printing
         built = build_tables(sweep_dir)
         print(f"tables: not written ({exc})")
+        storage_watch.FAILURES.append(str(exc))
     summary = summary_model(built)  # printed here and shown on the page: computed once
     text, problem = summary_report(built, model=summary)
     print(text + (problem or ""))

@@ -118,7 +118,7 @@ def _finished_folder(folder):
     """A finished run's final files as `fit` writes them, with final.json last."""
     import json
 
-    from attnmel.checkpoint import ATTENTION, BEST, EPOCHS_LOG, save_checkpoint, write_epochs, write_final
+    from attnmel.checkpoint import ATTENTION, BEST, save_checkpoint, write_epochs, write_final
     from attnmel.checkpoint import write_predictions
 
     folder.mkdir()
