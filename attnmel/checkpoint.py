@@ -341,7 +341,12 @@ def final_problem(folder: str | Path) -> str | None:
         problem = "not a JSON object"
     if problem is not None:
         return f"{FINAL} is {problem}"
-    for name, size in (final.get("files") or {}).items():
+    files = final.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in files.values()):
+        return f"{FINAL} is not this project's (its 'files' are not sizes)"
+    for name, size in files.items():
+        if name not in FINAL_FILES:  # a file handed to us is data: it names no other path
+            continue
         path = folder / name
         if not path.exists():
             return f"{name} is missing ({FINAL} lists {size:,} bytes)"
