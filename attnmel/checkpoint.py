@@ -14,7 +14,9 @@ A run directory (``attnmel train --out DIR``, or a sweep trial's scratch folder)
                   as the run goes and written with each ``last.pt`` (before it, the previous
                   one kept as ``best.prev.pt``) and at the end.
 ``epochs.jsonl``  one JSON object per finished epoch (small; the tables read it).
-``predictions.csv``, ``attention.json``, ``final.json``  written once, when the run ends.
+``predictions.csv``, ``attention.json``, ``final.json``  written once, when the run ends;
+                  ``final.json`` last, with the size of every final file in it, so a copy of
+                  the folder (a sweep's checkpoint in storage) shows whether it arrived whole.
 
 Every checkpoint is tensors and plain Python types only and is read with
 ``torch.load(weights_only=True)``: a file handed to us is data, never code.
@@ -23,21 +25,27 @@ Every checkpoint is tensors and plain Python types only and is read with
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import pickle
 import shutil
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from attnmel.atomic import atomic_output, atomic_write
 from attnmel.errors import UserError
 from attnmel.selection import best_epoch_row
+
+if TYPE_CHECKING:
+    from attnmel.config import TrainConfig
 
 __all__ = [
     "LAST",
@@ -65,6 +73,11 @@ __all__ = [
     "read_data_info",
     "is_finished",
     "final_checkpoint",
+    "write_final",
+    "final_problem",
+    "resume_problem",
+    "CheckpointSizes",
+    "checkpoint_sizes",
 ]
 
 LAST, PREVIOUS, BEST = "last.pt", "last.prev.pt", "best.pt"
@@ -74,6 +87,8 @@ FORMAT = "attnmel-checkpoint/3"  # bumped when the payload's keys change meaning
 # /2: VGG-16-BN's convolutions still had biases. Its weights load (attnmel.models.backbone folds
 # the biases into batch norm); its optimiser state has a momentum buffer per bias, so no resume.
 _MODEL_ONLY_FORMATS = ("attnmel-checkpoint/2",)
+FINAL_FILES = (BEST, PREDICTIONS, ATTENTION, EPOCHS_LOG)  # sized in final.json
+_PREDICTION_COLUMNS = ["split", "image_id", "label", "prob", "dataset"]  # files of older versions lack "dataset"
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool = False) -> None:
@@ -81,12 +96,16 @@ def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool 
 
     With ``keep_previous`` the file being replaced stays as ``last.prev.pt`` (a hard link, so
     no copy of a checkpoint that can be 1 GB) until the next save, so a ``path`` damaged later
-    (a crash while copying it, a full disk) still leaves the state before it.
+    (a crash while copying it, a full disk) still leaves the state before it. The link is made
+    first: the older previous state gives its space back before the new one takes any, so a
+    directory never holds more than two states of a file (and a write that fails for want of
+    space leaves ``path`` and its previous the same intact file).
     """
+    if keep_previous and path.exists():
+        _link_or_copy(path, previous_of(path))
     with atomic_output(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
-        if keep_previous and path.exists():
-            _link_or_copy(path, previous_of(path))
+        with open(tmp, "wb") as handle:  # a file object: a short write surfaces as ENOSPC, not "unexpected pos"
+            torch.save({"format": FORMAT, **payload}, handle)
 
 
 def host_copy(obj: Any, into: Any = None) -> Any:
@@ -260,7 +279,7 @@ def write_predictions(run_dir: Path, rows: Iterable[tuple]) -> None:
     """``predictions.csv``: split, image_id, label, prob (17 significant digits: exact floats),
     dataset (the one the image belongs to: the run's own for val/test, another's for the rows
     of an external set). A row is (split, image_id, label, prob[, dataset])."""
-    lines = ["split,image_id,label,prob,dataset"]
+    lines = [",".join(_PREDICTION_COLUMNS)]
     for split, image_id, label, prob, *dataset in rows:
         lines.append(f"{split},{image_id},{int(label)},{float(prob)!r},{dataset[0] if dataset else ''}")
     atomic_write(run_dir / PREDICTIONS, "\n".join(lines) + "\n")
@@ -268,13 +287,20 @@ def write_predictions(run_dir: Path, rows: Iterable[tuple]) -> None:
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
     """Rows of a ``predictions.csv`` as dicts with typed values (``dataset`` None in files of
-    older versions, which had no such column)."""
+    older versions, which had no such column); a file that does not parse (cut short, wrong
+    columns) is a ``UserError`` naming it and the line."""
+    rows = []
     with open(path, newline="") as handle:
-        return [
-            {"split": r["split"], "image_id": r["image_id"], "label": int(r["label"]), "prob": float(r["prob"]),
-             "dataset": r.get("dataset") or None}
-            for r in csv.DictReader(handle)
-        ]  # fmt: skip
+        reader = csv.DictReader(handle)
+        if reader.fieldnames not in (_PREDICTION_COLUMNS, _PREDICTION_COLUMNS[:4]):
+            raise UserError(f"{path.name} is empty or has other columns than {','.join(_PREDICTION_COLUMNS)}")
+        for r in reader:
+            try:
+                rows.append({"split": r["split"], "image_id": r["image_id"], "label": int(r["label"]),
+                             "prob": float(r["prob"]), "dataset": r.get("dataset") or None})  # fmt: skip
+            except (TypeError, ValueError):
+                raise UserError(f"{path.name}: line {reader.line_num} does not parse (cut short?)") from None
+    return rows
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -284,9 +310,175 @@ def is_finished(run_dir: Path) -> bool:
 
 def final_checkpoint(trial_dir: str | Path) -> Path | None:
     """A sweep trial's newest Tune checkpoint folder (``checkpoint_NNNNNN``) holding a finished
-    run (``final.json``), or None."""
+    run (``final.json``), or None. Whether it arrived whole is :func:`final_problem`'s to say."""
     finished = [p.parent for p in Path(trial_dir).glob(f"checkpoint_*/{FINAL}")]
     return max(finished, key=lambda p: p.name) if finished else None
+
+
+def write_final(run_dir: Path, summary: Mapping[str, Any]) -> None:
+    """``final.json``, the run's completion marker: ``summary`` and the size of each final file,
+    written last so that a folder holding it whole holds every final file whole."""
+    files = {name: (run_dir / name).stat().st_size for name in FINAL_FILES if (run_dir / name).exists()}
+    atomic_write(run_dir / FINAL, json.dumps({**summary, "files": files}, indent=1))
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """(the parsed file, None) or (None, what is wrong with it)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None, "missing"
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"unreadable ({type(exc).__name__})"
+    if not text.strip():
+        return None, "empty"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError:
+        return None, f"not JSON ({len(text.encode())} bytes; cut short?)"
+
+
+def _torch_file_problem(path: Path) -> str | None:
+    """A checkpoint's zip container is whole when its end record is there: a cut anywhere loses it."""
+    if not path.exists():
+        return "missing"
+    if path.stat().st_size == 0:
+        return "empty"
+    return None if zipfile.is_zipfile(path) else f"not a whole checkpoint ({path.stat().st_size:,} bytes; cut short?)"
+
+
+def final_problem(folder: str | Path) -> str | None:
+    """What is wrong with a finished run's folder (a run directory or a copy of it), or None.
+
+    The answer names the file: ``final.json`` missing or not whole, a final file missing or of
+    another size than ``final.json`` records, ``attention.json`` or ``predictions.csv`` that do
+    not parse, ``best.pt`` not a whole checkpoint. Reads no tensors: cheap enough for every
+    trial of a sweep. Folders of older versions (no sizes in ``final.json``) get the parse checks.
+    """
+    folder = Path(folder)
+    final, problem = _read_json(folder / FINAL)
+    if problem is None and not isinstance(final, dict):
+        problem = "not a JSON object"
+    if problem is not None:
+        return f"{FINAL} is {problem}"
+    files = final.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in files.values()):
+        return f"{FINAL} is not this project's (its 'files' are not sizes)"
+    for name, size in files.items():
+        if name not in FINAL_FILES:  # a file handed to us is data: it names no other path
+            continue
+        path = folder / name
+        if not path.exists():
+            return f"{name} is missing ({FINAL} lists {size:,} bytes)"
+        if path.stat().st_size != size:
+            return f"{name} is {path.stat().st_size:,} bytes, {FINAL} lists {size:,} (cut short?)"
+    if (folder / ATTENTION).exists():
+        rows, problem = _read_json(folder / ATTENTION)
+        if problem is None and not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+            problem = "not a list of rows"
+        if problem is not None:
+            return f"{ATTENTION} is {problem}"
+    if (folder / PREDICTIONS).exists():
+        try:
+            read_predictions(folder / PREDICTIONS)
+        except UserError as exc:
+            return str(exc)
+    if (folder / BEST).exists():
+        problem = _torch_file_problem(folder / BEST)
+        if problem is not None:
+            return f"{BEST} is {problem}"
+    return None
+
+
+def resume_problem(folder: str | Path) -> str | None:
+    """What is wrong with a folder as a resumable state (``last.pt``, its ``best.pt``,
+    ``epochs.jsonl``), or None; like :func:`final_problem`, reads no tensors."""
+    folder = Path(folder)
+    for name in (LAST, BEST):
+        if name == BEST and not (folder / BEST).exists():
+            continue  # a run whose best epoch was still only in memory
+        problem = _torch_file_problem(folder / name)
+        if problem is not None:
+            return f"{name} is {problem}"
+    return None
+
+
+@dataclass(frozen=True)
+class CheckpointSizes:
+    """Bytes of a run's checkpoints: ``model`` (``best.pt``: the weights) and ``resume``
+    (``last.pt``: weights, optimiser state and the epoch history); ``written``, how many
+    resumable states ``fit`` writes, and ``reported``, how many of them a sweep trial hands
+    to Tune before its final checkpoint (with background writes, the state written after the
+    second-to-last epoch lands with the final result, which carries the final files instead)."""
+
+    model: int
+    resume: int
+    written: int
+    reported: int
+
+    @property
+    def final(self) -> int:
+        """A finished run's folder: ``best.pt`` and the small final files."""
+        return self.model + _SMALL_FILES
+
+    @property
+    def snapshot(self) -> int:
+        """One resumable checkpoint of a sweep trial (``last.pt`` and ``best.pt``)."""
+        return self.resume + self.model + _SMALL_FILES
+
+    @property
+    def run_dir(self) -> int:
+        """Most a run directory holds at once: up to two states of ``last.pt`` and of
+        ``best.pt`` (see :func:`save_checkpoint`) and the small files."""
+        return min(self.written, 2) * self.resume + 2 * self.model + _SMALL_FILES
+
+
+_TENSOR_OVERHEAD = 1024  # per tensor in torch's zip container: headers, alignment, pickle entry
+_FILE_OVERHEAD = 64 * 1024
+_EPOCH_ROW = 2048  # one epoch of history, pickled
+_SMALL_FILES = 1 << 20  # config, data info, epochs, predictions, Table 3: a generous bound
+
+
+class _ShapesOnly(torch.overrides.TorchFunctionMode):
+    """Skips random in-place fills (``normal_``, ``uniform_``, …) of meta tensors: there is
+    nothing to fill, and their meta versions import torch's compiler (seconds) on first use."""
+
+    _RANDOM_FILLS = frozenset({"normal_", "uniform_", "bernoulli_", "exponential_", "random_", "log_normal_"})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by name
+        if getattr(func, "__name__", "") in self._RANDOM_FILLS and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **kwargs)
+
+
+@functools.lru_cache(maxsize=64)
+def _model_shapes(model_cfg: Any) -> tuple[int, int, int, int]:
+    """(bytes, tensors) of the model's state dict and of its trained parameters, from the model
+    built on the meta device: no memory, no weights read."""
+    from attnmel.models import build_model
+
+    with torch.device("meta"), _ShapesOnly():
+        model = build_model(replace(model_cfg, weights="none"))
+    state = model.state_dict()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    return (sum(t.numel() * t.element_size() for t in state.values()), len(state),
+            sum(p.numel() * p.element_size() for p in trained), len(trained))  # fmt: skip
+
+
+def checkpoint_sizes(cfg: "TrainConfig") -> CheckpointSizes:
+    """The sizes ``fit(cfg, …)`` will write, from the model's shapes. The optimiser state is
+    SGD's momentum buffer, one per trained parameter."""
+    weights, n_state, trained, n_trained = _model_shapes(cfg.model)
+    model_bytes = weights + n_state * _TENSOR_OVERHEAD + _FILE_OVERHEAD
+    momentum = trained + n_trained * _TENSOR_OVERHEAD if cfg.optim.momentum > 0 else 0
+    resume = model_bytes + momentum + cfg.optim.epochs * _EPOCH_ROW
+    # fit's rule: a resumable state after every `checkpoint_every`-th epoch but the last
+    epochs, every = cfg.optim.epochs, cfg.runtime.checkpoint_every
+    written = (epochs - 1) // every
+    reported = written - (1 if cfg.runtime.background_checkpoint and written and (epochs - 1) % every == 0 else 0)
+    return CheckpointSizes(model=model_bytes, resume=resume, written=written, reported=reported)
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:

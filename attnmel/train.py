@@ -254,7 +254,7 @@ def _finalise(
         ckpt.save_checkpoint(payload, run_dir / ckpt.BEST, keep_previous=True)
     final = {"best_epoch": best.row["epoch"], **metrics, "numbers_key": numbers_key(cfg), "mask_split": data.mask_split,
              "external": external}  # fmt: skip
-    atomic_write(run_dir / ckpt.FINAL, json.dumps(final, indent=1))
+    ckpt.write_final(run_dir, final)  # last: it records the sizes of the files above
     for path in (run_dir / ckpt.LAST, run_dir / ckpt.PREVIOUS, ckpt.previous_of(run_dir / ckpt.BEST)):
         path.unlink(missing_ok=True)  # resumable state is dead weight once the run ended
     scored = {key: e[m] for name, e in external.items() for key, m in zip(external_metrics(name), ("auc", "ap"))}
@@ -281,6 +281,9 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
     device = resolve_device(cfg.runtime.device)
     train_precision, eval_precision = resolve_precision(cfg.runtime, device)
     if ckpt.is_finished(run_dir):
+        damaged = ckpt.final_problem(run_dir)
+        if damaged is not None:
+            raise UserError(f"{run_dir} holds a damaged finished run ({damaged}); delete the folder to start it over")
         if json.loads((run_dir / ckpt.FINAL).read_text()).get("numbers_key") != numbers_key(cfg):
             raise _different_run(run_dir)
         return
@@ -357,6 +360,7 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
             # `landed`: a complete resumable state joined the directory since the last result
             landed = writer.wait() if writer is not None else False  # begun after the last epoch
             deferred, best_fields = None, _best_fields(best)
+            ckpt.write_epochs(run_dir, history)  # before final.json, which records its size
             if done:
                 best_fields = _finalise(best_epoch, model, cfg, data, run_dir, eval_kw)
                 landed = True
@@ -367,7 +371,6 @@ def fit(config: TrainConfig, run_dir: str | Path) -> Iterator[dict[str, Any]]:
                     landed = True
                 else:
                     deferred = (best_epoch.unwritten(cfg, bundle), resume)
-            ckpt.write_epochs(run_dir, history)
             yield {**row, **best_fields, "is_best": is_best, "checkpoint": landed, "done": done, **identity}
             if deferred is not None:
                 # after the yield: the caller has snapshotted the directory, and no write runs

@@ -11,6 +11,7 @@ output locations: ``--out``, the sweep storage, SQL targets). Cases fail before 
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import shutil
@@ -731,9 +732,14 @@ def _scored(ctx: Ctx, *, identical: bool = False) -> Path:
         by_seed: dict[int, list[str]] = {}
         for tid, ident in sorted(truth["trials"].items()):
             by_seed.setdefault(ident["seed"], []).append(tid)
+        from attnmel.checkpoint import FINAL, write_final
+
         for lesion, plain in by_seed.values():
             source = next(sweep.glob(f"*{lesion}*/checkpoint_*/predictions.csv"))
-            shutil.copy(source, next(sweep.glob(f"*{plain}*/checkpoint_*/predictions.csv")))
+            target = next(sweep.glob(f"*{plain}*/checkpoint_*/predictions.csv"))
+            shutil.copy(source, target)
+            final = json.loads((target.parent / FINAL).read_text())  # as if the trial had scored them
+            write_final(target.parent, {k: v for k, v in final.items() if k != "files"})
     return sweep
 
 

@@ -182,7 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _report_build(args: argparse.Namespace) -> int:
-    from orchestrator.results.build import find_sweep_dirs, write_tables
+    from orchestrator.results.build import damaged_notes, find_sweep_dirs, write_tables
 
     for sweep_dir in find_sweep_dirs(args.path):
         paths, built = write_tables(sweep_dir)
@@ -190,6 +190,8 @@ def _report_build(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())) or "no trials"
         print(f"{sweep_dir}: {statuses.sum()} trials ({counts}), {len(built.epochs)} epoch rows, "
               f"{len(built.predictions)} prediction rows -> {', '.join(p.name for p in paths.values())}")
+        for note in damaged_notes(built.trials):
+            print(f"{sweep_dir}/{note}")
         if "predictions" not in paths and len(built.trials):
             print(f"{sweep_dir}: no per-image predictions (trials of an older version): "
                   "confidence intervals, comparisons and Table 3 need a re-run")

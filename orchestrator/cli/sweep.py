@@ -70,6 +70,11 @@ def _slurm_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dry-run", action="store_true", help="print the script, write nothing")
 
 
+def _force_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="start even when the storage has less free space than the trials' checkpoints need")  # fmt: skip
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sweep`` and its subcommands to the ``attnmel`` parser."""
     sweep = subparsers.add_parser("sweep", help="run, resume and submit Ray Tune sweeps of experiments/*.yaml")
@@ -81,11 +86,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--unique", action="store_true", help="if the sweep folder exists, use the next free name (-2, -3, ...)")
     run.add_argument("--dry-run", action="store_true", help="validate the spec, print it and the trial count, run nothing")
     run.add_argument("--figures", action="store_true", help="at the end, write curves.png (and sensitivity.png for a λ grid) into the sweep folder")
+    _force_arg(run)
     run.set_defaults(func=_run)
 
     resume = commands.add_parser("resume", help="continue an interrupted sweep from its storage folder")
     resume.add_argument("path", metavar="PATH", help="the sweep folder, <storage>/<name>")
     _cluster_args(resume)
+    resume.add_argument(
+        "--restart-errored", action="store_true",
+        help="errored trials start over from their first epoch instead of their last checkpoint "
+        "(e.g. when that checkpoint is damaged)",
+    )  # fmt: skip
+    resume.add_argument(
+        "--from-trials", action="store_true",
+        help="rebuild the trial list from sweep.json and the trial folders instead of Tune's saved state "
+        "(when that is damaged): finished trials are kept, the others run again from their last intact checkpoint",
+    )  # fmt: skip
+    _force_arg(resume)
     resume.set_defaults(func=_resume)
 
     submit = commands.add_parser("submit", help="submit `sweep run` to a cluster as a Ray Job and return")
@@ -153,7 +170,8 @@ def _run(args: argparse.Namespace) -> int:
     _join(args)
     from orchestrator.sweep.tune import run_sweep
 
-    return run_sweep(spec, address=args.address, num_cpus=args.num_cpus, unique=args.unique, figures=args.figures)
+    return run_sweep(spec, address=args.address, num_cpus=args.num_cpus, unique=args.unique, figures=args.figures,
+                     force=args.force)  # fmt: skip
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -163,7 +181,8 @@ def _resume(args: argparse.Namespace) -> int:
     _join(args)
     from orchestrator.sweep.tune import resume_sweep
 
-    return resume_sweep(args.path, address=args.address, num_cpus=args.num_cpus)
+    return resume_sweep(args.path, address=args.address, num_cpus=args.num_cpus, restart_errored=args.restart_errored,
+                        from_trials=args.from_trials, force=args.force)  # fmt: skip
 
 
 def _submit(args: argparse.Namespace) -> int:

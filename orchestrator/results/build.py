@@ -4,6 +4,12 @@ Reads only files (``sweep.json``; each Tune trial directory's ``params.json``,
 ``result.json`` and ``error.txt``; the predictions and attention scores in the trial's final
 checkpoint), never Ray, so it works after a crash and on a copy of a sweep that ran
 elsewhere, and nothing depends on when it runs: rebuilding gives the same rows.
+
+Nothing half-written is trusted: a trial whose ``params.json`` does not parse, whose
+``result.json`` holds a broken line before others, or whose final checkpoint did not arrive
+whole (see
+:func:`attnmel.checkpoint.final_problem`) is ``DAMAGED``, its ``error`` naming the file; its
+checkpoint's predictions and Table 3 rows stay out, and every other trial is tabled as usual.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from attnmel.checkpoint import ATTENTION, FINAL, PREDICTIONS, final_checkpoint, read_epochs, read_predictions
+from attnmel.checkpoint import ATTENTION, FINAL, PREDICTIONS, final_checkpoint, final_problem, read_epochs, read_predictions
 from attnmel.errors import UserError
 from attnmel.metrics import brier_score, expected_calibration_error, sensitivity_at_specificity
 from attnmel.record import IDENTITY_FIELDS, SPLIT_METRICS, external_metrics
@@ -26,32 +32,55 @@ from attnmel.selection import best_epoch_row
 from orchestrator.results import tables
 from orchestrator.sweep import folders
 
-__all__ = ["build_tables", "find_sweep_dirs", "load_tables", "terminated", "write_tables"]
+__all__ = ["DAMAGED", "build_tables", "find_sweep_dirs", "load_tables", "terminated", "damaged_notes", "write_tables"]
 
 log = logging.getLogger(__name__)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+DAMAGED = "DAMAGED"  # the status of a trial with a file cut short (see the module docstring)
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def _read_results(path: Path) -> list[dict[str, Any]]:
-    """Rows of ``result.json`` in file order; skips a line cut short by a crash."""
+def _read_results(path: Path) -> tuple[list[dict[str, Any]], int | None]:
+    """Rows of ``result.json`` in file order, and the number of a line that does not parse
+    although rows follow it (damage), else None. A last line cut short is what a crash in the
+    middle of Tune's append leaves (or a live sweep shows): it is skipped, and the epoch comes
+    back with the resume or from the final checkpoint's ``epochs.jsonl``. No file, or an empty
+    one (a trial that started but never reported), is no rows."""
     if not path.exists():
-        return []
-    rows = []
+        return [], None
+    rows, bad, damaged = [], None, None
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            log.warning("%s: line %d is not JSON (cut short by a crash?); skipped", path, number)
+            log.warning("%s: line %d is not JSON (cut short by a crash or a full disk?); skipped", path, number)
+            bad = bad or number
             continue
+        damaged = damaged or bad
         if isinstance(row, dict):
             rows.append(row)
-    return rows
+    return rows, damaged
+
+
+def _read_params(trial_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """``params.json`` and, when it does not parse, what is wrong with it."""
+    path = trial_dir / folders.PARAMS
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        return {}, f"unreadable ({type(exc).__name__})"
+    if not text.strip():
+        return {}, "empty"
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError:
+        return {}, f"not JSON ({len(text.encode())} bytes; cut short?)"
+    return (params, None) if isinstance(params, dict) else ({}, "not a JSON object")
 
 
 def _read_error(path: Path) -> tuple[str | None, int]:
@@ -195,12 +224,19 @@ def _trial_rows(
     sweep: str, trial_dir: Path, tune_statuses: dict[str, str], sweep_code_version: str | None
 ) -> dict[str, list[dict[str, Any]]]:
     """The rows of every table that one trial directory contributes."""
-    rows = _read_results(trial_dir / folders.RESULTS)
-    try:
-        params = json.loads((trial_dir / folders.PARAMS).read_text())
-    except (OSError, ValueError) as exc:
-        log.warning("%s: unreadable params.json (%s)", trial_dir, exc)
-        params = {}
+    rows, cut = _read_results(trial_dir / folders.RESULTS)
+    params, params_problem = _read_params(trial_dir)
+    final = final_checkpoint(trial_dir)
+    final_damage = final_problem(final) if final is not None else None
+    damage = next((f"damaged: {text}" for text in (
+        params_problem and f"{folders.PARAMS} is {params_problem}",
+        cut and f"{folders.RESULTS} line {cut} is not JSON",
+        final_damage and f"{final.name}/{final_damage}",
+    ) if text), None)  # fmt: skip
+    if damage is not None:
+        log.warning("%s: %s", trial_dir, damage)
+    if final_damage is not None:
+        final = None  # nothing of a checkpoint that did not arrive whole is read
     trial_id = _trial_id(trial_dir, rows)
     last = rows[-1] if rows else {}
     identity = {k: last.get(k) for k in IDENTITY_FIELDS}
@@ -211,7 +247,6 @@ def _trial_rows(
             derived["code_version"] = sweep_code_version
         identity = {k: derived.get(k) if v is None else v for k, v in identity.items()}
 
-    final = final_checkpoint(trial_dir)
     epochs = _with_unreported_epochs(_dedupe_epochs(rows), final, trial_dir)
     best = best_epoch_row(epochs)
     reported = last.get("best_epoch")
@@ -221,11 +256,20 @@ def _trial_rows(
             trial_dir, best["epoch"], reported, best["epoch"],
         )  # fmt: skip
 
+    if damage is None and final is not None and best is not None:
+        recorded = json.loads((final / FINAL).read_text()).get("best_epoch")  # whole: final_problem said so
+        if recorded is not None and int(recorded) != int(best["epoch"]):
+            damage = (f"damaged: {folders.RESULTS} lacks epochs: the best is epoch {best['epoch']} there, "
+                      f"{final.name}/{FINAL} records {recorded}")  # fmt: skip
+            log.warning("%s: %s", trial_dir, damage)
+
     error, num_failures = _read_error(trial_dir / folders.ERRORS)
     tune_status = tune_statuses.get(trial_id)
-    # A final checkpoint is written only by a run that ended, so it counts too: Tune's copy of
-    # result.json in the storage folder can lag behind (it syncs from the driver's staging folder).
-    if bool(last.get("done", False)) or final is not None:
+    # A final checkpoint is written only by a run that ended, so a whole one counts too: Tune's copy
+    # of result.json in the storage folder can lag behind (it syncs from the driver's staging folder).
+    if damage is not None:
+        status, error = DAMAGED, damage
+    elif bool(last.get("done", False)) or final is not None:
         status = "TERMINATED"
     elif error is not None or tune_status == "ERROR":
         status = "ERROR"
@@ -339,6 +383,16 @@ def find_sweep_dirs(path: str | Path) -> list[Path]:
     return found
 
 
+def _read_table(sweep_dir: Path, name: str) -> pd.DataFrame | None:
+    """A sweep's Parquet table; one that does not read (cut short) is one line naming it."""
+    try:
+        return tables.read(sweep_dir, name)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{sweep_dir / tables.FILES[name]} is damaged ({reason}) and the trial folders it was built "
+                        "from are not here to rebuild it") from None  # fmt: skip
+
+
 def load_tables(path: str | Path) -> tables.ResultTables:
     """The tables of a sweep directory or of every sweep under a results root.
 
@@ -350,12 +404,18 @@ def load_tables(path: str | Path) -> tables.ResultTables:
         if folders.trial_dirs(sweep_dir) or not (sweep_dir / tables.FILES["trials"]).exists():
             built = build_tables(sweep_dir)._asdict()
         else:
-            built = {name: tables.read(sweep_dir, name) for name in tables.SCHEMAS}
+            built = {name: _read_table(sweep_dir, name) for name in tables.SCHEMAS}
         for name, table in built.items():
             parts[name].append(tables.empty(name) if table is None else table)
     return tables.ResultTables(
         **{name: pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] for name, frames in parts.items()}
     )
+
+
+def damaged_notes(trials: pd.DataFrame) -> list[str]:
+    """One line per damaged trial: its folder and the file that did not arrive whole."""
+    damaged = trials[trials["status"] == DAMAGED]
+    return [f"{row.trial_dir}: {row.error}" for row in damaged.itertuples()]
 
 
 def terminated(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:

@@ -66,7 +66,9 @@ def summary_report(
 ) -> tuple[str, str | None]:  # fmt: skip
     """The paper-style table per dataset as text (see :func:`summary_model`). Returns ``(text,
     problem)``: ``problem`` says why the intervals are missing when they could not be computed
-    (e.g. a test split with one class), else None. ``model``: the numbers, when already computed."""
+    (e.g. a test split with one class), else None. ``model``: the numbers, when already computed.
+    Damaged trials (a file cut short) are named at the end."""
+    from orchestrator.results.build import damaged_notes
     from orchestrator.results.text import format_summary, format_trial_intervals
 
     if model is None:
@@ -77,6 +79,8 @@ def summary_report(
         text += model.note + "\n"
     if model.per_trial is not None:
         text += "\n" + format_trial_intervals(model.per_trial, model.summary, paper=paper)
+    # name the file that did not arrive whole, for each trial left out for it
+    text += "".join(f"damaged trial {note}\n" for note in damaged_notes(tables.trials))
     return text + _external(tables), model.problem
 
 

@@ -5,22 +5,26 @@ driver) and those who read it (the result tables, ``predict``).
 creation time), Tune's ``experiment_state-*.json``, and one folder per trial named
 ``<trial id>_<label>`` holding ``params.json`` (:func:`orchestrator.sweep.grid.tune_params`),
 ``result.json`` (one line per epoch), ``error.txt`` after a failure and ``checkpoint_NNNNNN/``
-folders (a snapshot of the run directory each); ``report.html``, the sweep's page, refreshed
-after each finished trial and at the end. ``slurm/`` holds what ``attnmel sweep slurm``
-writes before the sweep starts (:mod:`orchestrator.sweep.slurm`): the job script, the resolved
-spec it runs and the job's logs.
+folders (a snapshot of the run directory each; Tune keeps each trial's newest
+``KEEP_CHECKPOINTS``); ``report.html``, the sweep's page, refreshed after each finished trial
+and at the end. ``slurm/`` holds what ``attnmel sweep slurm`` writes before the sweep starts
+(:mod:`orchestrator.sweep.slurm`): the job script, the resolved spec it runs and the job's logs.
+``sweep resume --from-trials`` moves what it replaces into a ``.superseded-<time>/`` folder,
+which no reader looks into.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from attnmel.errors import UserError
 
 __all__ = [
-    "SWEEP_META", "PARAMS", "RESULTS", "ERRORS", "EXPERIMENT_STATE", "CHECKPOINT_PREFIX", "PAGE",
-    "SLURM_DIR", "SLURM_SCRIPT", "SLURM_SPEC", "SLURM_LOG", "trial_dirname", "trial_dirs", "trial_id_of", "find_trial",
+    "SWEEP_META", "PARAMS", "RESULTS", "ERRORS", "EXPERIMENT_STATE", "CHECKPOINT_PREFIX", "KEEP_CHECKPOINTS",
+    "SUPERSEDED_PREFIX", "PAGE", "SLURM_DIR", "SLURM_SCRIPT", "SLURM_SPEC", "SLURM_LOG", "point_label",
+    "trial_dirname", "trial_dirs", "trial_id_of", "find_trial",
 ]  # fmt: skip
 
 SWEEP_META, PARAMS, RESULTS, ERRORS = "sweep.json", "params.json", "result.json", "error.txt"
@@ -30,11 +34,24 @@ PAGE = "report.html"  # the sweep's self-contained page (orchestrator.results.ht
 SLURM_DIR = "slurm"  # the Slurm launcher's files, there before the sweep's own:
 SLURM_SCRIPT, SLURM_SPEC = "job.sbatch", "spec.yaml"  # the job script and the resolved spec it runs
 SLURM_LOG = "slurm-%j.out"  # the job's log; %j: its id (a requeued job keeps its id and appends)
+# Checkpoints Tune keeps per trial (newest first, no score): with one fewer, a driver killed
+# between Tune deleting the older one and saving its state could leave a state naming none.
+KEEP_CHECKPOINTS = 2
+SUPERSEDED_PREFIX = ".superseded-"
 _MAX_NAME = 120  # characters of a trial folder's name
 
 # Grid and random search trial ids are "<5 hex>_<5 digits>", other searchers' 8 hex digits; a
 # trial folder's name starts with its id (older versions of Tune put "<trainable>_" before it).
 _TRIAL_ID = (re.compile(r"(?:^|_)([0-9a-f]{5}_\d{5})(?=_|$)"), re.compile(r"(?:^|_)([0-9a-f]{8})(?=_|$)"))
+
+
+def point_label(point: dict[str, Any]) -> str:
+    """A grid point as people read it: ``attnmel+lesion seed 0 lambda1=0.001``."""
+    parts = [point.get("variant", "?"), f"seed {point.get('runtime.seed', 0)}"]
+    for key, value in point.items():
+        if key not in ("variant", "runtime.seed"):
+            parts.append(f"{key.split('.')[-1]}={value:g}" if isinstance(value, float) else f"{key.split('.')[-1]}={value}")
+    return " ".join(parts)
 
 
 def trial_dirname(trial_id: str, label: str) -> str:

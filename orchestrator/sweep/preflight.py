@@ -1,8 +1,9 @@
 """Everything a user can get wrong, checked on the driver before any folder is created.
 
 Data layout and every image (decoded once, which also fills the preprocessing cache the
-trials read), ROI files of the regularised variants, model weights, the storage path, the
-cluster address (with the token-authentication hint Ray's own message lacks) and resources.
+trials read), ROI files of the regularised variants, model weights, the storage path and its
+free space (against what the trials will hold, from the models' checkpoint sizes), the cluster
+address (with the token-authentication hint Ray's own message lacks) and resources.
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from attnmel.errors import UserError
+from attnmel.errors import UserError, format_bytes
 from attnmel.models.registry import split_token
 from orchestrator.sweep import stop
+from orchestrator.sweep.grid import trial_config
 from orchestrator.sweep.spec import SweepSpec
-from orchestrator.sweep.storage import check_writable
+from orchestrator.sweep.storage import check_writable, free_space, storage_need
 
 if TYPE_CHECKING:
     import ray
 
-__all__ = ["check_inputs", "check_address", "check_resources", "join_hint", "wait_for_nodes"]
+__all__ = ["check_inputs", "check_address", "check_resources", "check_storage_space", "trials_at_once", "join_hint",
+           "wait_for_nodes"]  # fmt: skip
 
 
 def check_inputs(spec: SweepSpec, *, local: bool) -> None:
@@ -129,3 +132,43 @@ def wait_for_nodes(cluster: "ray", nodes: int, *, timeout: float, poll: float = 
         time.sleep(poll)
     if alive >= nodes:
         print(f"{alive} of {nodes} Ray nodes joined", flush=True)
+
+
+def trials_at_once(spec: SweepSpec, cluster: "ray | None", n_trials: int) -> int:
+    """How many of ``n_trials`` can run at the same time: the spec's ``max_concurrent`` and,
+    given a connected Ray, how many trials its CPUs and GPUs fit."""
+    limits = [n_trials] + ([spec.max_concurrent] if spec.max_concurrent else [])
+    if cluster is not None:
+        total = cluster.cluster_resources()
+        limits.append(int(total.get("CPU", 0) // spec.resources.cpus))
+        if spec.resources.gpus > 0:
+            limits.append(int(total.get("GPU", 0) // spec.resources.gpus))
+    return max(1, min(limits))
+
+
+def check_storage_space(
+    spec: SweepSpec, cluster: "ray | None" = None, *, points: list[dict[str, Any]] | None = None, force: bool = False
+) -> None:
+    """Refuse a sweep whose local storage has less free space than its trials will hold at
+    most (``points``: those still to run, by default all); ``force`` skips the check, object
+    stores are not checked. A search's trials are costed as its largest model."""
+    free = free_space(spec.storage)
+    if force or free is None:
+        return
+    if spec.search is None:
+        configs = [trial_config(spec.train, p) for p in (spec.points if points is None else points)]
+    else:
+        from attnmel.checkpoint import checkpoint_sizes
+
+        largest = max((trial_config(spec.train, p) for p in spec.points), key=lambda c: checkpoint_sizes(c).snapshot)
+        configs = [largest] * spec.n_trials
+    if not configs:
+        return
+    at_once = trials_at_once(spec, cluster, len(configs))
+    need = storage_need(configs, at_once)
+    if need > free:
+        raise UserError(
+            f"storage {spec.storage}: the sweep's {len(configs)} trial(s) ({at_once} at a time) need about "
+            f"{format_bytes(need)} for their checkpoints but it has {format_bytes(free)} free; free space, "
+            "use another storage (--storage), or --force to start anyway"
+        )

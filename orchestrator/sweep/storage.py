@@ -1,20 +1,32 @@
 """Sweep storage on a local path, a shared filesystem or an object store URI (``s3://…``).
 
 One set of file helpers over ``pyarrow.fs`` so the driver treats every kind of storage the
-same way; local paths use the project's one atomic write.
+same way; local paths use the project's one atomic write. And what a sweep's trials will hold
+in storage (:func:`storage_need`), so that a sweep too big for its storage is refused before
+its first trial rather than found out by every trial at its first checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from attnmel.atomic import atomic_write
+from attnmel.atomic import atomic_write, free_bytes
 from attnmel.errors import UserError
+from orchestrator.sweep.folders import KEEP_CHECKPOINTS
 
-__all__ = ["is_uri", "exists", "write_json", "read_json", "list_dir", "make_dir", "remove_dir", "remove", "check_writable"]
+if TYPE_CHECKING:
+    from attnmel.config import TrainConfig
+
+__all__ = [
+    "is_uri", "exists", "write_json", "read_json", "list_dir", "make_dir", "remove_dir", "remove", "check_writable",
+    "writable_problem", "free_space", "trial_need", "storage_need",
+]  # fmt: skip
+
+TUNE_FILES = 1 << 20  # per trial: Tune's result.json, progress.csv, params, event files (generous)
 
 
 def is_uri(path: str) -> bool:
@@ -108,3 +120,55 @@ def check_writable(storage: str) -> None:
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise UserError(f"storage {storage}: {parent} is not writable (spec key 'storage' / --storage)")
             return
+
+
+def writable_problem(storage: str) -> str | None:
+    """Why a local storage folder cannot be written now ("read-only file system", "not
+    writable"), or None (also for object stores, which say so only when written)."""
+    if is_uri(storage):
+        return None
+    path = Path(storage).absolute()
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if os.statvfs(parent).f_flag & os.ST_RDONLY:
+                return "read-only file system"
+            return None if os.access(parent, os.W_OK | os.X_OK) else "permission denied"
+    return None
+
+
+def free_space(storage: str) -> int | None:
+    """Bytes free where a local storage path is (or would be) created; None for object stores."""
+    return None if is_uri(storage) else free_bytes(storage)
+
+
+def _sizes(config: "TrainConfig") -> Any:
+    from attnmel.checkpoint import checkpoint_sizes
+
+    return checkpoint_sizes(config)
+
+
+def trial_need(config: "TrainConfig") -> tuple[int, int]:
+    """``(finished, running)``: the bytes one trial of ``config`` holds in storage once it has
+    finished (its final checkpoint and, until the sweep ends and prunes, the resumable ones Tune
+    keeps beside it) and at most while it runs (the resumable ones Tune keeps and the next one
+    being copied, or the final one being copied beside those)."""
+    sizes = _sizes(config)
+    reported, keep = sizes.reported, KEEP_CHECKPOINTS
+    finished = sizes.final + min(reported, keep - 1) * sizes.snapshot + TUNE_FILES
+    running = max(min(reported, keep + 1) * sizes.snapshot, min(reported, keep) * sizes.snapshot + sizes.final)
+    return finished, max(finished, running + TUNE_FILES)
+
+
+def storage_need(configs: Sequence["TrainConfig"], concurrent: int) -> int:
+    """The most the trials of ``configs`` hold in storage at once when ``concurrent`` run at a
+    time: every trial finished, plus what the largest ``concurrent`` hold beyond that while
+    they run. Checkpoint sizes come from the models' shapes (one estimate per model)."""
+    cache: dict[Any, tuple[int, int]] = {}
+    needs = []
+    for config in configs:
+        key = (config.model, config.optim.momentum, config.optim.epochs)
+        if key not in cache:
+            cache[key] = trial_need(config)
+        needs.append(cache[key])
+    extra = sorted((running - finished for finished, running in needs), reverse=True)
+    return sum(finished for finished, _ in needs) + sum(extra[: max(concurrent, 0)])

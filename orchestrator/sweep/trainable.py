@@ -7,10 +7,17 @@ to Tune only with the results after which ``fit`` completed a resumable state
 (``runtime.checkpoint_every``) and at the end, when it holds the best weights, the predictions
 and Table 3 scores only. Results reach Tune from a second thread, so neither Tune's copy of a
 checkpoint nor its result hand-over holds up the next epoch.
+
+Storage faults end a trial with one line (:class:`~attnmel.errors.StorageError`): a full or
+read-only storage (Tune's copy of a checkpoint into it) or scratch disk (``fit``'s own writes),
+and, before any work, a storage that cannot hold what the trial will write. A trial whose
+params do not make a config, or whose restored checkpoint arrived damaged, is refused before
+it trains.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -24,9 +31,14 @@ from typing import Any
 import ray
 from ray import tune
 
+from attnmel.atomic import storage_error
+from attnmel.errors import StorageError, UserError, format_bytes
+from orchestrator.sweep import folders, storage
 from orchestrator.sweep.grid import params_config
 
-__all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch", "snapshot"]
+__all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch", "snapshot", "point_key", "RESUME_FROM"]
+
+RESUME_FROM = "resume_from"  # sweep.json: point_key → checkpoint folder (set by `sweep resume --from-trials`)
 
 # Trials keep their run directory here, named "<worker pid>-<trial id>-...". Tune may end a
 # worker process while a finished trial's thread still sits in `report`, so its cleanup cannot
@@ -118,21 +130,88 @@ def remove_stale_scratch(*, trial_ids: Collection[str] = (), include_own: bool =
             shutil.rmtree(path, ignore_errors=True)
 
 
-def train_trial(params: dict[str, Any]) -> None:
-    """Tune function trainable: one ``fit`` run, reported epoch by epoch."""
+def point_key(point: dict[str, Any]) -> str:
+    """A grid point as one canonical string (the key of ``sweep.json``'s ``resume_from``)."""
+    return json.dumps(point, sort_keys=True)
+
+
+def _config(params: dict[str, Any]) -> Any:
+    """The trial's config; params that do not make one (``{}`` from a damaged experiment state)
+    are refused before anything runs."""
+    try:
+        return params_config(params)
+    except UserError as exc:
+        raise UserError(f"refused to start a trial whose params do not validate: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        shown = json.dumps(params, default=str)[:120]
+        raise UserError(f"refused to start a trial whose params are not a trial config ({type(exc).__name__}: "
+                        f"{exc}; params {shown})") from None  # fmt: skip
+
+
+def _check_room(config: Any, sweep_dir: str | None) -> None:
+    """Refuse to start when the storage cannot take this trial's checkpoints: after a full
+    storage stopped a sweep, trials still queued end at once instead of at their first copy."""
+    if not sweep_dir or storage.is_uri(sweep_dir):
+        return
+    problem = storage.writable_problem(sweep_dir)
+    if problem is not None:
+        raise StorageError(sweep_dir, problem, storage.free_space(sweep_dir))
+    free, (_, running) = storage.free_space(sweep_dir), storage.trial_need(config)
+    if free is not None and free < running:
+        raise StorageError(sweep_dir, "no space left on device", free,
+                           f": not started, a trial needs up to {format_bytes(running)}")
+
+
+def _restore(checkpoint: Any, run_dir: Path, source: str) -> None:
+    """Fill ``run_dir`` from a checkpoint, refusing one that arrived damaged (cut by a full disk)."""
+    from attnmel import checkpoint as ckpt
+
+    checkpoint.to_directory(str(run_dir))
+    if ckpt.is_finished(run_dir):
+        problem = ckpt.final_problem(run_dir)
+    elif (run_dir / ckpt.LAST).exists():
+        problem = ckpt.resume_problem(run_dir)
+    else:
+        problem = None  # an empty stand-in for a deleted folder: the trial starts over
+    if problem is not None:
+        raise UserError(f"its checkpoint {source} is damaged ({problem}); `attnmel sweep resume --restart-errored` "
+                        "starts errored trials over")  # fmt: skip
+
+
+def _resume_source(params: dict[str, Any], sweep_dir: str | None) -> Any:
+    """The checkpoint ``sweep resume --from-trials`` chose for this trial's point, if any."""
+    if not sweep_dir:
+        return None
+    try:
+        chosen = storage.read_json(f"{sweep_dir}/{folders.SWEEP_META}").get(RESUME_FROM, {})
+    except (OSError, ValueError):
+        return None
+    relative = chosen.get(point_key(params.get("point", {}))) if isinstance(chosen, dict) else None
+    return f"{sweep_dir}/{relative}" if relative else None
+
+
+def train_trial(params: dict[str, Any], sweep_dir: str | None = None, check_room: bool = True) -> None:
+    """Tune function trainable: one ``fit`` run, reported epoch by epoch. ``sweep_dir`` (the
+    sweep's storage folder) lets it name the storage when it is full and, with ``check_room``
+    (off under ``--force``), refuse to start when the storage cannot take its checkpoints."""
     from attnmel.train import fit
 
     # Tune logs every checkpoint upload at INFO; the progress lines already say each epoch
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-    config = params_config(params)
+    config = _config(params)
+    where = f"{sweep_dir}/{Path(tune.get_context().get_trial_dir()).name}" if sweep_dir else "the sweep's storage"
     remove_stale_scratch(include_own=True)  # Tune runs one trial at a time per worker
     SCRATCH_ROOT.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{tune.get_context().get_trial_id()}-", dir=SCRATCH_ROOT))
     run_dir = scratch / "run"
     try:
-        checkpoint = tune.get_checkpoint()
+        if check_room:
+            _check_room(config, sweep_dir)
+        checkpoint, source = tune.get_checkpoint(), "from Tune"
+        if checkpoint is None and (chosen := _resume_source(params, sweep_dir)) is not None:
+            checkpoint, source = tune.Checkpoint.from_directory(chosen), chosen
         if checkpoint is not None:
-            checkpoint.to_directory(str(run_dir))
+            _restore(checkpoint, run_dir, checkpoint.path if source == "from Tune" else source)
         node_id = ray.get_runtime_context().get_node_id()  # node_ip alone cannot tell nodes of one host apart
         reporter = _Reporter()
         try:
@@ -143,5 +222,10 @@ def train_trial(params: dict[str, Any]) -> None:
             reporter.finish(raise_error=False)  # the epochs before the failure still reach Tune
             raise
         reporter.finish()
+    except Exception as exc:  # one line for a full or read-only disk, whichever write hit it
+        problem = storage_error(exc, where)
+        if problem is None or problem is exc:
+            raise
+        raise problem from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -5,6 +5,12 @@ Tune snapshots after every checkpoint always names one that still exists, whatev
 the driver is killed at; the best epoch's weights travel inside every checkpoint as
 ``best.pt``. When the sweep's ``fit`` returns, finished trials' older checkpoints are deleted:
 what stays is the final one (best weights, predictions, Table 3 scores).
+
+Storage: before the first trial the sweep's storage must have room for what its trials will
+hold (:func:`orchestrator.sweep.preflight.check_storage_space`, ``--force`` to skip); a full or
+read-only storage while it runs stops it with one line per trial and a summary saying how to go
+on (:mod:`orchestrator.sweep.storage_watch`); a resume checks Tune's saved state first and never
+lets Tune start the sweep over (:mod:`orchestrator.sweep.recover`).
 """
 
 from __future__ import annotations
@@ -21,26 +27,19 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from attnmel.errors import UserError
+from attnmel.errors import StorageError, UserError, format_bytes
 from attnmel.version import code_version, environment
-from orchestrator.sweep import folders, stop, storage
-from orchestrator.sweep.grid import params_config, tune_params
+from orchestrator.sweep import folders, recover, stop, storage, storage_watch
+from orchestrator.sweep.grid import params_config, trial_config, tune_params
 from orchestrator.sweep.page_refresh import PageRefresh, write_final_page
-from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, join_hint
+from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, check_storage_space, join_hint
+from orchestrator.sweep.preflight import trials_at_once
 from orchestrator.sweep.spec import METRIC, MODE, SweepSpec, spec_from_dict, spec_to_dict, sweep_path
-from orchestrator.sweep.trainable import remove_stale_scratch, train_trial
+from orchestrator.sweep.trainable import RESUME_FROM, point_key, remove_stale_scratch, train_trial
 
 __all__ = ["TuneSettings", "tune_settings", "trial_resources", "build_tuner", "connect", "run_sweep", "resume_sweep", "SweepProgress"]
 
-KEEP_CHECKPOINTS = 2  # see the module docstring: one fewer and a kill can orphan the state
-
-
-def _point_label(point: dict[str, Any]) -> str:
-    parts = [point.get("variant", "?"), f"seed {point.get('runtime.seed', 0)}"]
-    for key, value in point.items():
-        if key not in ("variant", "runtime.seed"):
-            parts.append(f"{key.split('.')[-1]}={value:g}" if isinstance(value, float) else f"{key.split('.')[-1]}={value}")
-    return " ".join(parts)
+KEEP_CHECKPOINTS = folders.KEEP_CHECKPOINTS  # see the module docstring
 
 
 def _prune_finished(results: Any) -> None:
@@ -61,23 +60,31 @@ def _prune_finished(results: Any) -> None:
 
 
 class SweepProgress(tune.Callback):
-    """One line per trial start, epoch, end and error, instead of Tune's periodic tables.
-    Pickled into the experiment state with the run config, so a resumed sweep prints the same."""
+    """One line per trial start, epoch, end and error, instead of Tune's periodic tables; a
+    trial that failed on a full or read-only storage stops the sweep (see
+    :mod:`~orchestrator.sweep.storage_watch`). Pickled into the experiment state with the run
+    config, so a resumed sweep prints the same."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, sweep_dir: str | None = None) -> None:
         self.total = total
+        self.sweep_dir = sweep_dir
         self._epochs: dict[str, int] = {}  # trial id → epochs it runs (a grid may vary optim.epochs)
-
-    def setup(self, **info: Any) -> None:
-        stop.listen()  # Tune has installed its stop handler by now: remember a request it takes
 
     @staticmethod
     def _tag(trial: Any) -> str:
-        return f"[{trial.trial_id}] {_point_label(trial.config.get('point', {}))}"
+        return f"[{trial.trial_id}] {folders.point_label(trial.config.get('point', {}))}"
 
     def _done(self, trials: list, trial: Any) -> str:
         done = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
         return f"{len(done)}/{self.total} trials done"
+
+    def setup(self, **info: Any) -> None:
+        """Before the first trial: remember a stop request Tune takes (it has installed its
+        handler by now), and refuse to go on when Tune failed to read the saved state and is
+        about to start the sweep over (it logs that, then carries on)."""
+        stop.listen()
+        if storage_watch.restore_failed() is not None:
+            raise UserError("Tune could not restore the saved experiment state")
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         print(f"{self._tag(trial)}: started", flush=True)
@@ -96,9 +103,21 @@ class SweepProgress(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         print(f"{self._tag(trial)}: finished ({self._done(trials, trial)})", flush=True)
 
+    def _storage_failure(self, trial: Any) -> bool:
+        line = storage_watch.failure_line(trial, getattr(self, "sweep_dir", None))  # older pickles lack it
+        if line is None:
+            return False
+        print(f"{self._tag(trial)}: {line}", flush=True)
+        storage_watch.stop_sweep(line)  # the first one ends the run here (StorageWall)
+        return True
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._storage_failure(trial)  # a retry would hit the same wall: stop now rather than after it
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        print(f"{self._tag(trial)}: ERROR after {trial.run_metadata.num_failures} attempts, "
-              f"see {trial.path}/error.txt ({self._done(trials, trial)})", flush=True)  # fmt: skip
+        if not self._storage_failure(trial):
+            print(f"{self._tag(trial)}: ERROR after {trial.run_metadata.num_failures} attempts, "
+                  f"see {trial.path}/error.txt ({self._done(trials, trial)})", flush=True)  # fmt: skip
 
 
 def _search_space(spec: SweepSpec) -> dict[str, Any]:
@@ -116,7 +135,7 @@ def _search_space(spec: SweepSpec) -> dict[str, Any]:
 
 
 def _dirname(trial: Any) -> str:
-    return folders.trial_dirname(trial.trial_id, _point_label(trial.config.get("point", {})))
+    return folders.trial_dirname(trial.trial_id, folders.point_label(trial.config.get("point", {})))
 
 
 @dataclass(frozen=True)
@@ -129,11 +148,13 @@ class TuneSettings:
     total: int  # trials the sweep will run
 
 
-def tune_settings(spec: SweepSpec) -> TuneSettings:
-    """The Tune configuration of ``spec``: an explicit grid of trial points, or Optuna over the
-    search space; ASHA when asked; both scoring the best validation AUC so far."""
+def tune_settings(spec: SweepSpec, *, points: list[dict[str, Any]] | None = None) -> TuneSettings:
+    """The Tune configuration of ``spec``: an explicit grid of trial points (``points``, by
+    default the spec's), or Optuna over the search space; ASHA when asked; both scoring the
+    best validation AUC so far."""
     if spec.search is None:
-        param_space = tune_params(spec.train, tune.grid_search(spec.points))
+        points = spec.points if points is None else points
+        param_space = tune_params(spec.train, tune.grid_search(points))
         search_alg, num_samples = None, 1
     else:
         from ray.tune.search.optuna import OptunaSearch
@@ -159,10 +180,11 @@ def tune_settings(spec: SweepSpec) -> TuneSettings:
         storage_path=spec.storage,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),  # newest first, no score
         failure_config=tune.FailureConfig(max_failures=spec.retries),
-        callbacks=[SweepProgress(spec.n_trials), PageRefresh(sweep_path(spec))],
+        callbacks=[SweepProgress(len(points) if points is not None else spec.n_trials, sweep_path(spec)),
+                   PageRefresh(sweep_path(spec))],
         verbose=0,  # SweepProgress prints one line per event instead
     )
-    return TuneSettings(param_space, tune_config, run_config, spec.n_trials)
+    return TuneSettings(param_space, tune_config, run_config, len(points) if points is not None else spec.n_trials)
 
 
 def trial_resources(spec: SweepSpec) -> dict[str, float]:
@@ -170,33 +192,42 @@ def trial_resources(spec: SweepSpec) -> dict[str, float]:
     return {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
 
 
-def _trainable(spec: SweepSpec, function: Callable[[dict[str, Any]], None] = train_trial) -> Any:
+def _trainable(spec: SweepSpec, function: Callable[..., None] = train_trial, *, sweep_dir: str | None = None,
+               force: bool = False) -> Any:  # fmt: skip
+    """``function`` with the trial resources; the sweep's own ``train_trial`` also gets the sweep
+    folder it checks for room (unless ``force``) and names when it is full."""
+    if function is train_trial:
+        function = tune.with_parameters(train_trial, sweep_dir=sweep_dir or sweep_path(spec), check_room=not force)
     return tune.with_resources(function, trial_resources(spec))
 
 
 def build_tuner(
     spec: SweepSpec,
     *,
-    trainable: Callable[[dict[str, Any]], None] = train_trial,
+    points: list[dict[str, Any]] | None = None,
+    force: bool = False,
+    trainable: Callable[..., None] = train_trial,
     extra_params: Mapping[str, Any] | None = None,
     callbacks: Sequence[tune.Callback] = (),
 ) -> tune.Tuner:
-    """The Tuner for ``spec`` (constructing it writes ``tuner.pkl`` into the sweep folder).
+    """The Tuner for ``spec`` (constructing it writes ``tuner.pkl`` into the sweep folder);
+    ``points`` replaces the spec's grid (``sweep resume --from-trials``); ``force``: trials
+    start without checking the storage has room.
 
-    The keywords exist for measurements of the sweep machinery itself (``benchmarks/``): another
-    function ``trainable`` run with the same resources, grid, concurrency and checkpoint
-    settings, ``extra_params`` added to every trial's parameters, ``callbacks`` beside the
+    ``trainable``, ``extra_params`` and ``callbacks`` exist for measurements of the sweep
+    machinery itself (``benchmarks/``): another function run with the same resources, grid,
+    concurrency and checkpoint settings, parameters added to every trial's, callbacks beside the
     sweep's own (progress lines, page refresh). A sweep never sets them.
     """
     # Tune snapshots the experiment state whenever a trial checkpoints; that is intended
     # (it keeps the state consistent with the kept checkpoints), so no warning about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    settings = tune_settings(spec)
+    settings = tune_settings(spec, points=points)
     run_config = settings.run_config
     if callbacks:
         run_config = replace(run_config, callbacks=[*run_config.callbacks, *callbacks])
     return tune.Tuner(
-        _trainable(spec, trainable), param_space={**settings.param_space, **(extra_params or {})},
+        _trainable(spec, trainable, force=force), param_space={**settings.param_space, **(extra_params or {})},
         tune_config=settings.tune_config, run_config=run_config,
     )  # fmt: skip
 
@@ -224,25 +255,60 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     return True
 
 
-def _finish(sweep_dir: str, results: Any, started: float, *, figures: bool = False) -> int:
-    """Write the tables, print where they are and a summary; 1 when any trial errored."""
+def _storage_stopped(spec: SweepSpec, sweep_dir: str, built: Any, cluster: Any) -> UserError:
+    """The line a sweep stopped by a full or read-only storage ends with: what happened, how
+    far it got, and what to do to finish it."""
+    first = storage_watch.FAILURES[0]
+    done = int((built.trials["status"] == "TERMINATED").sum()) if built is not None else 0
+    if spec.search is None and not storage.is_uri(sweep_dir):
+        finished = recover.finished_points(spec, Path(sweep_dir))
+        remaining = [trial_config(spec.train, p) for p in spec.points if point_key(p) not in finished]
+        done = spec.n_trials - len(remaining)
+        need = storage.storage_need(remaining, trials_at_once(spec, cluster, len(remaining))) if remaining else 0
+        free = storage.free_space(sweep_dir) or 0
+        rest = f"the rest needs about {format_bytes(need)}"
+        room = f"free about {format_bytes(max(need - free, 0))} more there ({rest})"
+    else:
+        rest, room = "", "free space there"
+    if "read-only file system" in first or storage.writable_problem(sweep_dir) is not None:
+        room = f"make the storage writable ({rest})" if rest else "make the storage writable"
+    return UserError(f"the sweep stopped: {first}. {done} of {spec.n_trials} trials finished, the others keep their "
+                     f"last checkpoints; {room}, then `attnmel sweep resume {sweep_dir}`")  # fmt: skip
+
+
+def _finish(spec: SweepSpec, sweep_dir: str, results: Any, started: float, *, cluster: Any = None,
+            figures: bool = False) -> int:  # fmt: skip
+    """Write the tables, print where they are and a summary; 1 when any trial errored. A sweep
+    that a full or read-only storage stopped ends with that one line (a ``UserError``)."""
     wall = time.monotonic() - started
-    errors = len(results.errors)
-    print(f"sweep {sweep_dir}: {len(results)} trials, {errors} errored, {wall:.0f} s wall")
+    errors = len(results.errors) if results is not None else None
+    if results is not None:
+        print(f"sweep {sweep_dir}: {len(results)} trials, {errors} errored, {wall:.0f} s wall")
     if storage.is_uri(sweep_dir):
         print(f"tables: copy the sweep locally and run `attnmel report build DIR` ({sweep_dir} is remote)")
+        if storage_watch.FAILURES:
+            raise _storage_stopped(spec, sweep_dir, None, cluster)
         return 1 if errors else 0
-    from orchestrator.results.build import write_tables
+    from orchestrator.results.build import build_tables, write_tables
     from orchestrator.results.summary import summary_model, summary_report, write_figures
 
-    paths, built = write_tables(sweep_dir)
-    print(f"tables: {', '.join(str(p) for p in paths.values())}")
+    try:
+        paths, built = write_tables(sweep_dir)
+        print(f"tables: {', '.join(str(p) for p in paths.values())}")
+    except StorageError as exc:  # the summary is still worth printing
+        built = build_tables(sweep_dir)
+        print(f"tables: not written ({exc})")
+        storage_watch.FAILURES.append(str(exc))
     summary = summary_model(built)  # printed here and shown on the page: computed once
     text, problem = summary_report(built, model=summary)
     print(text + (problem or ""))
+    if storage_watch.FAILURES:
+        raise _storage_stopped(spec, sweep_dir, built, cluster)
     if figures:
         write_figures(sweep_dir, built)
     write_final_page(sweep_dir, built, summary)
+    if errors is None:
+        errors = int((built.trials["status"] != "TERMINATED").sum())
     return 1 if errors else 0
 
 
@@ -267,33 +333,44 @@ def _unique_name(spec: SweepSpec) -> SweepSpec:
 
 
 def _start(
-    spec: SweepSpec, target: str, *, address: str | None, num_cpus: int | None, local: bool, figures: bool = False
-) -> int:
+    spec: SweepSpec, target: str, *, address: str | None, num_cpus: int | None, local: bool, figures: bool = False,
+    force: bool = False, points: list[dict[str, Any]] | None = None, meta: dict[str, Any] | None = None,
+) -> int:  # fmt: skip
     started_ray, ended = connect(address, num_cpus=num_cpus), set()
     try:
         if local:
             check_resources(spec, ray)
+        check_storage_space(spec, ray, points=points, force=force)
         storage.write_json(f"{target}/{folders.SWEEP_META}", {
             "name": spec.name,
             "spec": spec_to_dict(spec),
             "code_version": code_version(),
             "environment": environment(),  # package versions and CPU/GPU of the driver (README: Reproducibility)
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **(meta or {}),
         })  # fmt: skip
         print(f"sweep {spec.name}: storage {target}")
         if stop.requested():
             return _stopped(target)
         started = time.monotonic()
-        results = build_tuner(spec).fit()
-        ended = _trial_ids(results)
-        _prune_finished(results)
-        if stop.requested():
-            return _stopped(target)
-        return _finish(target, results, started, figures=figures)
+        results = storage_watch.watched_fit(build_tuner(spec, points=points, force=force), target)
+        return _ended(spec, target, results, started, figures=figures, ended=ended)
     finally:
         if started_ray:
             ray.shutdown()
         remove_stale_scratch(trial_ids=ended)  # what this node's workers could not clean up
+
+
+def _ended(spec: SweepSpec, target: str, results: Any, started: float, *, figures: bool, ended: set[str]) -> int:
+    """After ``fit``: prune finished trials (not after a storage failure: the state saved then
+    may still name their older checkpoints), then the tables and the summary."""
+    if results is not None:
+        ended |= _trial_ids(results)  # in place: the caller's `finally` cleans up after these
+        if not storage_watch.FAILURES:
+            _prune_finished(results)
+    if stop.requested() and not storage_watch.FAILURES:
+        return _stopped(target)
+    return _finish(spec, target, results, started, cluster=ray, figures=figures)
 
 
 def _runs_here(address: str | None) -> bool:
@@ -302,10 +379,11 @@ def _runs_here(address: str | None) -> bool:
 
 def run_sweep(
     spec: SweepSpec, *, address: str | None = None, num_cpus: int | None = None, unique: bool = False,
-    figures: bool = False,
+    figures: bool = False, force: bool = False,
 ) -> int:
     """Validate everything, run the sweep, write the tables (and with ``figures`` the curves and
-    sensitivity PNGs); returns the exit code.
+    sensitivity PNGs); returns the exit code. ``force`` starts even when the storage looks too
+    small for the trials' checkpoints.
 
     ``address`` (or ``RAY_ADDRESS``) joins a running cluster, else an embedded Ray with
     ``num_cpus`` CPUs starts here; a Ray session this process already holds is used as is.
@@ -319,7 +397,7 @@ def run_sweep(
                         "or pick a new name (--unique, or --set name=...)")  # fmt: skip
     local = _runs_here(address)
     check_inputs(spec, local=local)
-    return _start(spec, target, address=address, num_cpus=num_cpus, local=local, figures=figures)
+    return _start(spec, target, address=address, num_cpus=num_cpus, local=local, figures=figures, force=force)
 
 
 def _never_started(path: str) -> bool:
@@ -347,10 +425,18 @@ def _refill_deleted_checkpoints(path: str) -> None:
                 storage.make_dir(f"{path}/{trial}/{folders.CHECKPOINT_PREFIX}{n:0{width}d}")
 
 
-def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None = None) -> int:
+def resume_sweep(
+    path: str, *, address: str | None = None, num_cpus: int | None = None, restart_errored: bool = False,
+    from_trials: bool = False, force: bool = False,
+) -> int:  # fmt: skip
     """Continue an interrupted sweep: unfinished and errored trials resume from their latest
-    checkpoints; finished trials are kept as they are. A sweep that never started a trial
-    is started afresh in the same folder."""
+    checkpoints (``restart_errored``: errored ones start over); finished trials are kept as
+    they are. A sweep that never started a trial is started afresh in the same folder.
+
+    Tune's saved state is checked first and, when damaged, an earlier one used or the resume
+    refused (:func:`~orchestrator.sweep.recover.choose_state`); ``from_trials`` rebuilds the
+    trial list from ``sweep.json`` and the trial folders instead of Tune's state.
+    """
     path = path if storage.is_uri(path) else str(Path(path).expanduser().resolve())
     meta = f"{path}/{folders.SWEEP_META}"
     if not storage.exists(meta):
@@ -359,33 +445,63 @@ def resume_sweep(path: str, *, address: str | None = None, num_cpus: int | None 
         spec = spec_from_dict(storage.read_json(meta)["spec"])
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{meta} is damaged ({type(exc).__name__}: {exc})") from None
-    if _never_started(path):
+    if not storage.is_uri(path):  # the folder may have moved since: Tune writes where it is now
+        spec = replace(spec, storage=str(Path(path).parent), name=Path(path).name)
+    if _never_started(path) and not from_trials:
         print(f"sweep {spec.name} never started a trial; starting it in {path}")
         for name in storage.list_dir(path):  # Tune's files of the attempt that died (tuner.pkl, ...)
             if name not in (folders.SWEEP_META, folders.SLURM_DIR):
                 storage.remove(f"{path}/{name}")
         local = _runs_here(address)
         check_inputs(spec, local=local)
-        return _start(spec, path, address=address, num_cpus=num_cpus, local=local)
+        return _start(spec, path, address=address, num_cpus=num_cpus, local=local, force=force)
+    if from_trials:
+        return _rebuild(spec, path, address=address, num_cpus=num_cpus, restart=restart_errored, force=force)
+    remaining = None
+    if not storage.is_uri(path):
+        state = recover.choose_state(Path(path))
+        for line in recover.damaged_finished(Path(path), state):
+            print(f"attnmel: warning: {line}", flush=True)
+        if spec.search is None:
+            finished = recover.finished_points(spec, Path(path))
+            remaining = [p for p in spec.points if point_key(p) not in finished]
     started_ray, ended = connect(address, num_cpus=num_cpus), set()
     try:
         if not tune.Tuner.can_restore(path):
             raise UserError(f"{path} holds no Tune experiment state to resume")
+        check_storage_space(spec, ray, points=remaining, force=force)
         _refill_deleted_checkpoints(path)
         tuner = tune.Tuner.restore(
-            path, trainable=_trainable(spec), resume_unfinished=True, resume_errored=True, restart_errored=False,
+            path, trainable=_trainable(spec, sweep_dir=path, force=force), resume_unfinished=True, resume_errored=not restart_errored,
+            restart_errored=restart_errored,
         )  # fmt: skip
         if stop.requested():
             return _stopped(path)
         print(f"resuming sweep {spec.name} from {path}")
         started = time.monotonic()
-        results = tuner.fit()
-        ended = _trial_ids(results)
-        _prune_finished(results)
-        if stop.requested():
-            return _stopped(path)
-        return _finish(path, results, started)
+        return _ended(spec, path, storage_watch.watched_fit(tuner, path), started, figures=False, ended=ended)
     finally:
         if started_ray:
             ray.shutdown()
         remove_stale_scratch(trial_ids=ended)
+
+
+def _rebuild(spec: SweepSpec, path: str, *, address: str | None, num_cpus: int | None, restart: bool,
+             force: bool) -> int:  # fmt: skip
+    """``sweep resume --from-trials``: keep the finished trials, set aside Tune's state and the
+    folders of the rest, run the rest as new trials from their last intact checkpoints."""
+    if storage.is_uri(path):
+        raise UserError(f"--from-trials reads the trial folders: copy {path} to a local or shared filesystem first")
+    sweep_dir = Path(path)
+    plan = recover.plan_rebuild(spec, sweep_dir, restart=restart)
+    print(f"rebuilding sweep {spec.name} from its trial folders: {len(plan.kept)} finished trial(s) kept, "
+          f"{len(plan.rerun)} to run ({len(plan.resume_from)} from a checkpoint)", flush=True)  # fmt: skip
+    local = _runs_here(address)
+    check_inputs(spec, local=local)
+    check_storage_space(spec, None, points=plan.rerun, force=force)  # before anything is moved
+    resume_from = recover.apply_rebuild(plan, sweep_dir)
+    if not plan.rerun:
+        storage_watch.FAILURES.clear()  # no fit runs, so none of an earlier one's may count
+        return _finish(spec, path, None, time.monotonic())
+    return _start(spec, path, address=address, num_cpus=num_cpus, local=local, force=force, points=plan.rerun,
+                  meta={RESUME_FROM: resume_from})  # fmt: skip

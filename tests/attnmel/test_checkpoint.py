@@ -103,3 +103,93 @@ def test_older_format_model_checkpoints_load_and_resumable_states_are_refused_wi
     torch.save({"format": "attnmel-checkpoint/1", "kind": "model"}, tmp_path / "ancient.pt")
     with pytest.raises(UserError, match="not an AttnMel checkpoint"):
         load_checkpoint(tmp_path / "ancient.pt")
+
+
+# --------------------------------------------------------------------------- storage faults
+
+
+def _state(n: int, value: float) -> dict:
+    return {"kind": "resume", "model": {"w": torch.full((n,), float(value))}, "epoch": int(value)}
+
+
+def test_a_directory_never_holds_more_than_two_states_of_a_checkpoint(small_fs):
+    """The previous state is linked before the new one is written, so a disk with room for two
+    states (and not three) takes every save; one that fails keeps the last state whole."""
+    from attnmel.checkpoint import LAST, PREVIOUS, load_checkpoint, save_checkpoint
+    from attnmel.errors import StorageError
+
+    n = 250_000  # 1 MB of float32 per state
+    fs = small_fs(2.6)
+    for epoch in range(1, 5):
+        save_checkpoint(_state(n, epoch), fs.path / LAST, keep_previous=True)
+        assert load_checkpoint(fs.path / LAST)["epoch"] == epoch
+        if epoch > 1:
+            assert load_checkpoint(fs.path / PREVIOUS)["epoch"] == epoch - 1
+    with pytest.raises(StorageError, match="no space left on device writing .*last.pt"):
+        save_checkpoint(_state(3 * n, 5), fs.path / LAST, keep_previous=True)
+    assert load_checkpoint(fs.path / LAST)["epoch"] == 4 == load_checkpoint(fs.path / PREVIOUS)["epoch"]
+    assert not [p for p in fs.path.iterdir() if p.name.startswith(".")]
+
+
+def _finished_folder(folder):
+    """A finished run's final files as `fit` writes them, with final.json last."""
+    import json
+
+    from attnmel.checkpoint import ATTENTION, BEST, save_checkpoint, write_epochs, write_final
+    from attnmel.checkpoint import write_predictions
+
+    folder.mkdir()
+    save_checkpoint({"kind": "model", "model": {"w": torch.arange(40.0)}, "epoch": 2}, folder / BEST)
+    write_predictions(folder, [("val", "ISIC_0000001", 1, 0.25), ("test", "ISIC_0000002", 0, 1 / 3)])
+    (folder / ATTENTION).write_text(json.dumps([{"map": "pool3", "split": "test", "jaccard_mean": 0.5}]))
+    write_epochs(folder, [{"epoch": 1, "val_auc": 0.5}, {"epoch": 2, "val_auc": 0.75}])
+    write_final(folder, {"best_epoch": 2})
+    return folder
+
+
+@pytest.mark.parametrize("name", ["final.json", "best.pt", "predictions.csv", "attention.json", "epochs.jsonl"])
+def test_a_final_folder_cut_anywhere_names_the_file(tmp_path, name):
+    """Property over every cut point: a copy of a finished run with one file cut short (as a
+    full disk leaves Tune's copy) is never taken for a whole one, and the answer names the file."""
+    from attnmel.checkpoint import final_problem
+
+    whole = _finished_folder(tmp_path / "whole")
+    assert final_problem(whole) is None
+    data = (whole / name).read_bytes()
+    cut = tmp_path / "cut"
+    # every cut of the small files; of best.pt's container (~1.5 kB) every 7th and the whole tail
+    points = range(len(data)) if len(data) < 400 else sorted({*range(0, len(data), 7), *range(len(data) - 64, len(data))})
+    for at in points:
+        if cut.exists():
+            for p in cut.iterdir():
+                p.unlink()
+            cut.rmdir()
+        cut.mkdir()
+        for p in whole.iterdir():
+            (cut / p.name).write_bytes(p.read_bytes()[:at] if p.name == name else p.read_bytes())
+        problem = final_problem(cut)
+        assert problem is not None and problem.startswith(name), (at, problem)
+
+
+def test_checkpoint_sizes_follow_fits_rule_for_resumable_states():
+    from dataclasses import replace
+
+    from attnmel.checkpoint import checkpoint_sizes
+    from attnmel.config import TrainConfig
+
+    base = TrainConfig()
+
+    def sizes(epochs, every=1, background=True, momentum=0.9):
+        return checkpoint_sizes(replace(base, optim=replace(base.optim, epochs=epochs, momentum=momentum),
+                                        runtime=replace(base.runtime, checkpoint_every=every,
+                                                        background_checkpoint=background)))  # fmt: skip
+
+    assert (sizes(2).written, sizes(2).reported) == (1, 0)  # epoch 1's state lands with the final result
+    assert (sizes(2, background=False).written, sizes(2, background=False).reported) == (1, 1)
+    assert (sizes(50, every=5).written, sizes(50, every=5).reported) == (9, 9)
+    assert (sizes(51, every=5).written, sizes(51, every=5).reported) == (10, 9)
+    with_momentum, without = sizes(2), sizes(2, momentum=0.0)
+    assert with_momentum.model == without.model
+    # SGD's momentum: one buffer per trained parameter, about the weights again
+    assert 1.9 < with_momentum.resume / with_momentum.model < 2.1
+    assert without.resume - without.model < 0.01 * without.model

@@ -256,18 +256,22 @@ def write_final(
     *,
     checkpoint: str = "checkpoint_000001",
     best_epoch: int = 1,
+    epochs: list[dict[str, Any]] | None = None,
 ) -> Path:
     """A finished trial's final checkpoint folder, as `fit` leaves it: ``predictions.csv``
-    (split, image_id, label, prob), ``attention.json`` (one dict per map) and ``final.json``."""
-    from attnmel.checkpoint import ATTENTION, FINAL, write_predictions
+    (split, image_id, label, prob), ``attention.json`` (one dict per map), ``epochs.jsonl``
+    (``epochs``, when given) and, last, ``final.json`` with the sizes of the others."""
+    from attnmel import checkpoint as ckpt
 
     folder = trial_dir / checkpoint
     folder.mkdir(parents=True, exist_ok=True)
-    write_predictions(folder, predictions)
+    ckpt.write_predictions(folder, predictions)
     if attention is not None:
-        (folder / ATTENTION).write_text(json.dumps(attention, indent=1))
+        (folder / ckpt.ATTENTION).write_text(json.dumps(attention, indent=1))
+    if epochs is not None:
+        ckpt.write_epochs(folder, epochs)
     splits = {row.get("split") for row in attention or []}
-    (folder / FINAL).write_text(json.dumps({"best_epoch": best_epoch, "mask_split": splits.pop() if splits else None}))
+    ckpt.write_final(folder, {"best_epoch": best_epoch, "mask_split": splits.pop() if splits else None})
     return folder
 
 
@@ -336,7 +340,7 @@ def scored_sweep(
                 params = {"variant": variant, "roi": roi, "seed": trial_seed, "lambda1": l1, "lambda2": l2}
                 trial_dir = write_trial(sweep_dir, tid, index, ident, history, params=params)
                 if signal is not None:
-                    write_final(trial_dir, rows, attention, best_epoch=best_epoch_row(history)["epoch"])
+                    write_final(trial_dir, rows, attention, best_epoch=best_epoch_row(history)["epoch"], epochs=history)
                     truth["predictions"] += [dict(zip(("trial_id", "split", "image_id", "label", "prob"), (tid, *r)))
                                              for r in rows]  # fmt: skip
                     truth["attention"] += [{"trial_id": tid, **a} for a in attention]

@@ -318,3 +318,79 @@ def test_trials_carry_operating_points_and_calibration_from_their_predictions(tm
         assert row["test_ece10"] == pytest.approx(np.sum(counts * np.abs(observed - predicted)) / len(y))
     unscored = [tid for tid, ident in truth["trials"].items() if ident["paper_name"] == "Mel-CNN"]
     assert trials.loc[unscored, ["test_brier", "test_ece10", "test_sens_at_spec95"]].isna().all().all()
+
+
+# --------------------------------------------------------------------------- files cut short
+
+_CUT_KINDS = ["params.json", "result.json", "final.json", "predictions.csv", "attention.json", "epochs.jsonl"]
+
+
+def _cut_points(size: int) -> list[int]:
+    """Both ends and a spread in between: where a full disk can stop a copy."""
+    return sorted({0, 1, 2, size // 7, size // 3, size // 2, 2 * size // 3, size - 2, size - 1} & set(range(size)))
+
+
+@pytest.mark.parametrize("kind", _CUT_KINDS)
+def test_a_file_cut_short_damages_its_trial_only_and_never_crashes(tmp_path, kind):
+    """Property over cut points, for each file kind the tables read: the trial with the cut file
+    is DAMAGED with the file named (its checkpoint's predictions left out), every other trial
+    is tabled as before. result.json is an append log whose lost tail the final checkpoint's
+    epochs.jsonl gives back: cut anywhere, its trial keeps its numbers."""
+    from _results_fixtures import scored_sweep
+
+    sweep, truth = scored_sweep(tmp_path, signals={("vgg16_gap", "none"): 1.0, ("attnmel", "lesion"): 2.0}, seeds=1,
+                                n_test=9, n_val=6)  # fmt: skip
+    before = build_tables(sweep)
+    victim = sorted(p for p in sweep.iterdir() if p.is_dir())[0]
+    path = victim / kind if kind in ("params.json", "result.json") else victim / "checkpoint_000001" / kind
+    data = path.read_bytes()
+    keep = ["status", "best_epoch", "val_auc", "test_auc", "test_ap", "epochs_run"]
+    others = before.trials[before.trials["trial_dir"] != victim.name].set_index("trial_id")[keep]
+    for at in _cut_points(len(data)):
+        path.write_bytes(data[:at])
+        built = build_tables(sweep)
+        row = built.trials.set_index("trial_dir").loc[victim.name]
+        if kind == "result.json":
+            assert row["status"] == "TERMINATED", (at, row["error"])
+            expected = before.trials.set_index("trial_dir").loc[victim.name]
+            assert [row[k] for k in keep[1:]] == [expected[k] for k in keep[1:]], at
+        else:
+            assert row["status"] == "DAMAGED" and kind in row["error"], (at, row["error"])
+            if kind != "params.json":
+                assert row["trial_id"] not in set(built.predictions["trial_id"]) | set(built.attention["trial_id"])
+        rest = built.trials[built.trials["trial_dir"] != victim.name].set_index("trial_id")[keep]
+        pd.testing.assert_frame_equal(rest, others)
+        assert len(built.predictions[built.predictions["trial_id"].isin(others.index)]) == len(
+            truth["predictions"][truth["predictions"]["trial_id"].isin(others.index)])
+    path.write_bytes(data)
+
+
+def test_damaged_trials_are_named_in_report_build_and_its_summary(tmp_path, capsys):
+    from _results_fixtures import scored_sweep
+    from orchestrator.cli import main
+
+    sweep, _ = scored_sweep(tmp_path, signals={("vgg16_gap", "none"): 1.0}, seeds=2, n_test=9, n_val=6)
+    victim = sorted(p for p in sweep.iterdir() if p.is_dir())[0]
+    (victim / "checkpoint_000001" / "predictions.csv").write_bytes(b"split,image_id,la")
+    assert main(["report", "build", str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert f"{sweep}/{victim.name}: damaged: checkpoint_000001/predictions.csv is 17 bytes" in out
+    assert "DAMAGED 1" in out
+    from orchestrator.results.summary import summary_report
+
+    out, _ = summary_report(load_tables(sweep), intervals=False)  # what `report show` prints
+    assert f"damaged trial {victim.name}: damaged: checkpoint_000001/predictions.csv" in out
+    assert "excluded 1 trial(s) that did not finish: DAMAGED 1" in out
+
+
+def test_a_cut_parquet_table_is_one_line_naming_it(tmp_path):
+    sweep, _ = lambda_sweep(tmp_path, seeds=1, epochs=2)
+    write_tables(sweep)
+    for trial_dir in [p for p in sweep.iterdir() if p.is_dir()]:
+        for p in sorted(trial_dir.rglob("*"), reverse=True):
+            p.rmdir() if p.is_dir() else p.unlink()
+        trial_dir.rmdir()
+    table = sweep / "trials.parquet"
+    table.write_bytes(table.read_bytes()[: table.stat().st_size // 2])
+    with pytest.raises(UserError, match=r"trials.parquet is damaged .* not here to rebuild it"):
+        load_tables(sweep)
