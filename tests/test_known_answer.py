@@ -49,4 +49,6 @@ def test_lesion_regularisation_moves_attention_onto_the_lesion(benchmark_root, t
         plain = _pool3_jaccard(benchmark_root, tmp_path / "cache", tmp_path / f"none{seed}", seed, "none")
         lesion = _pool3_jaccard(benchmark_root, tmp_path / "cache", tmp_path / f"lesion{seed}", seed, "lesion")
         gains.append(lesion - plain)
-    assert all(gain > 0.1 for gain in gains), gains
+    # Every seed's regularised model overlaps the lesion more, and by a wide margin on average
+    # (unregularised pool-3 Jaccard here: 0.002-0.07). Ignoring λ would give gains of exactly 0.
+    assert all(gain > 0.05 for gain in gains) and sum(gains) / len(gains) > 0.2, gains

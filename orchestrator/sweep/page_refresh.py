@@ -9,8 +9,10 @@ written fold into one more write. The sweep's end writes the last page (no reloa
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,23 @@ from ray import tune
 from orchestrator.sweep import folders, storage
 
 __all__ = ["PageRefresh", "refresh_page", "write_final_page"]
+
+# Tune copies a trial's result.json and params.json from the driver's staging folder into the
+# storage folder at its next experiment checkpoint, seconds after the trial ended; the page waits
+# (at most this long) until storage shows the ended trial, so it does not show the state before.
+_SYNC_WAIT_S = 30.0
+
+
+def _shows_end(trial_dir: Path) -> bool:
+    """Whether the storage copy of a trial folder already records its end (a last result with
+    ``done``, or Tune's error file)."""
+    if (trial_dir / folders.ERRORS).exists():
+        return True
+    try:
+        lines = (trial_dir / folders.RESULTS).read_text().splitlines()
+        return bool(lines) and bool(json.loads(lines[-1]).get("done"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 @contextlib.contextmanager
@@ -75,6 +94,7 @@ class PageRefresh(tune.Callback):
         self._closing = False
         self._thread: threading.Thread | None = None
         self._dir: Path | None = None
+        self._ended: list[Path] = []  # storage folders of trials that ended since the last page
 
     def __getstate__(self) -> dict[str, Any]:
         return {"enabled": self.enabled}
@@ -83,13 +103,15 @@ class PageRefresh(tune.Callback):
         self.enabled = state["enabled"]
         self._init_runtime()
 
-    def _request(self, trial: Any) -> None:
-        """Ask for a page at the end of this step of Tune's loop (after its experiment
-        checkpoint, which copies result.json files to storage)."""
+    def _request(self, trial: Any, *, ended: bool = False) -> None:
+        """Ask for a page at the end of this step of Tune's loop; for a trial that ended, once
+        the storage copy of its folder shows the end."""
         if self.enabled and not self._closing:
             # Where the experiment is now (a resumed sweep may have been moved since it started).
             self._dir = Path(trial.remote_experiment_path)
             self._pending = True
+            if ended:
+                self._ended.append(Path(trial.path))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if not self._pending or self._closing:
@@ -106,6 +128,12 @@ class PageRefresh(tune.Callback):
             if self._closing:
                 return
             self._wanted.clear()
+            ended, self._ended = self._ended, []
+            deadline = time.monotonic() + _SYNC_WAIT_S
+            while not self._closing and time.monotonic() < deadline and not all(_shows_end(d) for d in ended):
+                time.sleep(0.25)
+            if self._closing:
+                return
             refresh_page(self._dir, live=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -113,10 +141,10 @@ class PageRefresh(tune.Callback):
             self._request(trial)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._request(trial)
+        self._request(trial, ended=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._request(trial)
+        self._request(trial, ended=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         """Stop refreshing (waiting for a write in progress): the sweep's end writes the last page."""

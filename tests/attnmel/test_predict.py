@@ -192,7 +192,7 @@ def _trial(sweep_dir, trial_id, index, run_dir, *, val_auc=None, done=True):
     if val_auc is not None:
         rows[-1]["val_auc"] = val_auc
     (trial_dir / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for name in ("best.pt", "predictions.csv", "attention.json", "final.json") if done else ("best.pt",):
+    for name in ("best.pt", "predictions.csv", "attention.json", "epochs.jsonl", "final.json") if done else ("best.pt",):
         shutil.copy(run_dir / name, trial_dir / "checkpoint_000000" / name)
     if not done:
         (trial_dir / "error.txt").write_text("Failure # 1 (occurred at 2026-01-01)\nRuntimeError: boom\n")

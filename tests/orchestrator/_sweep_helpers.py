@@ -69,7 +69,7 @@ def sweep_numbers(sweep_dir: Path):
     ids = trials.set_index("trial_id")[TRIAL_KEY]
     epochs = epochs.join(ids, on="trial_id")[[*TRIAL_KEY, "epoch", *EPOCH_NUMBERS]]
     predictions = pd.read_parquet(sweep_dir / "predictions.parquet").join(ids, on="trial_id")
-    predictions = predictions[[*TRIAL_KEY, "split", "image_id", "label", "prob"]]
+    predictions = predictions[[*TRIAL_KEY, "split", "image_id", "label", "prob", "dataset"]]
     return (
         epochs.sort_values([*TRIAL_KEY, "epoch"]).reset_index(drop=True),
         predictions.sort_values([*TRIAL_KEY, "split", "image_id"]).reset_index(drop=True),

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from attnmel.checkpoint import FINAL, PREDICTIONS, final_checkpoint, read_predictions, write_predictions
+from attnmel.checkpoint import FINAL, PREDICTIONS, final_checkpoint, read_predictions, write_final, write_predictions
 from orchestrator.results.build import build_tables, write_tables
 from orchestrator.results.external import external_names, external_summary
 from orchestrator.results.summary import summary_report
@@ -39,7 +39,8 @@ def sweep(tmp_path_factory):
                               "ap": average_precision_score(y, p), "images": n, "melanoma": int(y.sum())}  # fmt: skip
         write_predictions(final, rows)
         meta = json.loads((final / FINAL).read_text())
-        (final / FINAL).write_text(json.dumps({**meta, "external": external}))
+        meta.pop("files", None)
+        write_final(final, {**meta, "external": external})  # records the new predictions.csv's size
         scores[trial_dir.name] = external
     return sweep_dir, scores
 
