@@ -97,7 +97,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     compare.add_argument("b", metavar="B", help="setting B, e.g. AttnMel-CNN")
     compare.add_argument("--metric", choices=("auc", "ap"), default="auc", help="metric to compare (default: auc)")
-    compare.add_argument("--split", choices=("test", "val"), default="test", help="images to compare on")
+    compare.add_argument(
+        "--split", type=_split, default="test", metavar="{test,val,ext_NAME}",
+        help="images to compare on: test (default), val, or an external test set's ext_NAME",
+    )  # fmt: skip
     _resamples_argument(compare, what="bootstrap resamples of the AP test")
     compare.set_defaults(func=_report_compare)
     power = report_commands.add_parser(
@@ -204,6 +207,15 @@ def _resamples_argument(parser: argparse.ArgumentParser, what: str = "bootstrap 
     )
 
 
+def _split(value: str) -> str:
+    """An argparse type: ``test``, ``val`` or an external test set's ``ext_NAME``."""
+    from attnmel.record import EXTERNAL_PREFIX
+
+    if value in ("test", "val") or (value.startswith(EXTERNAL_PREFIX) and len(value) > len(EXTERNAL_PREFIX)):
+        return value
+    raise argparse.ArgumentTypeError(f"expected test, val or {EXTERNAL_PREFIX}NAME (an external test set), got {value!r}")
+
+
 def _check_resamples(value: int) -> None:
     if value < _MIN_RESAMPLES:
         raise UserError(
@@ -243,8 +255,10 @@ def _report_show(args: argparse.Namespace) -> int:
         return 0
     model = summary_model(tables, intervals=args.ci, per_trial=args.per_trial, ensemble=args.ensemble,
                           n_resamples=args.resamples)  # fmt: skip
+    problem = model.problem
     if args.format == "text":
-        text, _ = summary_report(tables, paper=args.paper, model=model)
+        text, problem = summary_report(tables, paper=args.paper, intervals=args.ci, n_resamples=args.resamples,
+                                       model=model)  # fmt: skip
     elif args.format == "csv":
         text = csv_frame(model.summary)
     else:
@@ -255,8 +269,8 @@ def _report_show(args: argparse.Namespace) -> int:
             blocks, notes = blocks + trial_blocks, notes + trial_notes
         text = render(blocks, notes, args.format)
     sys.stdout.write(text)
-    if model.problem:
-        raise UserError(f"{model.problem} (--no-ci shows the table alone)")
+    if problem:
+        raise UserError(f"{problem} (--no-ci shows the table alone)")
     return 0
 
 
@@ -284,6 +298,9 @@ def _report_compare(args: argparse.Namespace) -> int:
 
     _check_resamples(args.resamples)
     tables = _predicted_tables(args.path, "a paired test")
+    splits = sorted(tables.predictions["split"].unique())
+    if args.split not in splits:
+        raise UserError(f"no predictions for --split {args.split} in {args.path}; its splits: {', '.join(splits)}")
     family = args.a.strip().lower() == "all" or args.a.strip().endswith("@*")
     try:
         if family:

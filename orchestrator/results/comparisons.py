@@ -24,6 +24,7 @@ from orchestrator.results.stats import (
     paired_test, setting_difference, setting_interval,
 )  # fmt: skip
 from attnmel.models.registry import split_token
+from attnmel.record import EXTERNAL_PREFIX
 
 __all__ = [
     "COMPARE_COLUMNS",
@@ -50,9 +51,10 @@ _TRIAL_KEY = ["sweep", "trial_id"]
 def _scored_trials(
     trials: pd.DataFrame, predictions: pd.DataFrame, split: str
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
-    """TERMINATED trials that have ``split`` predictions, and each one's (label, prob) by image id."""
-    if split not in ("val", "test"):
-        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    """TERMINATED trials that have ``split`` predictions, and each one's (label, prob) by image id.
+    ``split`` is ``val``, ``test`` or an external test set's (``ext_<name>``)."""
+    if split not in ("val", "test") and not (split.startswith(EXTERNAL_PREFIX) and len(split) > len(EXTERNAL_PREFIX)):
+        raise ValueError(f"split must be 'val', 'test' or an external set's 'ext_<name>', got {split!r}")
     missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:
         raise ValueError(f"the predictions table lacks column(s): {', '.join(missing)}")

@@ -1,18 +1,25 @@
-"""External test sets in the results: per setting, the mean and sample standard deviation over
-seeds of each trial's best-model AUC and AP on every external set (the ``ext_<name>_auc`` /
-``_ap`` columns of ``trials``). Intervals come with the statistics of the per-image rows
-(``predictions``, split ``ext_<name>``); this table is the plain seed summary.
+"""External test sets in the results: per setting and external set, the mean and sample
+standard deviation over seeds of each trial's best-model AUC and AP (the ``ext_<name>_auc`` /
+``_ap`` columns of ``trials``) and, from the per-image rows (``predictions``, split
+``ext_<name>``), the same interval as the in-distribution test set's: the expected
+single-model metric over seeds and the external set's images
+(:func:`orchestrator.results.comparisons.setting_intervals`).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from attnmel.record import EXTERNAL_PREFIX, external_metrics, is_external_metric
+from attnmel.record import EXTERNAL_PREFIX, external_metrics, external_split, is_external_metric
 from orchestrator.results.build import terminated
 from orchestrator.results.paper import SETTING_KEYS
+from orchestrator.results.stats import DEFAULT_RESAMPLES
 
-__all__ = ["external_names", "external_summary"]
+__all__ = ["EXTERNAL_COLUMNS", "external_names", "external_summary"]
+
+_INTERVALS = ["auc_low", "auc_high", "ap_low", "ap_high", "ci_trials", "ci_method"]
+EXTERNAL_COLUMNS = [*SETTING_KEYS, "external", "n", "auc_mean", "auc_std", "ap_mean", "ap_std", *_INTERVALS]
 
 
 def external_names(trials: pd.DataFrame) -> list[str]:
@@ -20,9 +27,18 @@ def external_names(trials: pd.DataFrame) -> list[str]:
     return sorted({c[len(EXTERNAL_PREFIX):].rsplit("_", 1)[0] for c in trials.columns if is_external_metric(c)})
 
 
-def external_summary(trials: pd.DataFrame) -> pd.DataFrame:
+def external_summary(
+    trials: pd.DataFrame, predictions: pd.DataFrame | None = None, *, n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0, level: float = 0.95,
+) -> pd.DataFrame:  # fmt: skip
     """One row per (setting, external set) with scores: ``external``, n, mean and sample std
-    (ddof=1; NaN for one seed) of AUC and AP over the finished trials."""
+    (ddof=1; NaN for one seed) of AUC and AP over the finished trials; with ``predictions``,
+    each setting's interval of the expected single-model AUC and AP on that set (``auc_low``,
+    ``auc_high``, ``ap_low``, ``ap_high``; ``ci_trials`` the trials it used, ``ci_method``),
+    NaN where the trials stored no per-image rows for it. Raises ``ValueError`` (one line)
+    when a set's predictions cannot give an interval (e.g. one class only)."""
+    from orchestrator.results.comparisons import setting_intervals
+
     done, _ = terminated(trials)
     rows = []
     for name in external_names(done):
@@ -32,4 +48,32 @@ def external_summary(trials: pd.DataFrame) -> pd.DataFrame:
             rows.append({**dict(zip(SETTING_KEYS, key)), "external": name, "n": len(part),
                          "auc_mean": part[auc].mean(), "auc_std": part[auc].std(ddof=1),
                          "ap_mean": part[ap].mean(), "ap_std": part[ap].std(ddof=1)})  # fmt: skip
-    return pd.DataFrame(rows, columns=[*SETTING_KEYS, "external", "n", "auc_mean", "auc_std", "ap_mean", "ap_std"])
+    summary = pd.DataFrame(rows, columns=EXTERNAL_COLUMNS[: -len(_INTERVALS)])
+    for column in _INTERVALS:
+        summary[column] = np.nan if column != "ci_method" else None
+    if predictions is None or predictions.empty or summary.empty:
+        return summary
+    for name in summary["external"].unique():
+        split = external_split(name)
+        if not (predictions["split"] == split).any():
+            continue
+        try:
+            per_setting, _ = setting_intervals(trials, predictions, split=split, n_resamples=n_resamples, seed=seed,
+                                               level=level, per_trial=False)  # fmt: skip
+        except ValueError as error:
+            raise ValueError(f"external set {name}: {error}") from None
+        found = {_key(r): r for r in per_setting.to_dict("records")}
+        for i in summary.index[summary["external"] == name]:
+            row = found.get(_key(summary.loc[i]))
+            if row is None:
+                continue
+            for column in ("auc_low", "auc_high", "ap_low", "ap_high"):
+                summary.loc[i, column] = row[column]
+            summary.loc[i, "ci_trials"] = row["n_trials"]
+            summary.loc[i, "ci_method"] = row["method"]
+    return summary
+
+
+def _key(row) -> tuple:
+    """A setting's keys, missing values alike (NaN is not equal to itself)."""
+    return tuple(None if pd.isna(row[k]) else row[k] for k in SETTING_KEYS)

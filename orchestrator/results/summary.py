@@ -81,18 +81,28 @@ def summary_report(
         text += "\n" + format_trial_intervals(model.per_trial, model.summary, paper=paper)
     # name the file that did not arrive whole, for each trial left out for it
     text += "".join(f"damaged trial {note}\n" for note in damaged_notes(tables.trials))
-    return text + _external(tables), model.problem
+    external, external_problem = _external(tables, intervals=intervals, n_resamples=n_resamples)
+    return text + external, model.problem or external_problem
 
 
-def _external(tables: ResultTables) -> str:
-    """The external test sets' table ("" for sweeps without them)."""
+def _external(tables: ResultTables, *, intervals: bool, n_resamples: int) -> tuple[str, str | None]:
+    """The external test sets' table ("" for sweeps without them) and, when their intervals
+    could not be computed, why (the table is then printed without them)."""
     from attnmel.record import is_external_metric
     from orchestrator.results.external import external_summary
     from orchestrator.results.text import format_external
 
     if not any(is_external_metric(c) for c in tables.trials.columns):
-        return ""
-    return "\n" + format_external(external_summary(tables.trials))
+        return "", None
+    if intervals:
+        try:
+            summary = external_summary(tables.trials, tables.predictions, n_resamples=n_resamples)
+            return "\n" + format_external(summary), None
+        except ValueError as error:
+            problem = f"no external confidence intervals: {error}"
+    else:
+        problem = None
+    return "\n" + format_external(external_summary(tables.trials)), problem
 
 
 def write_figures(sweep_dir: str | Path, built: ResultTables) -> None:

@@ -453,14 +453,25 @@ def _max_seeds() -> int:
 
 def format_external(summary: pd.DataFrame) -> str:
     """:func:`orchestrator.results.external.external_summary` as text: one table per training
-    dataset and external set ("" when there is none)."""
+    dataset and external set, with each setting's 95 % interval where there is one ("" when
+    there is no external set)."""
     out: list[str] = []
+    intervals = "auc_low" in summary.columns and summary["auc_low"].notna().any()
     for (dataset, external), rows in summary.groupby(["dataset", "external"], sort=True):
         table = pd.DataFrame({"model": rows["paper_name"], "λ1, λ2": [_lambda_text(r) for r in rows.to_dict("records")]})
-        table["AUC"] = [mean_std(m, s) for m, s in zip(rows["auc_mean"], rows["auc_std"])]
-        table["AP"] = [mean_std(m, s) for m, s in zip(rows["ap_mean"], rows["ap_std"])]
+        for metric, label in (("auc", "AUC"), ("ap", "AP")):
+            table[label] = [mean_std(m, s) for m, s in zip(rows[f"{metric}_mean"], rows[f"{metric}_std"])]
+            if intervals:
+                table[f"{label} 95% CI"] = [bounds(lo, hi) for lo, hi in zip(rows[f"{metric}_low"], rows[f"{metric}_high"])]
         table["n"] = rows["n"].astype(int)
         out += [f"{dataset} → external test set {external}", table.to_string(index=False), ""]
     if out:
         out.append("external: mean ± sample std over seeds of the AUC/AP of each trial's best-validation-epoch model")
+    if intervals:
+        out += [f"external 95% CI of the expected single-model metric, over seeds and the external set's images: {m}"
+                for m in dict.fromkeys(summary["ci_method"]) if isinstance(m, str)]  # fmt: skip
+        missing = summary[summary["auc_low"].isna()]
+        if not missing.empty:
+            names = ", ".join(f"{r['paper_name']} on {r['external']}" for r in missing.to_dict("records"))
+            out.append(f"no external CI for {names}: its trials stored no per-image rows for that set")
     return "\n".join(out) + ("\n" if out else "")

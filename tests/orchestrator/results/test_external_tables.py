@@ -77,3 +77,44 @@ def test_report_show_prints_mean_and_sd_over_seeds_per_external_set(sweep):
     assert "isic2017 → external test set isic2018_test" in text and "isic2017 → external test set clinic" in text
     first = summary.iloc[0]
     assert f"{first['auc_mean']:.3f} ± {first['auc_std']:.3f}" in text
+
+
+def test_external_intervals_are_the_setting_interval_of_each_sets_images(sweep):
+    """Each setting's external interval is stats.setting_interval on the (seeds, images) matrix of
+    that set's rows, lined up here from the raw predictions; the report prints it."""
+    from orchestrator.results.stats import setting_interval
+
+    sweep_dir, _ = sweep
+    tables = build_tables(sweep_dir)
+    summary = external_summary(tables.trials, tables.predictions, n_resamples=300)
+    assert summary["auc_low"].notna().all() and (summary["ci_trials"] == summary["n"]).all()
+    done = tables.trials[tables.trials["status"] == "TERMINATED"]
+    preds = tables.predictions
+    for _, row in summary.iterrows():
+        ids = done[(done["variant"] == row["variant"]) & (done["roi"] == row["roi"])
+                   & (done["lambda1"] == row["lambda1"])].sort_values("seed")["trial_id"]  # fmt: skip
+        rows = preds[(preds["split"] == f"ext_{row['external']}") & preds["trial_id"].isin(ids)]
+        wide = rows.pivot(index="image_id", columns="trial_id", values="prob")[list(ids)].sort_index()
+        labels = rows.drop_duplicates("image_id").set_index("image_id").loc[wide.index, "label"].to_numpy()
+        for metric in ("auc", "ap"):
+            est = setting_interval(labels, wide.to_numpy().T, metric, n_resamples=300)
+            assert (row[f"{metric}_low"], row[f"{metric}_high"]) == pytest.approx((est.low, est.high))
+            assert row[f"{metric}_low"] <= row[f"{metric}_mean"] <= row[f"{metric}_high"]
+    text, problem = summary_report(tables, n_resamples=300)
+    first = summary.iloc[0]
+    assert problem is None and "AUC 95% CI" in text.split("external test set")[1]
+    assert f"[{first['auc_low']:.3f}, {first['auc_high']:.3f}]" in text
+    no_ci, _ = summary_report(tables, intervals=False)
+    assert "95% CI" not in no_ci.split("external test set")[1]
+
+
+def test_compare_on_an_external_set_pairs_its_images(sweep, capsys):
+    from orchestrator.cli import main
+
+    sweep_dir, _ = sweep
+    assert main(["report", "compare", str(sweep_dir), "attnmel+lesion", "attnmel", "--split", "ext_clinic",
+                 "--resamples", "1000"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "ext_clinic" in out and " 20 " in out  # the clinic set's 20 images, not the test set's
+    assert main(["report", "compare", str(sweep_dir), "attnmel+lesion", "attnmel", "--split", "ext_nowhere"]) == 2
+    assert "no predictions for --split ext_nowhere" in capsys.readouterr().err
