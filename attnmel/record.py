@@ -12,7 +12,7 @@ from attnmel.version import code_version
 
 __all__ = [
     "IDENTITY", "IDENTITY_FIELDS", "SPLIT_METRICS", "LOSS_TERMS", "MAP_NAMES", "MAP_TITLES", "run_identity",
-    "EXTERNAL_PREFIX", "external_split", "external_metrics", "is_external_metric",
+    "EXTERNAL_PREFIX", "external_split", "external_metrics", "is_external_metric", "is_scored_split",
 ]  # fmt: skip
 
 # Which run a result belongs to, with each field's plain type (the tables' column types).
@@ -46,6 +46,11 @@ EXTERNAL_PREFIX = "ext_"
 def external_split(name: str) -> str:
     """The ``split`` of an external set's rows in ``predictions``."""
     return f"{EXTERNAL_PREFIX}{name}"
+
+
+def is_scored_split(split: str) -> bool:
+    """Whether ``split`` names scored images: ``val``, ``test`` or an external set's ``ext_<name>``."""
+    return split in ("val", "test") or (split.startswith(EXTERNAL_PREFIX) and len(split) > len(EXTERNAL_PREFIX))
 
 
 def external_metrics(name: str) -> tuple[str, str]:

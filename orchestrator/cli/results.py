@@ -209,11 +209,11 @@ def _resamples_argument(parser: argparse.ArgumentParser, what: str = "bootstrap 
 
 def _split(value: str) -> str:
     """An argparse type: ``test``, ``val`` or an external test set's ``ext_NAME``."""
-    from attnmel.record import EXTERNAL_PREFIX
+    from attnmel.record import is_scored_split
 
-    if value in ("test", "val") or (value.startswith(EXTERNAL_PREFIX) and len(value) > len(EXTERNAL_PREFIX)):
+    if is_scored_split(value):
         return value
-    raise argparse.ArgumentTypeError(f"expected test, val or {EXTERNAL_PREFIX}NAME (an external test set), got {value!r}")
+    raise argparse.ArgumentTypeError(f"expected test, val or ext_NAME (an external test set), got {value!r}")
 
 
 def _check_resamples(value: int) -> None:

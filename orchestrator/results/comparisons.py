@@ -24,7 +24,7 @@ from orchestrator.results.stats import (
     paired_test, setting_difference, setting_interval,
 )  # fmt: skip
 from attnmel.models.registry import split_token
-from attnmel.record import EXTERNAL_PREFIX
+from attnmel.record import is_scored_split
 
 __all__ = [
     "COMPARE_COLUMNS",
@@ -53,7 +53,7 @@ def _scored_trials(
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
     """TERMINATED trials that have ``split`` predictions, and each one's (label, prob) by image id.
     ``split`` is ``val``, ``test`` or an external test set's (``ext_<name>``)."""
-    if split not in ("val", "test") and not (split.startswith(EXTERNAL_PREFIX) and len(split) > len(EXTERNAL_PREFIX)):
+    if not is_scored_split(split):
         raise ValueError(f"split must be 'val', 'test' or an external set's 'ext_<name>', got {split!r}")
     missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:

@@ -8,7 +8,6 @@ single-model metric over seeds and the external set's images
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from attnmel.record import EXTERNAL_PREFIX, external_metrics, external_split, is_external_metric
@@ -49,11 +48,8 @@ def external_summary(
                          "auc_mean": part[auc].mean(), "auc_std": part[auc].std(ddof=1),
                          "ap_mean": part[ap].mean(), "ap_std": part[ap].std(ddof=1)})  # fmt: skip
     summary = pd.DataFrame(rows, columns=EXTERNAL_COLUMNS[: -len(_INTERVALS)])
-    for column in _INTERVALS:
-        summary[column] = np.nan if column != "ci_method" else None
-    if predictions is None or predictions.empty or summary.empty:
-        return summary
-    for name in summary["external"].unique():
+    found = [pd.DataFrame(columns=[*SETTING_KEYS, "external", *_INTERVALS])]
+    for name in summary["external"].unique() if predictions is not None and not predictions.empty else ():
         split = external_split(name)
         if not (predictions["split"] == split).any():
             continue
@@ -62,18 +58,8 @@ def external_summary(
                                                level=level, per_trial=False)  # fmt: skip
         except ValueError as error:
             raise ValueError(f"external set {name}: {error}") from None
-        found = {_key(r): r for r in per_setting.to_dict("records")}
-        for i in summary.index[summary["external"] == name]:
-            row = found.get(_key(summary.loc[i]))
-            if row is None:
-                continue
-            for column in ("auc_low", "auc_high", "ap_low", "ap_high"):
-                summary.loc[i, column] = row[column]
-            summary.loc[i, "ci_trials"] = row["n_trials"]
-            summary.loc[i, "ci_method"] = row["method"]
-    return summary
-
-
-def _key(row) -> tuple:
-    """A setting's keys, missing values alike (NaN is not equal to itself)."""
-    return tuple(None if pd.isna(row[k]) else row[k] for k in SETTING_KEYS)
+        found.append(per_setting.rename(columns={"n_trials": "ci_trials", "method": "ci_method"})
+                     .assign(external=name)[[*SETTING_KEYS, "external", *_INTERVALS]])  # fmt: skip
+    # a left merge: NaN intervals where a set's trials stored no rows (pandas pairs missing keys alike)
+    intervals = pd.concat(found, ignore_index=True) if len(found) > 1 else found[0]
+    return summary.merge(intervals, on=[*SETTING_KEYS, "external"], how="left")[EXTERNAL_COLUMNS]

@@ -94,15 +94,11 @@ def _external(tables: ResultTables, *, intervals: bool, n_resamples: int) -> tup
 
     if not any(is_external_metric(c) for c in tables.trials.columns):
         return "", None
-    if intervals:
-        try:
-            summary = external_summary(tables.trials, tables.predictions, n_resamples=n_resamples)
-            return "\n" + format_external(summary), None
-        except ValueError as error:
-            problem = f"no external confidence intervals: {error}"
-    else:
-        problem = None
-    return "\n" + format_external(external_summary(tables.trials)), problem
+    try:
+        summary = external_summary(tables.trials, tables.predictions if intervals else None, n_resamples=n_resamples)
+        return "\n" + format_external(summary), None
+    except ValueError as error:
+        return "\n" + format_external(external_summary(tables.trials)), f"no external confidence intervals: {error}"
 
 
 def write_figures(sweep_dir: str | Path, built: ResultTables) -> None:
