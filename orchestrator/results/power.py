@@ -8,8 +8,9 @@ more test images shrink it). A two-sided test at level α detects Δ with power 
     |Δ| ≥ (t_{df, 1−α/2} + t_{df, 1−β}) · SE_K,   df = Satterthwaite's (s²_Δ/K + c_Δ)² / ((s²_Δ/K)²/(K − 1)),
 
 the usual normal-approximation planning rule with t quantiles for the few seeds. From a sweep,
-s²_Δ comes from its paired seeds and c_Δ from DeLong's covariances of the per-seed AUCs on the
-same images (AP: the stratified image bootstrap); from a paper's table, where no per-image
+s²_Δ comes from its paired seeds, floored like the intervals' at the test-set noise each seed's
+Δ carries alone (``stats.seed_and_shared_variance``), and c_Δ from DeLong's covariances of the
+per-seed AUCs on the same images (AP: the stratified image bootstrap); from a paper's table, where no per-image
 scores exist, c_Δ is Hanley & McNeil's variance of each AUC on the paper's test counts with an
 assumed correlation between the two models, and s²_Δ = 2·(assumed seed SD)².
 """
@@ -25,7 +26,8 @@ import pandas as pd
 from orchestrator.results import comparisons
 from orchestrator.results.paper import paper_results
 from orchestrator.results.stats import (
-    DEFAULT_RESAMPLES, delong_covariance, hanley_mcneil_variance, metric_function, resampled_metric, t_quantile,
+    DEFAULT_RESAMPLES, delong_covariance, hanley_mcneil_variance, metric_function, resampled_metric,
+    seed_and_shared_variance, t_quantile,
 )  # fmt: skip
 
 __all__ = ["MAX_SEEDS", "PAPER_TEST_SPLITS", "PowerPlan", "plan_seeds", "power_from_paper", "power_from_sweep"]
@@ -107,8 +109,9 @@ def power_from_sweep(
     n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
 ) -> PowerPlan:  # fmt: skip
     """The plan for ``a`` − ``b`` from a sweep's paired seeds (the settings must share two or
-    more): s²_Δ of the per-seed Δ, c_Δ the mean off-diagonal test-set covariance of the
-    per-seed Δ (DeLong for AUC, the image bootstrap for AP). ``delta`` None: the observed Δ."""
+    more): s²_Δ of the per-seed Δ, at least the test-set noise each Δ carries alone, and c_Δ the
+    mean off-diagonal test-set covariance of the per-seed Δ (DeLong for AUC, the image bootstrap
+    for AP), as in ``stats.setting_difference``. ``delta`` None: the observed Δ."""
     fn = metric_function(metric)
     y, probs_a, probs_b = comparisons.paired_matrices(trials, predictions, a, b, split=split)
     k = len(probs_a)
@@ -116,17 +119,19 @@ def power_from_sweep(
     weights = np.concatenate([np.eye(k), -np.eye(k)], axis=1)  # row j: Δ_j = A_j − B_j
     if metric == "auc":
         _, cov = delong_covariance(y, np.concatenate([probs_a, probs_b]))
-        source = "seed variance from the sweep's paired seeds, test-set covariance by DeLong"
+        source = "test-set covariance by DeLong"
     else:
         cov = np.cov(resampled_metric(metric, y, np.concatenate([probs_a, probs_b]), n_resamples, seed), rowvar=False)
-        source = f"seed variance from the sweep's paired seeds, test-set covariance by image bootstrap ({n_resamples})"
-    cov_delta = weights @ cov @ weights.T
-    image_var = max(float((cov_delta.sum() - np.trace(cov_delta)) / (k * (k - 1))), 0.0)
-    seed_var = float(observed.var(ddof=1))
+        source = f"test-set covariance by image bootstrap ({n_resamples})"
+    # The same rule as the intervals of `report compare`: s²_Δ no smaller than the test-set noise
+    # each seed's Δ carries alone, else a plan from 2-3 seeds promises more than the compare gives.
+    seed_var, shared = seed_and_shared_variance(observed, weights @ cov @ weights.T)
+    image_var = max(shared, 0.0)
     given = delta is not None
     return plan_seeds(float(delta) if given else float(observed.mean()), seed_var, image_var, k, alpha=alpha,
                       power=power, metric=metric, delta_source="given" if given else "observed",
-                      source=f"{source}, {y.size} {split} images")  # fmt: skip
+                      source=f"seed variance from the sweep's paired seeds (at least each Δ's own test-set "
+                             f"noise), {source}, {y.size} {split} images")  # fmt: skip
 
 
 def power_from_paper(

@@ -69,6 +69,7 @@ __all__ = [
     "paired_bootstrap_test",
     "paired_test",
     "resampled_metric",
+    "seed_and_shared_variance",
     "setting_difference",
     "setting_interval",
     "stratified_counts",
@@ -425,9 +426,17 @@ def t_two_sided_p(t: float, df: float) -> float:
     return float(2 * stdtr(df, -abs(t)))
 
 
-def _mean_offdiagonal(cov: np.ndarray) -> float:
-    k = cov.shape[0]
-    return float((cov.sum() - np.trace(cov)) / (k * (k - 1)))
+def seed_and_shared_variance(observed: np.ndarray, cov: np.ndarray) -> tuple[float, float]:
+    """(s², ĉ) of K ≥ 2 per-seed metrics (or per-seed Δ) ``observed`` on one test set, whose
+    test-set covariance is ``cov`` (K, K; image bootstrap or DeLong): s² their seed-to-seed
+    sample variance floored at v̂ − ĉ, the test-set noise each carries alone (σ² ≥ 0, module
+    docstring), and ĉ the mean off-diagonal covariance the seeds share (not clipped). Var of
+    their mean with K seeds is then s²/K + ĉ; intervals and power plans both use this."""
+    k = observed.size
+    if k < 2 or cov.shape != (k, k):
+        raise ValueError(f"need K >= 2 per-seed values and a (K, K) covariance, got {k} and {cov.shape}")
+    shared = float((cov.sum() - np.trace(cov)) / (k * (k - 1)))
+    return max(float(observed.var(ddof=1)), float(np.trace(cov)) / k - shared), shared
 
 
 def _components(observed: np.ndarray, boot: np.ndarray) -> tuple[list[tuple[float, float]], float]:
@@ -437,12 +446,10 @@ def _components(observed: np.ndarray, boot: np.ndarray) -> tuple[list[tuple[floa
     k = observed.size
     if k == 1:
         return [], float(boot[:, 0].var(ddof=1))
-    cov = np.cov(boot, rowvar=False)
-    shared = _mean_offdiagonal(cov)
-    s2, floor = float(observed.var(ddof=1)), float(np.trace(cov)) / k - shared
+    s2, shared = seed_and_shared_variance(observed, np.cov(boot, rowvar=False))
     # The floor raises the part, not its degrees of freedom: it too rests on K seeds' worth of
     # evidence about σ², so the t quantile stays that of K − 1.
-    return [(max(s2, floor) / k, k - 1.0)], shared
+    return [(s2 / k, k - 1.0)], shared
 
 
 def _probs_matrix(probs: Sequence[Sequence[float]] | np.ndarray, n: int, what: str) -> np.ndarray:

@@ -423,7 +423,7 @@ def format_power(plan, a: str, b: str) -> str:
     rows = [
         ("Δ to detect", f"{number(plan.delta, signed=True)} ({plan.delta_source})"),
         ("seed-to-seed SD of the per-seed Δ", number(math.sqrt(plan.seed_var))),
-        ("test-set SE of Δ (does not shrink with seeds)", number(math.sqrt(plan.image_var))),
+        ("shared test-set SE of Δ (does not shrink with seeds)", number(math.sqrt(plan.image_var))),
         (f"SE of Δ with {plan.seeds_now} seeds per setting", number(plan.se_now)),
         (f"smallest Δ detectable with {plan.seeds_now} seeds", f"±{number(plan.detectable_now)}"),
         ("smallest Δ detectable with any number of seeds", f"±{number(plan.floor)}"),
