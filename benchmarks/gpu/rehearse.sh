@@ -27,7 +27,7 @@ if [ ! -x "$venv/bin/python" ]; then
     packaging requests fsspec statsmodels
 fi
 for absent in ray duckdb optuna attnmel; do
-  if "$venv/bin/python" -c "import $absent" 2>/dev/null; then
+  if (cd / && "$venv/bin/python" -c "import $absent" 2>/dev/null); then  # from /: the checkout is not on the path
     echo "rehearse: $venv has $absent, which the GPU machine lacks; remove the venv and rerun" >&2; exit 2
   fi
 done
@@ -45,9 +45,10 @@ mkdir -p .data
 [ -d .data/isic2017 ] || cp -r ../shared/isic2017 .data/isic2017
 out=$(mktemp -d /tmp/attnmel-rehearsal-XXXXXX)
 echo "rehearse: $(du -sh "$pack" | cut -f1) pack, $(du -sh .data | cut -f1) data; report in $out"
-(
-  export PATH="$venv/bin:$PATH"
-  # shellcheck disable=SC1091
-  source "$pack/activate.sh" || exit 1
-  python -m benchmarks.gpu --data .data/isic2017 --out "$out" --cpu-smoke 2>&1 | tee "$out/gpu_check.log"
-)
+export PATH="$venv/bin:$PATH"
+# Not inside ( … ): bash 5.2 then execs the sourced file's last command (its python3 check) in
+# place of the subshell, and nothing after the source runs. The device command sources it at
+# the top level of its shell, as here.
+# shellcheck disable=SC1091
+source "$pack/activate.sh" || exit 1
+python -m benchmarks.gpu --data .data/isic2017 --out "$out" --cpu-smoke 2>&1 | tee "$out/gpu_check.log"
