@@ -283,7 +283,7 @@ def _figures(path: Path, tables: ResultTables, *, live: bool, attention: bool) -
         notes["attention"] = "not drawn (the page was written without it)"
     else:
         try:
-            grid = attention_grid(path, ATTENTION_IMAGES)
+            grid = attention_grid(path, ATTENTION_IMAGES, tables=tables)
             models = ", ".join(dict.fromkeys(row[0] for row in grid.rows))
             figures["attention"] = Figure(png_bytes(plot_attention(grid), dpi=90),
                                           f"Grid of {len(grid.image_ids)} {grid.split} images ({', '.join(grid.image_ids)}) "

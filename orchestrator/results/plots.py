@@ -27,6 +27,7 @@ from attnmel.atomic import atomic_output
 from attnmel.errors import UserError
 from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, at_paper_lambda
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
+from orchestrator.results.tables import ResultTables
 
 __all__ = [
     "METRICS", "AttentionGrid", "SIGNIFICANCE_Q", "attention_grid", "check_output", "has_lambda_grid", "plot_attention",
@@ -319,15 +320,15 @@ class AttentionGrid:
     trials: dict[str, str]  # paper name → "sweep/trial_id" of its best trial
 
 
-def _finished_trials(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _finished_trials(path: str | Path, tables: ResultTables | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """TERMINATED trials of every sweep under ``path`` with their directory (``dir``), and the
-    sweeps' predictions."""
+    sweeps' predictions; ``tables``: the tables of the one sweep at ``path``, already loaded."""
     frames, predictions = [], []
-    for sweep_dir in find_sweep_dirs(path):
-        tables = load_tables(sweep_dir)
-        done = terminated(tables.trials)[0].assign(dir=lambda t: [str(sweep_dir / d) for d in t["trial_dir"]])
-        frames.append(done)
-        predictions.append(tables.predictions)
+    loaded = [(Path(path), tables)] if tables is not None else [(d, load_tables(d)) for d in find_sweep_dirs(path)]
+    for sweep_dir, sweep_tables in loaded:
+        done = terminated(sweep_tables.trials)[0]
+        frames.append(done.assign(dir=[str(sweep_dir / d) for d in done["trial_dir"]]))
+        predictions.append(sweep_tables.predictions)
     return pd.concat(frames, ignore_index=True), pd.concat(predictions, ignore_index=True)
 
 
@@ -348,11 +349,13 @@ def _choose_images(predictions: pd.DataFrame, chosen: pd.DataFrame, split: str, 
 
 
 def attention_grid(
-    path: str | Path, n_images: int, split: str = "test", *, data_root: str | None = None, device: str = "auto"
+    path: str | Path, n_images: int, split: str = "test", *, data_root: str | None = None, device: str = "auto",
+    tables: ResultTables | None = None,
 ) -> AttentionGrid:
     """Fig. 3's data: per AttnMel model of the sweep (paper order; VGG-16-GAP's CAM last) its best
     finished trial by validation AUC, and its maps of ``n_images`` images of ``split``, half
-    melanoma, read from the dataset in the trial's config and preprocessed as in evaluation."""
+    melanoma, read from the dataset in the trial's config and preprocessed as in evaluation.
+    ``tables``: the sweep's tables when the caller has them (``path`` is then that one sweep)."""
     import torch
 
     from attnmel.data.augment import centre_crop
@@ -364,7 +367,7 @@ def attention_grid(
         raise UserError(f"--images must be at least 1, got {n_images}")
     if split not in _SPLITS:
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(_SPLITS)}")
-    done, predictions = _finished_trials(path)
+    done, predictions = _finished_trials(path, tables)
     names = [n for n in PAPER_ORDER if n.startswith("AttnMel-CNN")] + [CAM_MODEL]
     names = [n for n in names if n in set(done["paper_name"])]
     if not names:
