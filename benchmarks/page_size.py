@@ -32,7 +32,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "orchestrator"))  # the fake trial folders' writer
 
 from _results_fixtures import epoch_metrics, identity, write_final, write_trial  # noqa: E402
-from attnmel.selection import best_epoch_row  # noqa: E402
 from orchestrator.results.build import load_tables  # noqa: E402
 from orchestrator.results.comparisons import setting_intervals  # noqa: E402
 from orchestrator.results.stats import DEFAULT_RESAMPLES  # noqa: E402
@@ -67,7 +66,7 @@ def lambda_sweep(root: Path, epochs: int = 50) -> Path:
             rows += [(split, f"ISIC_{split}_{i:07d}", int(t), round(float(p), 6)) for i, (t, p) in enumerate(zip(y, probs))]
         attention = [{"map": m, "split": "val", "n_images": N_VAL, "jaccard_mean": float(rng.uniform(0.2, 0.6)),
                       "jaccard_std": 0.1} for m in ("pool3", "pool4")]  # fmt: skip
-        write_final(trial_dir, rows, attention, best_epoch=best_epoch_row(history)["epoch"], epochs=history)
+        write_final(trial_dir, rows, attention, epochs=history)
     return sweep_dir
 
 

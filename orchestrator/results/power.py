@@ -10,9 +10,9 @@ more test images shrink it). A two-sided test at level α detects Δ with power 
 the usual normal-approximation planning rule with t quantiles for the few seeds. From a sweep,
 s²_Δ comes from its paired seeds, floored like the intervals' at the test-set noise each seed's
 Δ carries alone (``stats.seed_and_shared_variance``), and c_Δ from DeLong's covariances of the
-per-seed AUCs on the same images (AP: the stratified image bootstrap); from a paper's table, where no per-image
-scores exist, c_Δ is Hanley & McNeil's variance of each AUC on the paper's test counts with an
-assumed correlation between the two models, and s²_Δ = 2·(assumed seed SD)².
+per-seed AUCs on the same images (AP: the stratified image bootstrap); from a paper's table,
+where no per-image scores exist, c_Δ is Hanley & McNeil's variance of each AUC on the paper's
+test counts with an assumed correlation between the two models, and s²_Δ = 2·(assumed seed SD)².
 """
 
 from __future__ import annotations

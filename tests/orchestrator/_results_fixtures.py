@@ -255,12 +255,13 @@ def write_final(
     attention: list[dict[str, Any]] | None = None,
     *,
     checkpoint: str = "checkpoint_000001",
-    best_epoch: int = 1,
+    best_epoch: int | None = None,
     epochs: list[dict[str, Any]] | None = None,
 ) -> Path:
     """A finished trial's final checkpoint folder, as `fit` leaves it: ``predictions.csv``
     (split, image_id, label, prob), ``attention.json`` (one dict per map), ``epochs.jsonl``
-    (``epochs``, when given) and, last, ``final.json`` with the sizes of the others."""
+    (``epochs``, when given) and, last, ``final.json`` with the sizes of the others and
+    ``best_epoch`` (default: the best of ``epochs`` by validation, else 1)."""
     from attnmel import checkpoint as ckpt
 
     folder = trial_dir / checkpoint
@@ -271,6 +272,8 @@ def write_final(
     if epochs is not None:
         ckpt.write_epochs(folder, epochs)
     splits = {row.get("split") for row in attention or []}
+    if best_epoch is None:
+        best_epoch = best_epoch_row(epochs)["epoch"] if epochs else 1
     ckpt.write_final(folder, {"best_epoch": best_epoch, "mask_split": splits.pop() if splits else None})
     return folder
 
@@ -340,7 +343,7 @@ def scored_sweep(
                 params = {"variant": variant, "roi": roi, "seed": trial_seed, "lambda1": l1, "lambda2": l2}
                 trial_dir = write_trial(sweep_dir, tid, index, ident, history, params=params)
                 if signal is not None:
-                    write_final(trial_dir, rows, attention, best_epoch=best_epoch_row(history)["epoch"], epochs=history)
+                    write_final(trial_dir, rows, attention, epochs=history)
                     truth["predictions"] += [dict(zip(("trial_id", "split", "image_id", "label", "prob"), (tid, *r)))
                                              for r in rows]  # fmt: skip
                     truth["attention"] += [{"trial_id": tid, **a} for a in attention]
