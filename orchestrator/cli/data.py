@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from attnmel.config import CSV_KEYS, DATASETS
-from attnmel.data.datasets import DECLARATIONS
+from attnmel.data.datasets import DECLARATIONS, SPLITS
+from attnmel.data.datasets.base import SPLIT_CHOICES
 
 __all__ = ["register", "cmd_check", "cmd_synth", "cmd_download", "source_from_args"]
 
@@ -49,9 +50,11 @@ def source_from_args(args: argparse.Namespace):
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a dataset folder; 0 when usable, 2 with one line per problem otherwise."""
+    from attnmel.data.datasets.base import chosen_splits
     from attnmel.data.layout import check_layout
 
-    report, problems = check_layout(source_from_args(args), decode=not args.no_decode)
+    splits = chosen_splits(args.split)
+    report, problems = check_layout(source_from_args(args), decode=not args.no_decode, splits=splits)
     if args.json:
         print(json.dumps({**report, "problems": problems}))
     else:
@@ -82,6 +85,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         task=args.task,
         signal=args.signal,
         confounder_rate=args.confounder_rate,
+        splits=args.splits,
     )
 
     def describe(c: dict) -> str:
@@ -135,6 +139,13 @@ def register(subparsers) -> None:
     check.add_argument("--test-fraction", type=float, default=None, help="carved test share (default 0.2)")
     check.add_argument("--val-seed", type=int, default=None, help="seed of every carving (default 0)")
     check.add_argument("--no-decode", action="store_true", help="read image headers only (faster, misses truncation)")
+    check.add_argument(
+        "--split",
+        choices=SPLIT_CHOICES,
+        default="all",
+        help="check this split alone, needing only its files (a carved split: training's); "
+        "default all",
+    )
     check.set_defaults(func=cmd_check)
 
     synth = sub.add_parser("synth", help="write a synthetic dataset in the official layout")
@@ -168,6 +179,14 @@ def register(subparsers) -> None:
         metavar="R",
         help="confounded only: share of training images whose sticker agrees with the label "
         "(default 0.95); validation and test are always at chance (0.5)",
+    )
+    synth.add_argument(
+        "--splits",
+        nargs="+",
+        choices=SPLITS,
+        default=None,
+        help="write only the files these splits are made of, as a download of them alone "
+        "(a carved split: training's); default all",
     )
     synth.add_argument("--force", action="store_true", help="replace existing official files under --root")
     synth.set_defaults(func=cmd_synth)
