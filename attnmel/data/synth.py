@@ -302,9 +302,8 @@ def _top_names(decl: Declaration, counts: dict[str, int]) -> list[str]:
     """The files and folders directly under the root that a copy writes (as declared)."""
     names = []
     for split in counts:
-        f = decl.splits[split]
-        extra = [f.groups.file if f.groups else None, f.duplicates, decl.synth.masks_for.get(split)]
-        names += [p.split("/")[0] for p in (f.images[0], f.labels[0], f.masks, f.features, *extra) if p]
+        masks = decl.synth.masks_for.get(split)
+        names += [*decl.splits[split].top_names(), *([masks.split("/")[0]] if masks else [])]
     return list(dict.fromkeys(names))
 
 

@@ -104,12 +104,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     """Fetch the official archives (resumable) and unpack them into the official layout."""
+    from attnmel.data.datasets.base import chosen_splits
     from attnmel.data.download import BASE_URL, download_dataset
 
     handled = download_dataset(
         args.dataset,
         Path(args.root),
         parts=args.parts,
+        splits=None if args.split == "all" else chosen_splits(args.split),
         base_url=args.base_url or BASE_URL,
         keep_archives=args.keep_archives,
         progress=lambda msg: print(msg, file=sys.stderr),
@@ -198,6 +200,12 @@ def register(subparsers) -> None:
     download.add_argument("--root", required=True)
     have = "; ".join(f"{n}: {' '.join(d.parts)}" for n, d in DECLARATIONS.items() if d.archives)
     download.add_argument("--parts", nargs="+", choices=PARTS, default=None, help=f"default: all ({have})")
+    download.add_argument(
+        "--split",
+        choices=SPLIT_CHOICES,
+        default="all",
+        help="fetch the archives of this split alone (a carved split: training's); default all",
+    )
     download.add_argument("--base-url", default=None, help="mirror of the challenge bucket (default: official)")
     download.add_argument("--keep-archives", action="store_true", help="keep the zips in <root>/.downloads")
     download.set_defaults(func=cmd_download)

@@ -215,6 +215,15 @@ class SplitFiles:
     duplicates: str | None = None  # CSV of (kept, dropped) image pairs (ISIC 2020)
     optional: bool = False  # read where present (ISIC 2019 test, whose labels came out later)
     select: tuple[str, str] | None = None  # (column, split) for a CSV folder's split column
+    metadata: tuple[str, ...] = ()  # further files of the split no reader needs (2019 test metadata)
+
+    def top_names(self) -> tuple[str, ...]:
+        """The files and folders directly under the root that hold this split, by their
+        official (first) names: what its archives unpack to."""
+        groups = self.groups.file if self.groups else None
+        paths = (self.images[0], self.labels[0], self.masks, self.features, groups, self.duplicates)
+        paths += self.metadata
+        return tuple(dict.fromkeys(p.split("/")[0] for p in paths if p))
 
 
 @dataclass(frozen=True)
@@ -300,3 +309,10 @@ class Declaration:
         carved = {c.split for c in self.carvings(present)}
         wanted = {"train" if s in carved else s for s in splits}
         return tuple(s for s in self.splits if s in wanted)
+
+    def archives_of(self, splits: Iterable[str]) -> tuple[Archive, ...]:
+        """The archives that unpack to the files ``splits`` are made of (an optional split
+        counted as on disk): what a download of those splits alone fetches."""
+        on_disk = self.needs(splits, lambda split: True)
+        names = {name for split in on_disk for name in self.splits[split].top_names()}
+        return tuple(a for a in self.archives if (a.folder or a.name) in names)
