@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,6 +279,11 @@ def _present(root: Path, files: SplitFiles) -> bool:
     return images is not None or _first_existing(root, files.labels, is_dir=False) is not None
 
 
+def _presence(root: Path, decl: Declaration) -> Callable[[str], bool]:
+    """``Declaration.needs``'s question for this root: is a split on disk (``_present``)?"""
+    return lambda split: split in decl.splits and _present(root, decl.splits[split])
+
+
 def _scan_split(ctx: _Context, split: str, files: SplitFiles) -> list[Sample] | None:
     """The split's samples; None when an optional split is absent."""
     root, problems = ctx.root, ctx.scan.problems
@@ -350,10 +355,10 @@ def _unlisted_notes(ctx: _Context) -> None:
 
 
 def _carve(ctx: _Context, source: Source, splits: dict[str, list[Sample]]) -> None:
-    wanted = ctx.decl.carvings(lambda split: _present(ctx.root, ctx.decl.splits[split]))
+    wanted = ctx.decl.carvings(_presence(ctx.root, ctx.decl))
     if not wanted or "train" not in splits:
         return
-    train = splits.get("train", [])
+    train = splits["train"]
     if not train:
         return
     shares = {c.split: float(getattr(source, c.fraction)) for c in wanted}
@@ -406,7 +411,7 @@ def scan(source: Source, splits: Sequence[str] = SPLITS) -> Scan:
             result.problems.append(f"{user_masks}: masks folder not found (data.masks)")
             return result
     ctx = _Context(root, decl, result, user_masks, _listing(user_masks))
-    read = decl.needs(wanted, lambda split: _present(root, decl.splits[split]))
+    read = decl.needs(wanted, _presence(root, decl))
     groups = [g.name for name in read if (g := decl.splits[name].groups) is not None]
     result.group_name = groups[0] if groups else None
     splits: dict[str, list[Sample]] = {}

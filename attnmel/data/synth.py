@@ -37,6 +37,8 @@ Knobs (keyword arguments of ``write_synthetic``, ``attnmel data synth --task/--s
   validation folder; the one carved from its training split inherits the training rate.
 
 Masks are written for every split that has them, including test, and never include the sticker.
+``splits`` (``attnmel data synth --splits``) keeps only the files some splits are made of, as a
+download of them alone unpacks (an official test set without its training images).
 """
 
 from __future__ import annotations
