@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from attnmel.atomic import atomic_write
-from attnmel.data.datasets import DATASETS, DECLARATIONS, SPLITS, csvfolder, declaration
+from attnmel.data.datasets import DATASETS, DECLARATIONS, csvfolder, declaration
+from attnmel.data.datasets.base import SPLIT_CHOICES, chosen_splits
 from attnmel.errors import UserError
 from attnmel.typed_config import Checked, parse_override, read_yaml, set_nested, setting
 
@@ -54,7 +55,7 @@ ROIS = ("none", "lesion", "dermo", "bkg")  # "none" = no regularisation; section
 BACKBONES = ("vgg16_bn", "vgg16")  # VGG-16 with and without batch norm (section 3.1)
 DEFAULT_PASSES = {name: d.passes for name, d in DECLARATIONS.items()}
 # Which images of another dataset an external test set scores: one split, or all of them.
-EXTERNAL_SPLITS = (*SPLITS, "all")
+EXTERNAL_SPLITS = SPLIT_CHOICES
 # The keys only a folder with a CSV (``dataset: csv``) reads.
 CSV_KEYS = csvfolder.SOURCE_KEYS
 _LABEL = re.compile(r"[a-z0-9][a-z0-9_]*")
@@ -121,6 +122,11 @@ class ExternalSet(DataSource):
     def name(self) -> str:
         """How the tables name this set (``ext_<name>_auc``)."""
         return self.label or f"{self.dataset}_{self.split}"
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The splits it scores (and the only ones it needs on disk)."""
+        return chosen_splits(self.split)
 
 
 @dataclass(frozen=True)

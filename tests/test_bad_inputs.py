@@ -433,6 +433,31 @@ def _(ctx: Ctx) -> list[str]:
     return ctx.train(f"data.external=[{{dataset: isic2018, root: {ctx.tmp / 'nowhere'}}}]")
 
 
+GT18_TEST = "ISIC2018_Task3_Test_GroundTruth/ISIC2018_Task3_Test_GroundTruth.csv"
+
+
+def _test_only_isic2018(ctx: Ctx) -> Path:
+    """An ISIC 2018 test set unpacked alone (no training or validation files), its CSV lost."""
+    from attnmel.data.synth import write_synthetic
+
+    root = ctx.tmp / "isic2018_test"
+    write_synthetic("isic2018", root, size=32, seed=6, splits=("test",))
+    (root / GT18_TEST).unlink()
+    return root
+
+
+@case("external-test-only-csv-missing", "external set 'isic2018_test'", GT18_TEST, "not found")
+def _(ctx: Ctx) -> list[str]:
+    root = _test_only_isic2018(ctx)
+    return ctx.train(f"data.external=[{{dataset: isic2018, root: {root}, split: test}}]")
+
+
+@case("layout-split-only-csv-missing", GT18_TEST, "ground-truth CSV not found")
+def _(ctx: Ctx) -> list[str]:
+    root = _test_only_isic2018(ctx)
+    return ["data", "check", "--dataset", "isic2018", "--root", str(root), "--split", "test"]
+
+
 @case("external-spec-dataset-key", "external[1].dataset", "name")
 def _(ctx: Ctx) -> list[str]:
     spec = ctx.spec(external=[{"dataset": "isic2018", "root": str(ctx.tmp)}])

@@ -115,11 +115,12 @@ def _raise_first(found: Scan, prefix: str = "") -> None:
 
 
 def external_samples(ext: ExternalSet, training: dict[str, list[Sample]], training_dataset: str) -> list[Sample]:
-    """The images of one external set, checked: its layout, and none of them in ``training``
-    (an image scored as external that the model trained or was selected on would leak)."""
-    found = scan(ext)
+    """The images of one external set, checked: the layout of the split it names (only that
+    split's files are needed), and none of its images in ``training``, compared by id (an image
+    scored as external that the model trained or was selected on would leak)."""
+    found = scan(ext, ext.splits)  # only its split's files: a test set may be unpacked alone
     _raise_first(found, f"external set {ext.name!r}: ")
-    samples = [s for name in SPLITS for s in found.splits[name]] if ext.split == "all" else found.splits[ext.split]
+    samples = [s for name in ext.splits for s in found.splits[name]]
     if len({s.label for s in samples}) < 2:
         what = "is empty" if not samples else f"holds only {'melanoma' if samples[0].label else 'non-melanoma'} images"
         raise UserError(f"external set {ext.name!r}: {ext.root}: the {ext.split} split of {ext.dataset} {what} "

@@ -55,8 +55,11 @@ KNOWN_SIZES: dict[str, int] = {}
 _CHUNK = 1 << 20
 
 
-def archives(dataset: str, parts: Sequence[str] | None = None) -> list[Archive]:
-    """The official files of ``dataset`` for the given parts (all parts by default)."""
+def archives(
+    dataset: str, parts: Sequence[str] | None = None, splits: Sequence[str] | None = None
+) -> list[Archive]:
+    """The official files of ``dataset`` for the given parts (all parts by default) and
+    splits (default all; ``Declaration.archives_of``: a carved split fetches training's)."""
     decl = declaration(dataset)
     if not decl.archives:
         raise UserError(f"dataset {dataset!r} has no official archives to download")
@@ -64,7 +67,8 @@ def archives(dataset: str, parts: Sequence[str] | None = None) -> list[Archive]:
     for p in parts:
         if p not in decl.parts:
             raise UserError(f"unknown part {p!r} for {dataset}; choose from {', '.join(decl.parts)}")
-    return [a for a in decl.archives if a.part in parts]
+    chosen = decl.archives if splits is None else decl.archives_of(splits)
+    return [a for a in chosen if a.part in parts]
 
 
 def _total_size(response) -> int | None:
@@ -197,12 +201,14 @@ def download_dataset(
     root: Path,
     *,
     parts: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
     base_url: str = BASE_URL,
     keep_archives: bool = False,
     known_sizes: dict[str, int] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Download and unpack ``dataset``'s official files under ``root``; return the files handled.
+    """Download and unpack ``dataset``'s official files under ``root`` (those of ``parts`` and
+    ``splits``, default all); return the files handled.
 
     A rerun skips archives already unpacked (a ``.done`` marker in ``root/.downloads`` and
     the target present) and resumes a partial download.
@@ -212,7 +218,7 @@ def download_dataset(
     sizes = KNOWN_SIZES if known_sizes is None else known_sizes
     work = root / ".downloads"
     handled = []
-    for archive in archives(dataset, parts):
+    for archive in archives(dataset, parts, splits):
         done = work / (archive.name + ".done")
         target = root / (archive.folder or archive.name)
         if done.exists() and target.exists():  # finished by an earlier run

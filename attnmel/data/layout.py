@@ -7,6 +7,10 @@ globbing: image folders also hold superpixel maps, metadata and licence files. S
 collection does not give are carved from training (:mod:`attnmel.data.carving`), and every
 carving is recorded in the scan (and, by ``load_bundle``, in the run's ``data_info.json``).
 
+A scan may be asked for some splits only (an external set's, ``data check --split``): it reads
+the files those splits are made of (``Declaration.needs``) and nothing else, so an official
+test set unpacked alone is checked and read without the training images.
+
 Nothing here decodes an image unless asked (``file_problems``); a scan reads CSVs and folder
 listings only, so 33,000 images are checked in a second.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +78,10 @@ class Sample:
 @dataclass
 class Scan:
     """What a scan found: samples per split, one line per problem, notes (not errors), and how
-    each carved split was made."""
+    each carved split was made. A split not asked for is empty."""
 
     splits: dict[str, list[Sample]]
+    scanned: tuple[str, ...] = SPLITS  # the splits asked for
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     carved: list[dict[str, Any]] = field(default_factory=list)
@@ -264,13 +270,27 @@ def _duplicates(ctx: _Context, files: SplitFiles, rows: list[LabelRow]) -> list[
     return kept
 
 
+def _present(root: Path, files: SplitFiles) -> bool:
+    """Whether a split is on disk: its image folder or its CSV is there (an optional split
+    with neither is absent; any other split is always read, so its missing files are named)."""
+    if not files.optional:
+        return True
+    images = _first_existing(root, files.images, is_dir=True)
+    return images is not None or _first_existing(root, files.labels, is_dir=False) is not None
+
+
+def _presence(root: Path, decl: Declaration) -> Callable[[str], bool]:
+    """``Declaration.needs``'s question for this root: is a split on disk (``_present``)?"""
+    return lambda split: split in decl.splits and _present(root, decl.splits[split])
+
+
 def _scan_split(ctx: _Context, split: str, files: SplitFiles) -> list[Sample] | None:
     """The split's samples; None when an optional split is absent."""
     root, problems = ctx.root, ctx.scan.problems
+    if not _present(root, files):
+        return None
     images_dir = _first_existing(root, files.images, is_dir=True)
     csv_path = _first_existing(root, files.labels, is_dir=False)
-    if files.optional and images_dir is None and csv_path is None:
-        return None
     if images_dir is None:
         problems.append(f"{root / files.images[0]}: image folder not found")
     if csv_path is None:
@@ -282,7 +302,9 @@ def _scan_split(ctx: _Context, split: str, files: SplitFiles) -> list[Sample] | 
     groups = _groups(ctx, files, rows)
     images = _listing(images_dir) or set()
     used = ctx.listed.setdefault(images_dir, set())
-    for dropped in {r.image_id for r in listed} - {r.image_id for r in rows}:  # listed, so not "unlisted"
+    # listed (in another split's rows of a shared CSV too, or dropped), so not "unlisted"
+    others = {r.image_id for r in ctx.parsed[csv_path]} if files.select else set()
+    for dropped in (others | {r.image_id for r in listed}) - {r.image_id for r in rows}:
         found = _find_image(images_dir, dropped, images, ctx.decl.id_suffixes)
         if found is not None:
             used.add(found.name)
@@ -333,10 +355,10 @@ def _unlisted_notes(ctx: _Context) -> None:
 
 
 def _carve(ctx: _Context, source: Source, splits: dict[str, list[Sample]]) -> None:
-    wanted = [c for c in ctx.decl.carve if not (c.unless_present and c.split in splits)]
-    if not wanted:
+    wanted = ctx.decl.carvings(_presence(ctx.root, ctx.decl))
+    if not wanted or "train" not in splits:
         return
-    train = splits.get("train", [])
+    train = splits["train"]
     if not train:
         return
     shares = {c.split: float(getattr(source, c.fraction)) for c in wanted}
@@ -368,14 +390,16 @@ def _carve(ctx: _Context, source: Source, splits: dict[str, list[Sample]]) -> No
 # --------------------------------------------------------------------------- the scan
 
 
-def scan(source: Source) -> Scan:
+def scan(source: Source, splits: Sequence[str] = SPLITS) -> Scan:
     """Read ``source``'s layout: samples per split (train, val, test), problems, notes, carvings.
 
-    Cheap: reads the CSVs and folder listings, decodes no image.
+    ``splits``: the splits wanted; only the files they are made of are read (and checked), the
+    others are left empty. Cheap: reads the CSVs and folder listings, decodes no image.
     """
     decl = declaration(source.dataset).bound(source)
     root = Path(source.root).expanduser()
-    result = Scan(splits={s: [] for s in SPLITS})
+    wanted = tuple(s for s in SPLITS if s in splits)
+    result = Scan(splits={s: [] for s in SPLITS}, scanned=wanted)
     if not root.is_dir():
         result.problems.append(f"{root}: dataset root folder not found")
         return result
@@ -387,11 +411,12 @@ def scan(source: Source) -> Scan:
             result.problems.append(f"{user_masks}: masks folder not found (data.masks)")
             return result
     ctx = _Context(root, decl, result, user_masks, _listing(user_masks))
-    groups = [f.groups.name for f in decl.splits.values() if f.groups is not None]
+    read = decl.needs(wanted, _presence(root, decl))
+    groups = [g.name for name in read if (g := decl.splits[name].groups) is not None]
     result.group_name = groups[0] if groups else None
     splits: dict[str, list[Sample]] = {}
-    for name, files in decl.splits.items():
-        found = _scan_split(ctx, name, files)
+    for name in read:
+        found = _scan_split(ctx, name, decl.splits[name])
         if found is not None:
             splits[name] = found
     _unlisted_notes(ctx)
@@ -408,7 +433,7 @@ def scan(source: Source) -> Scan:
     if user_masks is not None and everything and not any(s.lesion is not None and s.lesion.parent == user_masks for s in everything):
         result.problems.append(f"{user_masks}: the masks folder holds no lesion mask of any of the {len(everything)} images "
                                f"(looked for <id>_segmentation.png or <id>.png, e.g. {everything[0].image_id}_segmentation.png)")  # fmt: skip
-    result.splits = {name: splits.get(name, []) for name in SPLITS}
+    result.splits = {name: splits.get(name, []) if name in wanted else [] for name in SPLITS}
     return result
 
 
@@ -418,12 +443,19 @@ def _raise_first(problems: list[str]) -> None:
         raise UserError(problems[0] + more)
 
 
-def load_splits(dataset: str | Source, root: Path | str | None = None, **keys: Any) -> dict[str, list[Sample]]:
+def load_splits(
+    dataset: str | Source,
+    root: Path | str | None = None,
+    *,
+    splits: Sequence[str] = SPLITS,
+    **keys: Any,
+) -> dict[str, list[Sample]]:
     """Samples per split ("train", "val", "test") of a data source, or of ``dataset`` under
     ``root`` with the source's other keys (``val_fraction``, ``val_seed``, ``masks``, the CSV
-    keys). Raises ``UserError`` with the first problem found (``check_layout`` lists them all)."""
+    keys); only ``splits`` are read (the others are empty). Raises ``UserError`` with the
+    first problem found (``check_layout`` lists them all)."""
     source = dataset if not isinstance(dataset, str) else source_of(dataset, root, **keys)
-    found = scan(source)
+    found = scan(source, splits)
     _raise_first(found.problems)
     return found.splits
 
@@ -484,7 +516,7 @@ def scan_report(source: Source, found: Scan) -> dict:
     """The ``attnmel data check --json`` object of a scan (``problems`` added by the caller)."""
     report: dict[str, Any] = {
         "dataset": source.dataset,
-        "splits": {name: _split_report(found.splits[name]) for name in SPLITS},
+        "splits": {name: _split_report(found.splits[name]) for name in found.scanned},
         "grouped_by": found.group_name,
         "carved": found.carved,
         "duplicates_dropped": found.duplicates_dropped,
@@ -496,7 +528,12 @@ def scan_report(source: Source, found: Scan) -> dict:
 
 
 def check_layout(
-    dataset: str | Source, root: Path | str | None = None, *, decode: bool = True, **keys: Any
+    dataset: str | Source,
+    root: Path | str | None = None,
+    *,
+    decode: bool = True,
+    splits: Sequence[str] = SPLITS,
+    **keys: Any,
 ) -> tuple[dict, list[str]]:
     """Validate a dataset folder; return ``(report, problems)``.
 
@@ -504,10 +541,11 @@ def check_layout(
     melanoma and other, how many samples have each ROI source and how many lesions/patients
     they come from; how carved splits were made; notes. ``problems`` holds one line per
     problem and is empty when the dataset is usable. ``decode=True`` decodes every image and
-    mask (finds truncated files); otherwise only headers are read.
+    mask (finds truncated files); otherwise only headers are read. ``splits``: check these
+    only, and only the files they are made of (the report lists them alone).
     """
     source = dataset if not isinstance(dataset, str) else source_of(dataset, root, **keys)
-    found = scan(source)
+    found = scan(source, splits)
     problems = found.problems + file_problems([s for name in SPLITS for s in found.splits[name]], decode=decode)
     return scan_report(source, found), problems
 

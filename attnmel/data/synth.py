@@ -37,6 +37,8 @@ Knobs (keyword arguments of ``write_synthetic``, ``attnmel data synth --task/--s
   validation folder; the one carved from its training split inherits the training rate.
 
 Masks are written for every split that has them, including test, and never include the sticker.
+``splits`` (``attnmel data synth --splits``) keeps only the files some splits are made of, as a
+download of them alone unpacks (an official test set without its training images).
 """
 
 from __future__ import annotations
@@ -46,13 +48,14 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from attnmel.data.datasets import csvfolder, declaration
-from attnmel.data.datasets.base import Declaration
+from attnmel.data.datasets.base import SPLITS, Declaration
 from attnmel.data.layout import SUPERPIXELS_SUFFIX, source_of
 from attnmel.data.roi import DERMO_FEATURES
 from attnmel.errors import UserError
@@ -228,9 +231,10 @@ def _write_split(
     signal: float,
     marked: np.ndarray | None,
     group_start: int,
+    written: list[Path],
 ) -> int:
-    """Images, masks, Part 2 files of one split; its CSV rows go to ``csv_files``. Returns the
-    number of groups it used."""
+    """Images, masks, Part 2 files of one split (their paths appended to ``written``); its CSV
+    rows go to ``csv_files``. Returns the number of groups it used."""
     files, plan = decl.splits[split], decl.synth
     height, width = size, size * 4 // 3
     images = out / files.images[0]
@@ -247,12 +251,16 @@ def _write_split(
         if marked is not None and marked[i]:
             img = draw_marker(rng, img, mask)
         Image.fromarray(img).save(images / f"{image_id}.jpg", quality=92)
+        written.append(images / f"{image_id}.jpg")
         if mask_folder:
             Image.fromarray(mask.astype(np.uint8) * 255).save(out / mask_folder / f"{image_id}{files.mask_suffix}")
+            written.append(out / mask_folder / f"{image_id}{files.mask_suffix}")
         if files.features:
             Image.fromarray(sp_rgb).save(images / f"{image_id}{SUPERPIXELS_SUFFIX}")
             feats = _features(rng, sp_index, mask, bool(label))
             (feats_dir / f"{image_id}_features.json").write_text(json.dumps(feats))
+            written += [images / f"{image_id}{SUPERPIXELS_SUFFIX}"]
+            written += [feats_dir / f"{image_id}_features.json"]
     name = files.groups.name if files.groups else None
     groups = _groups(rng, len(ids), plan.group_sizes, name, group_start)
     if files.duplicates and plan.duplicates:
@@ -260,6 +268,7 @@ def _write_split(
         twins = [f"{image_id}9" for image_id in ids[: plan.duplicates]]
         for original, twin in zip(ids, twins):
             shutil.copyfile(images / f"{original}.jpg", images / f"{twin}.jpg")
+            written.append(images / f"{twin}.jpg")
         pairs = [["image_name_1", "image_name_2"], *([a, b] for a, b in zip(ids, twins))]
         _add_rows(csv_files, out / files.duplicates, pairs, header=True)
         ids, labels, groups = ids + twins, np.concatenate([labels, labels[: len(twins)]]), groups + groups[: len(twins)]
@@ -269,9 +278,13 @@ def _write_split(
         head = files.rule.header_row()
         rows = ([head] if head else []) + [[i, *files.rule.cells(int(m), rng)] for i, m in zip(ids, labels)]
     _add_rows(csv_files, out / files.labels[0], rows, header=files.rule.header_row() is not None)
+    written.append(out / files.labels[0])
     if plan.extra_files is not None:
         for rel, extra in plan.extra_files(split, ids, labels, groups, rng).items():
             _add_rows(csv_files, out / rel, extra, header=True)
+            written.append(out / rel)
+    if files.duplicates and plan.duplicates:
+        written.append(out / files.duplicates)
     return len(set(groups))
 
 
@@ -291,10 +304,23 @@ def _top_names(decl: Declaration, counts: dict[str, int]) -> list[str]:
     """The files and folders directly under the root that a copy writes (as declared)."""
     names = []
     for split in counts:
-        f = decl.splits[split]
-        extra = [f.groups.file if f.groups else None, f.duplicates, decl.synth.masks_for.get(split)]
-        names += [p.split("/")[0] for p in (f.images[0], f.labels[0], f.masks, f.features, *extra) if p]
+        masks = decl.synth.masks_for.get(split)
+        names += [*decl.splits[split].top_names(), *([masks.split("/")[0]] if masks else [])]
     return list(dict.fromkeys(names))
+
+
+def _leave_out(tmp: Path, written: dict[str, list[Path]], keep: set[str]) -> None:
+    """Delete the files of the splits not kept (a file a kept split wrote too stays), then the
+    folders that left empty."""
+    kept = {p for split in keep for p in written[split]}
+    for split, paths in written.items():
+        if split not in keep:
+            for path in set(paths) - kept:
+                path.unlink(missing_ok=True)
+    folders = sorted((p for p in tmp.rglob("*") if p.is_dir()), key=lambda p: len(p.parts))
+    for folder in reversed(folders):
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _synth_declaration(dataset: str) -> Declaration:
@@ -319,11 +345,16 @@ def write_synthetic(
     task: str = "abcd",
     signal: float | None = None,
     confounder_rate: float | None = None,
+    splits: Sequence[str] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Write a synthetic ``dataset`` under ``root``; return {split: {"images", "melanoma"}}
     (plus "marked", the images carrying the confounder, for the confounded task).
 
     ``task``, ``signal`` and ``confounder_rate`` are described in the module docstring.
+    ``splits``: write only the files these splits are made of (``Declaration.needs``), as a
+    download of them alone unpacks; every split is still drawn, so what is written equals that
+    part of a full copy, and a CSV that other splits share keeps their rows. The result
+    counts the splits on disk that were written.
     Refuses to touch existing official files unless ``overwrite``. Everything is written to
     a temporary folder inside ``root`` first and moved into place at the end.
     """
@@ -355,9 +386,14 @@ def write_synthetic(
     for split, n in counts.items():
         if n < 1:
             raise UserError(f"--n-{split} must be at least 1, got {n}")
+    unknown = [s for s in splits or () if s not in SPLITS]
+    if unknown:
+        raise UserError(f"unknown split {unknown[0]!r}; choose among {', '.join(SPLITS)}")
+    keep = set(counts) if splits is None else set(decl.needs(splits, lambda split: split in splits))
 
     root = Path(root).expanduser()
-    clash = [n for n in _top_names(decl, counts) if (root / n).exists()]
+    written_counts = {s: n for s, n in counts.items() if s in keep}
+    clash = [n for n in _top_names(decl, written_counts) if (root / n).exists()]
     if clash and not overwrite:
         raise UserError(f"{root / clash[0]} already exists; pick an empty folder or pass --force")
     root.mkdir(parents=True, exist_ok=True)
@@ -367,6 +403,7 @@ def write_synthetic(
     try:
         next_id, next_group = 0, 0
         csv_files: dict[Path, list[list[str]]] = {}
+        written: dict[str, list[Path]] = {}
         for split, n in counts.items():
             ids = plan.ids(split, next_id, n)
             next_id += n
@@ -374,13 +411,18 @@ def write_synthetic(
             marked = None
             if task == "confounded":
                 marked = _markers(rng, labels, confounder_rate if split == "train" else 0.5)
-            next_group += _write_split(tmp, decl, split, ids, labels, size, rng, csv_files, signal=signal,
-                                       marked=marked, group_start=next_group)  # fmt: skip
-            result[split] = {"images": n, "melanoma": int(labels.sum())}
-            if marked is not None:
-                result[split]["marked"] = int(marked.sum())
+            written[split] = []
+            next_group += _write_split(
+                tmp, decl, split, ids, labels, size, rng, csv_files,
+                signal=signal, marked=marked, group_start=next_group, written=written[split],
+            )
+            if split in keep:
+                result[split] = {"images": n, "melanoma": int(labels.sum())}
+                if marked is not None:
+                    result[split]["marked"] = int(marked.sum())
         for path, rows in csv_files.items():
             _write_csv(path, rows)
+        _leave_out(tmp, written, keep)
         names = sorted({p.relative_to(tmp).parts[0] for p in tmp.rglob("*")})
         existing = [n for n in names if (root / n).exists()]
         if existing and not overwrite:

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from attnmel.config import CSV_KEYS, DATASETS
-from attnmel.data.datasets import DECLARATIONS
+from attnmel.data.datasets import DECLARATIONS, SPLITS
+from attnmel.data.datasets.base import SPLIT_CHOICES
 
 __all__ = ["register", "cmd_check", "cmd_synth", "cmd_download", "source_from_args"]
 
@@ -49,9 +50,11 @@ def source_from_args(args: argparse.Namespace):
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a dataset folder; 0 when usable, 2 with one line per problem otherwise."""
+    from attnmel.data.datasets.base import chosen_splits
     from attnmel.data.layout import check_layout
 
-    report, problems = check_layout(source_from_args(args), decode=not args.no_decode)
+    splits = chosen_splits(args.split)
+    report, problems = check_layout(source_from_args(args), decode=not args.no_decode, splits=splits)
     if args.json:
         print(json.dumps({**report, "problems": problems}))
     else:
@@ -82,6 +85,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         task=args.task,
         signal=args.signal,
         confounder_rate=args.confounder_rate,
+        splits=args.splits,
     )
 
     def describe(c: dict) -> str:
@@ -100,12 +104,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     """Fetch the official archives (resumable) and unpack them into the official layout."""
+    from attnmel.data.datasets.base import chosen_splits
     from attnmel.data.download import BASE_URL, download_dataset
 
     handled = download_dataset(
         args.dataset,
         Path(args.root),
         parts=args.parts,
+        splits=None if args.split == "all" else chosen_splits(args.split),
         base_url=args.base_url or BASE_URL,
         keep_archives=args.keep_archives,
         progress=lambda msg: print(msg, file=sys.stderr),
@@ -135,6 +141,13 @@ def register(subparsers) -> None:
     check.add_argument("--test-fraction", type=float, default=None, help="carved test share (default 0.2)")
     check.add_argument("--val-seed", type=int, default=None, help="seed of every carving (default 0)")
     check.add_argument("--no-decode", action="store_true", help="read image headers only (faster, misses truncation)")
+    check.add_argument(
+        "--split",
+        choices=SPLIT_CHOICES,
+        default="all",
+        help="check this split alone, needing only its files (a carved split: training's); "
+        "default all",
+    )
     check.set_defaults(func=cmd_check)
 
     synth = sub.add_parser("synth", help="write a synthetic dataset in the official layout")
@@ -169,6 +182,14 @@ def register(subparsers) -> None:
         help="confounded only: share of training images whose sticker agrees with the label "
         "(default 0.95); validation and test are always at chance (0.5)",
     )
+    synth.add_argument(
+        "--splits",
+        nargs="+",
+        choices=SPLITS,
+        default=None,
+        help="write only the files these splits are made of, as a download of them alone "
+        "(a carved split: training's); default all",
+    )
     synth.add_argument("--force", action="store_true", help="replace existing official files under --root")
     synth.set_defaults(func=cmd_synth)
 
@@ -179,6 +200,12 @@ def register(subparsers) -> None:
     download.add_argument("--root", required=True)
     have = "; ".join(f"{n}: {' '.join(d.parts)}" for n, d in DECLARATIONS.items() if d.archives)
     download.add_argument("--parts", nargs="+", choices=PARTS, default=None, help=f"default: all ({have})")
+    download.add_argument(
+        "--split",
+        choices=SPLIT_CHOICES,
+        default="all",
+        help="fetch the archives of this split alone (a carved split: training's); default all",
+    )
     download.add_argument("--base-url", default=None, help="mirror of the challenge bucket (default: official)")
     download.add_argument("--keep-archives", action="store_true", help="keep the zips in <root>/.downloads")
     download.set_defaults(func=cmd_download)

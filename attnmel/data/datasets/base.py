@@ -9,17 +9,22 @@ paper's ``passes`` default, official normalisation constants, the official archi
 (:class:`Archive`) and how ``attnmel data synth`` writes a synthetic copy
 (:class:`SynthPlan`). The generic readers (``attnmel.data.layout``, ``labels``, ``carving``,
 ``synth``, ``download``) hold no knowledge of any particular year.
+
+A split on disk is read from its own :class:`SplitFiles` alone and a carved split from the
+training split's (:meth:`Declaration.needs`), so one split of a download (an official test
+set) is checked and read without the others.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
     "SPLITS",
+    "SPLIT_CHOICES",
     "SPLIT_ALIASES",
     "MASK_SUFFIXES",
     "LabelRule",
@@ -33,9 +38,12 @@ __all__ = [
     "SynthPlan",
     "Declaration",
     "Source",
+    "chosen_splits",
 ]
 
 SPLITS = ("train", "val", "test")
+# What a user may name where one split or all of them are meant (an external set, `data check`).
+SPLIT_CHOICES = (*SPLITS, "all")
 # How a split column may spell each split (a CSV folder's ``split_column``), lower-cased.
 SPLIT_ALIASES = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
 # Lesion mask names of the official releases (2017/2018/HAM10000, 2016); a folder of masks may
@@ -56,6 +64,11 @@ class Source(Protocol):
     positive: str | None
     group_column: str | None
     split_column: str | None
+
+
+def chosen_splits(choice: str) -> tuple[str, ...]:
+    """The splits a :data:`SPLIT_CHOICES` value names: itself, or every split for ``all``."""
+    return SPLITS if choice == "all" else (choice,)
 
 
 # --------------------------------------------------------------------------- labels
@@ -202,6 +215,15 @@ class SplitFiles:
     duplicates: str | None = None  # CSV of (kept, dropped) image pairs (ISIC 2020)
     optional: bool = False  # read where present (ISIC 2019 test, whose labels came out later)
     select: tuple[str, str] | None = None  # (column, split) for a CSV folder's split column
+    metadata: tuple[str, ...] = ()  # further files of the split no reader needs (2019 test metadata)
+
+    def top_names(self) -> tuple[str, ...]:
+        """The files and folders directly under the root that hold this split, by their
+        official (first) names: what its archives unpack to."""
+        groups = self.groups.file if self.groups else None
+        paths = (self.images[0], self.labels[0], self.masks, self.features, groups, self.duplicates)
+        paths += self.metadata
+        return tuple(dict.fromkeys(p.split("/")[0] for p in paths if p))
 
 
 @dataclass(frozen=True)
@@ -274,3 +296,23 @@ class Declaration:
         """Splits on disk and carved, in the order train, val, test."""
         have = set(self.splits) | {c.split for c in self.carve}
         return tuple(s for s in SPLITS if s in have)
+
+    def carvings(self, present: Callable[[str], bool]) -> tuple[Carving, ...]:
+        """The carvings made: all but those ``unless_present`` whose split's files are there
+        (``present(split)``: an optional split on disk was found)."""
+        return tuple(c for c in self.carve if not (c.unless_present and present(c.split)))
+
+    def needs(self, splits: Iterable[str], present: Callable[[str], bool]) -> tuple[str, ...]:
+        """The splits on disk whose files make ``splits``, in declaration order: a split on disk
+        its own files, a carved one all of training's (carving draws from the whole of it).
+        The files of each split on disk are its :class:`SplitFiles`; nothing else is read."""
+        carved = {c.split for c in self.carvings(present)}
+        wanted = {"train" if s in carved else s for s in splits}
+        return tuple(s for s in self.splits if s in wanted)
+
+    def archives_of(self, splits: Iterable[str]) -> tuple[Archive, ...]:
+        """The archives that unpack to the files ``splits`` are made of (an optional split
+        counted as on disk): what a download of those splits alone fetches."""
+        on_disk = self.needs(splits, lambda split: True)
+        names = {name for split in on_disk for name in self.splits[split].top_names()}
+        return tuple(a for a in self.archives if (a.folder or a.name) in names)

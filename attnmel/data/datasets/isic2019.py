@@ -20,6 +20,7 @@ __all__ = ["DECLARATION", "CLASSES"]
 CLASSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 RULE = OneHotLabels("image", CLASSES, positive="MEL")
 METADATA = "ISIC_2019_Training_Metadata.csv"
+TEST_METADATA = "ISIC_2019_Test_Metadata.csv"
 DOWNSAMPLED = "_downsampled"
 
 SPLIT_FILES = {
@@ -28,7 +29,11 @@ SPLIT_FILES = {
         groups=Groups("lesion_id", "lesion_id", file=METADATA, id_column="image", required=True),
     ),
     "test": SplitFiles(
-        images=("ISIC_2019_Test_Input",), labels=("ISIC_2019_Test_GroundTruth.csv",), rule=RULE, optional=True
+        images=("ISIC_2019_Test_Input",),
+        labels=("ISIC_2019_Test_GroundTruth.csv",),
+        rule=RULE,
+        optional=True,
+        metadata=(TEST_METADATA,),
     ),
 }  # fmt: skip
 
@@ -40,7 +45,7 @@ def _ids(split: str, start: int, n: int) -> list[str]:
 
 
 def _extra_files(split: str, ids: list[str], labels, groups, rng) -> dict[str, list[list[str]]]:
-    name = METADATA if split == "train" else "ISIC_2019_Test_Metadata.csv"
+    name = METADATA if split == "train" else TEST_METADATA
     header = ["image", "age_approx", "anatom_site_general", "lesion_id", "sex"]
     rows = [header if split == "train" else [c for c in header if c != "lesion_id"]]
     for i, g in zip(ids, groups):
@@ -62,7 +67,7 @@ DECLARATION = Declaration(
         Archive(METADATA, "2019", "meta", None),
         Archive("ISIC_2019_Test_Input.zip", "2019", "images", "ISIC_2019_Test_Input", "3.6 GB"),
         Archive("ISIC_2019_Test_GroundTruth.csv", "2019", "labels", None),
-        Archive("ISIC_2019_Test_Metadata.csv", "2019", "meta", None),
+        Archive(TEST_METADATA, "2019", "meta", None),
     ),
     id_suffixes=(DOWNSAMPLED,),
     synth=SynthPlan(counts={"train": 60, "test": 16}, ids=_ids, group_sizes=(1, 3), extra_files=_extra_files),

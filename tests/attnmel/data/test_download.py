@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import shutil
 import threading
@@ -216,3 +217,41 @@ def test_the_newer_collections_download_into_their_official_layout(server, tmp_p
 def test_a_folder_with_a_csv_has_nothing_to_download(tmp_path):
     with pytest.raises(UserError, match="no official archives"):
         archives("csv")
+
+
+def test_every_archive_belongs_to_a_split_of_its_declaration():
+    from attnmel.data.datasets import DECLARATIONS, SPLITS
+
+    for name, decl in DECLARATIONS.items():
+        assert decl.archives_of(SPLITS) == decl.archives, name
+    assert [a.name for a in archives("isic2020", splits=["test"])] == [a.name for a in archives("isic2020")]
+
+
+@pytest.mark.parametrize("dataset", ["isic2018", "isic2019"])
+def test_a_test_split_downloads_alone(server, tmp_path, dataset):
+    from attnmel.data.synth import write_synthetic
+
+    source = tmp_path / "source"
+    write_synthetic(dataset, source, size=24, seed=4)
+    _publish(server, dataset, source)
+    root = tmp_path / "data"
+    handled = download_dataset(dataset, root, splits=["test"], base_url=server.url)
+    wanted = archives(dataset, splits=["test"])
+    assert sorted(handled) == sorted(a.name for a in wanted) and len(wanted) < len(archives(dataset))
+    assert {p for p, _ in server.requests} == {f"/{a.year}/{a.name}" for a in wanted}
+    expected, _ = check_layout(dataset, source, splits=["test"])
+    report, problems = check_layout(dataset, root, splits=["test"])
+    assert problems == [] and report == expected
+    assert check_layout(dataset, root)[1]  # the training files are not there
+
+
+def test_cli_download_and_check_of_one_split(server, synth2016_ro, tmp_path, capsys):
+    from orchestrator.cli import main
+
+    _publish(server, "isic2016", synth2016_ro)
+    root = tmp_path / "data"
+    base = ["--dataset", "isic2016", "--root", str(root)]
+    assert main(["data", "download", *base, "--split", "test", "--base-url", server.url]) == 0
+    assert "3 files in place" in capsys.readouterr().out
+    assert main(["data", "check", *base, "--split", "test", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["splits"]) == ["test"]
