@@ -113,6 +113,7 @@ def _device_data(shape: capacity.TrialShape, dataset: str, sizes: Sizes, device:
     return {
         "train": u8(train, 3), "val": u8(val, 3), "test": u8(test, 3),
         "labels": torch.randint(0, 2, (train,), device=device, generator=gen),
+        "eval_labels": torch.randint(0, 2, (val + test,), device=device, generator=gen),
         "rois": u8(train, 1, 2) if shape.roi != "none" else None,
         "val_lesion": u8(val, 1, 2) if masked else None,
         "test_lesion": u8(test, 1, 2) if masked else None,

@@ -271,7 +271,7 @@ def gpu_packing_line(spec: SweepSpec, shapes: dict[capacity.TrialShape, Any],
     if per_card <= fit:
         return None
     gpus, each = f"resources.gpus {spec.resources.gpus:g}", memory.total / capacity.GIB
-    card_text = f"90 % of a {card_bytes / capacity.GIB:.0f} GiB card ({card_source})"
+    card_text = f"90 % of the card's {card_bytes / capacity.GIB:.0f} GiB ({card_source})"
     if fit == 0:
         return (f"{gpus}: one trial needs ~{each:.1f} GiB ({memory.source}), more than "
                 f"{card_text}; it may run out of GPU memory: lower optim.batch_size or use a "

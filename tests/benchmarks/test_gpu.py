@@ -43,7 +43,7 @@ def test_cpu_smoke_measures_every_part(tmp_path, synth_root):
     report = json.loads((out / "gpu_check.json").read_text())
     parts = report["parts"]
     assert {name: p["status"] for name, p in parts.items()} == {"step": "ok", "trial": "ok", "sweep": "ok",
-                                                                "cuda_tests": "ok"}  # fmt: skip
+                                                                "cuda_tests": "ok", "capacity": "ok"}  # fmt: skip
 
     step = parts["step"]
     assert list(step["rows"]) == ["biased", "folded", "fused", "compiled", "compiled_model"]
@@ -75,6 +75,21 @@ def test_cpu_smoke_measures_every_part(tmp_path, synth_root):
 
     tests = parts["cuda_tests"]
     assert "tests/attnmel/data/test_augment.py" in tests["files"] and tests["failed"] == 0 and tests["skipped"] >= 1
+    capacity = parts["capacity"]
+    assert not capacity["memory_measured"]
+    assert [r["dataset"] for r in capacity["memory"]] == ["isic2017", "isic2019"]
+    for row in capacity["memory"]:  # not measured on the CPU: null, never a made-up number
+        assert row["status"] == "ok" and row["max_reserved_bytes"] is None
+        assert row["estimate_bytes"] > 0
+    small, large = capacity["memory"]  # images, ROI maps, lesion masks (ISIC 2017 only), labels
+    pixels = 40**2
+    assert large["data_bytes"] - small["data_bytes"] == (
+        (26 - 14) * 3 * pixels + (16 - 8) * pixels - 6 * pixels + (26 - 14) * 8)
+    assert [(s["trials"], s["status"]) for s in capacity["sharing"]] == [(1, "ok"), (2, "ok")]
+    assert all(_positive(s["aggregate_images_per_second"]) for s in capacity["sharing"])
+    assert all(f["source"] == "estimated" and f["trials_per_card"] >= 1 for f in capacity["fits"])
+    assert "| resources.gpus |" in (out / "capacity.md").read_text()
+    assert not (out / "capacity.json").exists()
     assert all(t["met"] is None for t in report["targets"])  # judged on a full GPU run only
     assert "GPU CHECK SUMMARY" in done.stdout
 
