@@ -7,8 +7,9 @@ The estimate (no torch, no card needed) adds four parts:
 ``data``      what ``fit`` moves onto the device: every image of the three splits (uint8,
               3 × S²), the training ROI maps and the evaluation splits' lesion masks (S² each),
               and, at the end, the largest external test set while it is scored
-``step``      weights, gradients, momentum and the activations of one training step; the
-              activations scale with the batch and the crop's area
+``step``      weights, gradients, momentum and the activations of one training step (the
+              activations scale with the batch and the crop's area), and the copy of the best
+              epoch's weights ``fit`` keeps on the device
 ``other``     evaluation, cuDNN's autotuning workspaces and the allocator's slack
 
 Its anchors are the H100 run of 2026-11-28 (``docs/gpu/2026-11-28_h100_check.json``): the step
@@ -109,10 +110,10 @@ def data_bytes(shape: TrialShape) -> int:
 def _step_bytes(shape: TrialShape, weight_bytes: int) -> int:
     peaks = STEP_PEAK_GIB[shape.precision]
     peak = peaks.get(shape.variant, max(peaks.values())) * GIB
-    fixed = 3 * weight_bytes  # weights, gradients, SGD momentum (fp32)
+    fixed = 3 * weight_bytes  # weights, gradients, SGD momentum (fp32), in the step peaks
     batch, crop = STEP_ANCHOR
     scale = shape.batch_size / batch * (shape.crop_size / crop) ** 2
-    return int(fixed + max(peak - fixed, 0.0) * scale)
+    return int(fixed + max(peak - fixed, 0.0) * scale + weight_bytes)  # + the best epoch's copy
 
 
 def _other_bytes() -> int:

@@ -8,9 +8,10 @@ device. Each case runs in a process of its own, as a trial does (a fresh allocat
 autotuning of every shape, which takes memory of its own): training steps through
 ``attnmel.step.train_step`` on batches ``attnmel.data.train_batch`` draws from the device
 tensors, an evaluation pass (``attnmel.evaluation.melanoma_probs``, fp32 at the batch ``fit``
-chooses), then more steps. Then aggregate training images/s with 1, 2, 4 and 8 trials sharing
-the card: that many processes, as Ray runs them, each holding its own data and model, timed
-together over the same window after a barrier. From the memory and the card's size: the most
+chooses), a copy of the weights on the device (``fit``'s best epoch), then more steps. Then
+aggregate training images/s with 1, 2, 4 and 8 trials sharing the card: that many processes,
+as Ray runs them, each holding its own data and model, timed together over the same window
+after a barrier. From the memory and the card's size: the most
 trials that fit in 90 % of it and the ``resources.gpus`` that packs them
 (:mod:`attnmel.capacity`, whose estimate is printed beside each measurement), as a table.
 
@@ -83,6 +84,7 @@ class Sizes:
 
 
 def case_config(family: str, batch: int, sizes: Sizes) -> TrainConfig:
+    """The trial config of one case (random weights, the part's sizes)."""
     variant, roi = split_token(family)
     return apply_overrides(TrainConfig(), [
         f"model.variant={variant}", f"data.roi={roi}", "model.weights=none",
@@ -160,6 +162,7 @@ def measure_case(family: str, dataset: str, batch: int, sizes: Sizes, device: to
     for split in ("val", "test"):
         melanoma_probs(runner, data[split][: sizes.eval_batches * size], crop=cfg.data.crop_size,
                        mean=MEAN, std=STD, batch_size=size, precision=eval_precision)
+    best = {k: v.detach().clone() for k, v in runner.state_dict().items()}  # as fit keeps it
     _steps(runner, optimizer, data, cfg, precision, sizes.steps, gen)
     on_device = sum(t.nbytes for t in data.values() if t is not None)
     row: dict[str, Any] = {"status": "ok", "family": family,
@@ -176,7 +179,7 @@ def measure_case(family: str, dataset: str, batch: int, sizes: Sizes, device: to
 
     row["estimate_bytes"] = capacity.estimate_trial_memory(shape, checkpoint_sizes(cfg).model).total
     row["seconds"] = time.perf_counter() - started
-    del runner, optimizer, data
+    del runner, optimizer, data, best
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
