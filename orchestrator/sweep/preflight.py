@@ -96,7 +96,7 @@ def join_hint() -> str:
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
         return "check RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token hold the cluster's token"
     return ("if the cluster uses token authentication (Ray's default on clusters started with it), set "
-            "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH)")
+            "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH)")  # fmt: skip
 
 
 def check_address(address: str) -> None:
@@ -141,7 +141,7 @@ def wait_for_nodes(cluster: "ray", nodes: int, *, timeout: float, poll: float = 
     while (alive := sum(1 for node in cluster.nodes() if node["Alive"])) < nodes and not stop.requested():
         if time.monotonic() >= deadline:
             raise UserError(f"only {alive} of {nodes} Ray nodes joined the cluster within {timeout:g} s "
-                            "(--wait-timeout); the nodes' `ray start` output says why")
+                            "(--wait-timeout); the nodes' `ray start` output says why")  # fmt: skip
         time.sleep(poll)
     if alive >= nodes:
         print(f"{alive} of {nodes} Ray nodes joined", flush=True)
