@@ -415,7 +415,12 @@ def run(ctx: dict[str, Any]) -> dict[str, Any]:
     cases = [(f, d, b) for f in sizes.families for d in sizes.datasets for b in sizes.batches]
     say(f"\n== capacity: {len(cases)} memory cases on {card['name']}, then "
         f"{'/'.join(map(str, sizes.sharing))} trials sharing it")
-    part["memory"] = run_memory(cases, sizes, device, 0.45 * clock.left())
+    # the default batch first, then the largest, so a cut budget loses the least used cases;
+    # the table keeps the order above
+    first = sorted(cases, key=lambda c: (c[2] != 32, -c[2]))
+    rows = run_memory(first, sizes, device, 0.45 * clock.left())
+    part["memory"] = sorted(rows, key=lambda r: cases.index(
+        (r["family"], r["dataset"], r["batch_size"])))
     report.save()
     _sharing_runs(part, sizes, ctx)
     # nvidia-smi's peak of a trial alone on the card minus its peak reserved: the CUDA context
