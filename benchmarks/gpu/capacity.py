@@ -43,6 +43,7 @@ from attnmel.models import build_model
 from attnmel.models.registry import paper_name, split_token
 from attnmel.runtime import prepare_model, resolve_precision
 from attnmel.step import make_optimizer, train_step
+from benchmarks.gpu.capacity_table import fits_table, gib, markdown
 from benchmarks.gpu.device import SmiSampler
 from benchmarks.gpu.report import error_text, fmt, ratio, say
 
@@ -270,9 +271,9 @@ def run_memory(cases: list[tuple[str, str, int]], sizes: Sizes, device: torch.de
                            (r["family"], r["dataset"], r["batch_size"]) == (f, d, b) for r in got)]
         for r in got:
             say(f"   {r['family']:<15} {r['dataset']:<9} batch {r['batch_size']:>3}: "
-                + (f"{fmt(_gib(r.get('max_allocated_bytes')), '.2f')} GiB allocated, "
-                   f"{fmt(_gib(r.get('max_reserved_bytes')), '.2f')} reserved "
-                   f"(estimate {fmt(_gib(r.get('estimate_bytes')), '.2f')} with context)"
+                + (f"{fmt(gib(r.get('max_allocated_bytes')), '.2f')} GiB allocated, "
+                   f"{fmt(gib(r.get('max_reserved_bytes')), '.2f')} reserved "
+                   f"(estimate {fmt(gib(r.get('estimate_bytes')), '.2f')} with context)"
                    if "error" not in r else r["error"]))
     return rows
 
@@ -306,53 +307,6 @@ def run_sharing(family: str, n: int, sizes: Sizes, device: torch.device, seconds
         result["error"] = "; ".join(g.get("error", "") for g in got if g.get("status") != "ok") \
             or f"{n - len(got)} of {n} processes gave no result"
     return result
-
-
-def _gib(x: Any) -> float | None:
-    return x / capacity.GIB if isinstance(x, (int, float)) else None
-
-
-def fits_table(rows: list[dict[str, Any]], card_bytes: int, context: int | None
-               ) -> list[dict[str, Any]]:
-    """Per case: one trial's memory (measured reserved + the context, else the estimate), the
-    most that fit in 90 % of the card and the ``resources.gpus`` that packs them."""
-    table = []
-    for r in rows:
-        if "data_bytes" not in r:
-            continue
-        measured = r.get("max_reserved_bytes")
-        ctx = context if context is not None else int(capacity.CONTEXT_GIB * capacity.GIB)
-        trial = measured + ctx if measured is not None else r["estimate_bytes"]
-        n = capacity.trials_that_fit(trial, card_bytes)
-        table.append({**{k: r[k] for k in ("paper_name", "dataset", "images", "batch_size")},
-                      "trial_bytes": trial, "source": "measured" if measured else "estimated",
-                      "trials_per_card": n, "gpus": capacity.fraction_for(n) if n else None})
-    return table
-
-
-def markdown(part: dict[str, Any]) -> str:
-    """``capacity.md``: the fraction table and the sharing runs."""
-    card = part["card"]
-    lines = [f"Trials per card on {card['name']} ({card['memory_bytes'] / capacity.GIB:.1f} GiB, "
-             f"90 % planned); one trial = peak reserved + CUDA context "
-             f"({fmt(_gib(part.get('context_bytes')), '.2f')} GiB measured) or the estimate.", "",
-             "| variant | dataset (images) | batch | data GiB | allocated GiB | reserved GiB "
-             "| trial GiB | estimate GiB | trials | resources.gpus |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r, f in zip([r for r in part["memory"] if "data_bytes" in r], part["fits"]):
-        lines.append(
-            f"| {r['paper_name']} | {r['dataset']} ({r['images']:,}) | {r['batch_size']} "
-            f"| {_gib(r['data_bytes']):.2f} | {fmt(_gib(r['max_allocated_bytes']), '.2f')} "
-            f"| {fmt(_gib(r['max_reserved_bytes']), '.2f')} | {_gib(f['trial_bytes']):.2f} "
-            f"({f['source']}) | {_gib(r['estimate_bytes']):.2f} | {f['trials_per_card']} "
-            f"| {fmt(f['gpus'], 'g')} |")
-    lines += ["", "| variant | trials sharing | aggregate images/s | × one trial |",
-              "| --- | --- | --- | --- |"]
-    for s in part["sharing"]:
-        lines.append(f"| {paper_name(*split_token(s['family']))} | {s['trials']} "
-                     f"| {fmt(s.get('aggregate_images_per_second'), '.0f')} "
-                     f"| {fmt(s.get('over_one'), '.2f')} |")
-    return "\n".join(lines) + "\n"
 
 
 def _card(device: torch.device) -> dict[str, Any]:

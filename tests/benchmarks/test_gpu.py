@@ -152,7 +152,8 @@ def test_capacity_rows_make_the_table_preflight_reads():
     """A CUDA run's rows (shaped as measure_case returns them; the numbers are the test's) give
     the fits table, capacity.md and a capacity.json whose rows preflight's lookup finds."""
     from attnmel import capacity
-    from benchmarks.gpu.capacity import FAMILIES, Sizes, fits_table, markdown, measured_table
+    from benchmarks.gpu.capacity import FAMILIES, Sizes, measured_table
+    from benchmarks.gpu.capacity_table import fits_table, markdown
 
     gib, sizes = capacity.GIB, Sizes.for_run(smoke=False)
     rows = [{"status": "ok", "family": f, "paper_name": f, "dataset": "isic2017", "images": 2750,
