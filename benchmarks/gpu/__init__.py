@@ -19,8 +19,9 @@ sweep on one GPU. Each part is its own module and calls the product through its 
                 sharing the card, and the ``resources.gpus`` that fits (not in the default
                 parts: ``--parts capacity``, its own device run)
 
-``--cpu-smoke`` runs every part (capacity included) at toy sizes on the CPU (what ``tests/benchmarks`` does). See
-``docs/gpu_check.md`` for the command, its options and every key of the JSON report.
+``--cpu-smoke`` runs every part (capacity included) at toy sizes on the CPU (what
+``tests/benchmarks`` does). See ``docs/gpu_check.md`` for the command, its options and every key
+of the JSON report.
 """
 
 PARTS = ("step", "trial", "sweep", "cuda_tests", "capacity")
