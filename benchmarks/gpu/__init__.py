@@ -14,9 +14,15 @@ sweep on one GPU. Each part is its own module and calls the product through its 
                 TERMINATED, the tables, peak GPU memory per trial, GPU utilisation, the time
                 before the first epoch
 ``cuda_tests``  ``pytest -m cuda``
+``capacity``    issue 34: one trial's peak device memory per variant family, dataset size and
+                batch (each case its own process), aggregate images/s with 1/2/4/8 trials
+                sharing the card, and the ``resources.gpus`` that fits (not in the default
+                parts: ``--parts capacity``, its own device run)
 
-``--cpu-smoke`` runs every part at toy sizes on the CPU (what ``tests/benchmarks`` does). See
-``docs/gpu_check.md`` for the command, its options and every key of the JSON report.
+``--cpu-smoke`` runs every part (capacity included) at toy sizes on the CPU (what
+``tests/benchmarks`` does). See ``docs/gpu_check.md`` for the command, its options and every key
+of the JSON report.
 """
 
-PARTS = ("step", "trial", "sweep", "cuda_tests")
+PARTS = ("step", "trial", "sweep", "cuda_tests", "capacity")
+DEFAULT_PARTS = ("step", "trial", "sweep", "cuda_tests")  # issue 21's check; capacity runs alone

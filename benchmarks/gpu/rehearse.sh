@@ -7,6 +7,7 @@
 # DuckDB or Optuna and not the project installed; Ray comes from ../shared/gpu/pack-ray.sh's pack
 # (built here for this Python's version, the GPU machine's is 3.12) through its activate.sh, and
 # the project from PYTHONPATH, exactly as the device command runs them. ~6 minutes on 2 CPUs.
+# --cpu-smoke runs every part, the capacity part (issue 34, its own device run) included.
 #
 #   benchmarks/gpu/rehearse.sh              # venv in /tmp/attnmel-device-venv (kept for reruns)
 #   REHEARSAL_VENV=/path benchmarks/gpu/rehearse.sh

@@ -20,13 +20,13 @@ from typing import Any
 import torch
 
 from attnmel.errors import UserError
-from benchmarks.gpu import PARTS
+from benchmarks.gpu import DEFAULT_PARTS, PARTS
 from benchmarks.gpu.device import environment
 from benchmarks.gpu.report import REPORT_NAME, Report, error_text, finite, fmt, say
 
 # Each part's share of the default 470 s (an H200 run within 8 minutes, start-up included);
 # the clock also caps every part at what the whole run has left.
-PART_BUDGET_S = {"step": 100.0, "trial": 60.0, "sweep": 260.0, "cuda_tests": 40.0}
+PART_BUDGET_S = {"step": 100.0, "trial": 60.0, "sweep": 260.0, "cuda_tests": 40.0, "capacity": 400.0}
 TARGETS = {  # issue 21, on an H200
     "step_images_per_second": (">=", 2600.0),
     "trial_50_epochs_seconds": ("<=", 150.0),
@@ -104,7 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help=f"folder for {REPORT_NAME}")
     parser.add_argument("--device", default=None, help="cuda (default when available) | cuda:N | cpu")
     parser.add_argument("--cpu-smoke", action="store_true", help="every part at toy sizes on the CPU")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run (default: all)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=None,
+                        help=f"parts to run (default: {' '.join(DEFAULT_PARTS)}; --cpu-smoke: all)")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="whole-run budget; default 470 (--cpu-smoke: 3600, a hang guard only)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=None, help="scratch folder for runs (default: a temp dir)")
@@ -112,6 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.device = args.device or ("cpu" if args.cpu_smoke or not torch.cuda.is_available() else "cuda")
     args.budget_s = args.budget_s or (3600.0 if args.cpu_smoke else 470.0)
+    args.parts = args.parts or list(PARTS if args.cpu_smoke else DEFAULT_PARTS)
     return args
 
 
@@ -192,6 +194,13 @@ def print_summary(report: Report) -> None:
     tests = parts.get("cuda_tests", {})
     say(f"cuda_tests: {tests.get('status')} {tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed, "
         f"{tests.get('skipped', 0)} skipped {tests.get('reason') or ''}")
+    cap = parts.get("capacity", {})
+    fits = {(f["paper_name"], f["dataset"], f["batch_size"]): f for f in cap.get("fits", [])}
+    say(f"capacity: {cap.get('status')} {cap.get('reason') or cap.get('error') or ''}" + "; ".join(
+        f" {name} {ds} b{b}: {f['trials_per_card']} per card (gpus {fmt(f['gpus'], 'g')}, {f['source']})"
+        for (name, ds, b), f in fits.items() if b == 32)
+        + "".join(f"; ×{s['trials']} {fmt(s.get('aggregate_images_per_second'), '.0f')} img/s"
+                  for s in cap.get("sharing", [])[:4]))
     say("targets (issue 21, H200): " + "; ".join(
         f"{t['name']} {fmt(t['value'], '.4g')} {t['target']} {'MET' if t['met'] else ('not met' if t['met'] is False else 'n/a')}"
         for t in report.data["targets"]))
@@ -199,9 +208,7 @@ def print_summary(report: Report) -> None:
 
 
 def _runner(name: str):
-    from benchmarks.gpu import cuda_tests, step, sweep, trial
-
-    return {"step": step.run, "trial": trial.run, "sweep": sweep.run, "cuda_tests": cuda_tests.run}[name]
+    return importlib.import_module(f"benchmarks.gpu.{name}").run  # only the parts asked for
 
 
 def main(argv: list[str] | None = None) -> int:

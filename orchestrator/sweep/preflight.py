@@ -3,17 +3,22 @@
 Data layout and every image (decoded once, which also fills the preprocessing cache the
 trials read), ROI files of the regularised variants, model weights, the storage path and its
 free space (against what the trials will hold, from the models' checkpoint sizes), the cluster
-address (with the token-authentication hint Ray's own message lacks) and resources.
+address (with the token-authentication hint Ray's own message lacks) and resources. One warning
+line (never a failure) when ``resources.gpus`` packs more trials on a card than their memory
+(measured or estimated, :mod:`attnmel.capacity`) fits in 90 % of it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attnmel import capacity
 from attnmel.errors import UserError, format_bytes
 from attnmel.models.registry import split_token
 from orchestrator.sweep import stop
@@ -25,7 +30,7 @@ if TYPE_CHECKING:
     import ray
 
 __all__ = ["check_inputs", "check_address", "check_resources", "check_storage_space", "trials_at_once", "join_hint",
-           "wait_for_nodes"]  # fmt: skip
+           "wait_for_nodes", "card_memory", "trial_shapes", "gpu_packing_line"]
 
 
 def check_inputs(spec: SweepSpec, *, local: bool) -> None:
@@ -51,8 +56,11 @@ def check_inputs(spec: SweepSpec, *, local: bool) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more; see `attnmel data check`)" if len(problems) > 1 else ""
         raise UserError(f"dataset {root}: {problems[0]}{more}")
+    largest_external = 0
     for ext in data.external or ():
-        problems = file_problems(external_samples(ext, splits, data.dataset), decode=False)
+        samples = external_samples(ext, splits, data.dataset)
+        largest_external = max(largest_external, len(samples))
+        problems = file_problems(samples, decode=False)
         if problems:
             more = f" (and {len(problems) - 1} more; see `attnmel data check`)" if len(problems) > 1 else ""
             raise UserError(f"external set {ext.name!r}: {problems[0]}{more}")
@@ -76,6 +84,11 @@ def check_inputs(spec: SweepSpec, *, local: bool) -> None:
             from attnmel.models import check_weights
 
             check_weights(model.backbone, model.weights)
+    if spec.resources.gpus > 0:
+        shapes = trial_shapes(spec, splits, largest_external)
+        line = gpu_packing_line(spec, shapes, card_memory())
+        if line:
+            print(f"attnmel: warning: {line}", flush=True)
 
 
 def join_hint() -> str:
@@ -172,3 +185,97 @@ def check_storage_space(
             f"{format_bytes(need)} for their checkpoints but it has {format_bytes(free)} free; free space, "
             "use another storage (--storage), or --force to start anyway"
         )
+
+
+def card_memory() -> tuple[int, str]:
+    """(bytes, where the number comes from) of the card the trials share:
+    ``$ATTNMEL_GPU_MEMORY_GIB``, else this machine's smallest GPU (torch when it has started
+    CUDA, else nvidia-smi, so the driver holds no CUDA context on the trials' card), else the
+    documented default."""
+    env = os.environ.get(capacity.CARD_MEMORY_ENV)
+    if env:
+        try:
+            gib = float(env)
+        except ValueError:
+            gib = 0.0
+        if not gib > 0:
+            raise UserError(f"${capacity.CARD_MEMORY_ENV}={env!r} must be a positive number of GiB")
+        return int(gib * capacity.GIB), f"${capacity.CARD_MEMORY_ENV}"
+    import torch
+
+    if torch.cuda.is_initialized() and torch.cuda.device_count():
+        cards = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
+        smallest = min(cards, key=lambda p: p.total_memory)
+        return int(smallest.total_memory), f"{smallest.name} here"
+    if shutil.which("nvidia-smi"):
+        query = ["nvidia-smi", "--query-gpu=memory.total,name", "--format=csv,noheader,nounits"]
+        try:
+            done = subprocess.run(query, capture_output=True, text=True, timeout=10)
+            cards = [line.split(",", 1) for line in done.stdout.splitlines() if line.strip()]
+            mib, name = min(((float(m), n.strip()) for m, n in cards), default=(0.0, ""))
+            if mib > 0:
+                return int(mib * 2**20), f"{name} here, nvidia-smi"
+        except (OSError, ValueError, subprocess.SubprocessError):
+            pass
+    default = int(capacity.DEFAULT_CARD_GIB * capacity.GIB)
+    return default, f"no GPU seen here: the default; set ${capacity.CARD_MEMORY_ENV}"
+
+
+def trial_shapes(spec: SweepSpec, splits: dict[str, list[Any]], external_images: int = 0
+                 ) -> dict[capacity.TrialShape, Any]:
+    """What each distinct trial of the sweep puts on its GPU, with the first trial config of
+    that shape, from the scanned ``splits`` and the spec's ``data.max_train`` / ``max_eval``."""
+    data = spec.train.data
+    train = len(splits["train"])
+    train = train if data.max_train is None else min(train, data.max_train)
+    evaluation = [s if data.max_eval is None else s[: data.max_eval]
+                  for s in (splits["val"], splits["test"])]
+    masks = sum(len(s) for s in evaluation if s and all(x.lesion is not None for x in s))
+    shapes: dict[capacity.TrialShape, Any] = {}
+    for point in spec.points:
+        cfg = trial_config(spec.train, point)
+        shape = capacity.TrialShape(
+            variant=cfg.model.variant, roi=cfg.data.roi, batch_size=cfg.optim.batch_size,
+            train_images=train, eval_images=sum(len(s) for s in evaluation), eval_masks=masks,
+            external_images=external_images, image_size=cfg.data.image_size,
+            crop_size=cfg.data.crop_size, bf16=cfg.runtime.bf16 is not False,
+        )
+        shapes.setdefault(shape, cfg)
+    return shapes
+
+
+def _trial_memory(shape: capacity.TrialShape, cfg: Any, table: capacity.MeasuredTable | None
+                  ) -> capacity.TrialMemory:
+    measured = table.trial_memory(shape) if table is not None else None
+    if measured is not None:
+        return measured
+    from attnmel.checkpoint import checkpoint_sizes
+
+    return capacity.estimate_trial_memory(shape, checkpoint_sizes(cfg).model)
+
+
+def gpu_packing_line(spec: SweepSpec, shapes: dict[capacity.TrialShape, Any],
+                     card: tuple[int, str], table: Any = True) -> str | None:
+    """One line when ``resources.gpus`` puts more trials on a card than the largest trial's
+    memory fits in 90 % of ``card`` (bytes, source), naming the fraction that fits; None when
+    it fits. ``shapes``: :func:`trial_shapes`; ``table``: a measured table, None for the
+    estimate alone, True for :func:`attnmel.capacity.load_measured`'s."""
+    per_card = capacity.trials_per_card(spec.resources.gpus)
+    if per_card == 0 or not shapes:
+        return None
+    table = capacity.load_measured() if table is True else table
+    memory = max((_trial_memory(s, cfg, table) for s, cfg in shapes.items()),
+                 key=lambda m: m.total)
+    card_bytes, card_source = card
+    fit = capacity.trials_that_fit(memory.total, card_bytes)
+    if per_card <= fit:
+        return None
+    gpus, each = f"resources.gpus {spec.resources.gpus:g}", memory.total / capacity.GIB
+    card_text = f"90 % of the card's {card_bytes / capacity.GIB:.0f} GiB ({card_source})"
+    if fit == 0:
+        return (f"{gpus}: one trial needs ~{each:.1f} GiB ({memory.source}), more than "
+                f"{card_text}; it may run out of GPU memory: lower optim.batch_size or use a "
+                "larger card")
+    return (f"{gpus} packs {per_card} trials on a card; their memory (~{each:.1f} GiB each, "
+            f"{memory.source}) fits {fit} in {card_text}: use gpus: "
+            f"{capacity.fraction_for(fit):g} or more")

@@ -43,7 +43,7 @@ def test_cpu_smoke_measures_every_part(tmp_path, synth_root):
     report = json.loads((out / "gpu_check.json").read_text())
     parts = report["parts"]
     assert {name: p["status"] for name, p in parts.items()} == {"step": "ok", "trial": "ok", "sweep": "ok",
-                                                                "cuda_tests": "ok"}  # fmt: skip
+                                                                "cuda_tests": "ok", "capacity": "ok"}  # fmt: skip
 
     step = parts["step"]
     assert list(step["rows"]) == ["biased", "folded", "fused", "compiled", "compiled_model"]
@@ -75,6 +75,21 @@ def test_cpu_smoke_measures_every_part(tmp_path, synth_root):
 
     tests = parts["cuda_tests"]
     assert "tests/attnmel/data/test_augment.py" in tests["files"] and tests["failed"] == 0 and tests["skipped"] >= 1
+    capacity = parts["capacity"]
+    assert not capacity["memory_measured"]
+    assert [r["dataset"] for r in capacity["memory"]] == ["isic2017", "isic2019"]
+    for row in capacity["memory"]:  # not measured on the CPU: null, never a made-up number
+        assert row["status"] == "ok" and row["max_reserved_bytes"] is None
+        assert row["estimate_bytes"] > 0
+    small, large = capacity["memory"]  # images, ROI maps, lesion masks (ISIC 2017 only), labels
+    pixels = 40**2
+    assert large["data_bytes"] - small["data_bytes"] == (
+        (26 - 14) * 3 * pixels + (16 - 8) * pixels - 6 * pixels + (26 - 14) * 8)
+    assert [(s["trials"], s["status"]) for s in capacity["sharing"]] == [(1, "ok"), (2, "ok")]
+    assert all(_positive(s["aggregate_images_per_second"]) for s in capacity["sharing"])
+    assert all(f["source"] == "estimated" and f["trials_per_card"] >= 1 for f in capacity["fits"])
+    assert "| resources.gpus |" in (out / "capacity.md").read_text()
+    assert not (out / "capacity.json").exists()
     assert all(t["met"] is None for t in report["targets"])  # judged on a full GPU run only
     assert "GPU CHECK SUMMARY" in done.stdout
 
@@ -131,3 +146,29 @@ def test_bad_data_path_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"gpu_check: error: --data {tmp_path / 'nope'}: no such folder"]
     assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_capacity_rows_make_the_table_preflight_reads():
+    """A CUDA run's rows (shaped as measure_case returns them; the numbers are the test's) give
+    the fits table, capacity.md and a capacity.json whose rows preflight's lookup finds."""
+    from attnmel import capacity
+    from benchmarks.gpu.capacity import FAMILIES, Sizes, measured_table
+    from benchmarks.gpu.capacity_table import fits_table, markdown
+
+    gib, sizes = capacity.GIB, Sizes.for_run(smoke=False)
+    rows = [{"status": "ok", "family": f, "paper_name": f, "dataset": "isic2017", "images": 2750,
+             "batch_size": 32, "precision": "bf16", "data_bytes": gib,
+             "max_allocated_bytes": 8 * gib, "max_reserved_bytes": 9 * gib,
+             "estimate_bytes": 10 * gib} for f in FAMILIES]
+    rows.append({"family": "attnmel", "dataset": "isic2019", "batch_size": 64, "status": "skipped"})
+    part = {"card": {"name": "NVIDIA H200", "memory_bytes": 140 * gib}, "memory": rows,
+            "sharing": [], "context_bytes": gib // 2}
+    part["fits"] = fits_table(rows, 140 * gib, part["context_bytes"])
+    fits = [(f["trials_per_card"], f["gpus"], f["source"]) for f in part["fits"]]
+    assert fits == [(13, 0.0769, "measured")] * 3  # 9.5 GiB each in 126 GiB
+    assert markdown(part).count("| 9.50 (measured) |") == 3
+    table = capacity.MeasuredTable.from_dict(measured_table(part, sizes).to_dict())
+    shape = capacity.TrialShape("attnmel", "lesion", 32, 2000, 750, 750)  # as preflight builds it
+    assert table.trial_memory(shape).total == gib // 2 + capacity.data_bytes(shape) + 8 * gib
+    assert table.trial_memory(capacity.TrialShape("vgg16_gap", "none", 32, 2000, 750)) is not None
+    assert table.trial_memory(capacity.TrialShape("attnmel", "none", 64, 2000, 750)) is None
