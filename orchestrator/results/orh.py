@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnmel.metrics import midranks, resampled_ap, resampled_auc
+from attnmel.metrics import midranks, resampled_ap
+from orchestrator.results.distributions import f_survival, t_quantile, t_two_sided_p
 
 __all__ = [
     "COVARIANCES",
@@ -51,6 +52,7 @@ __all__ = [
     "orh_difference",
     "orh_setting",
     "orh_test",
+    "t_interval",
 ]
 
 # How the error covariances of the figures of merit are estimated over the test images.
@@ -130,15 +132,12 @@ def error_covariance(
     scores: np.ndarray,
     method: str = DEFAULT_COVARIANCE,
     *,
-    n_resamples: int = 2000,
-    seed: int = 0,
     bootstrap: np.ndarray | None = None,
 ) -> np.ndarray:
     """(J, J) covariance over test images of the ``metric`` of J models (rows of ``scores``).
 
-    ``bootstrap``: the (B, J) values on stratified image resamples, when the caller has them
-    already (``stats.resampled_metric``); otherwise they are drawn here. DeLong's covariance is
-    that of the AUC only.
+    ``bootstrap``: for the bootstrap, the (B, J) values of the models on stratified image
+    resamples (``stats.resampled_metric``). DeLong's covariance is that of the AUC only.
     """
     y = np.asarray(labels).astype(np.int64)
     scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
@@ -152,10 +151,8 @@ def error_covariance(
         return np.atleast_2d(np.cov(v10)) / v10.shape[1] + np.atleast_2d(np.cov(v01)) / v01.shape[1]
     if method != "bootstrap":
         raise ValueError(f"unknown covariance method {method!r}; choose one of: {', '.join(COVARIANCES)}")
-    if bootstrap is None:
-        from orchestrator.results.stats import resampled_metric  # stats imports this module
-
-        bootstrap = resampled_metric(metric, y, scores, n_resamples, seed)
+    if bootstrap is None or bootstrap.ndim != 2 or bootstrap.shape[1] != scores.shape[0]:
+        raise ValueError(f"the bootstrap covariance needs (resamples, {scores.shape[0]}) resampled values")
     return np.atleast_2d(np.cov(bootstrap, rowvar=False))
 
 
@@ -238,19 +235,8 @@ class SettingEstimate:
     p: float
 
 
-def _f_sf(f: float, df1: float, df2: float) -> float:
-    from scipy.special import fdtrc  # imported here: SciPy's import costs ~0.3 s
-
-    if math.isinf(df2):
-        from scipy.special import chdtrc
-
-        return float(chdtrc(df1, df1 * f))
-    return float(fdtrc(df1, df2, f))
-
-
-def _t_interval(estimate: float, se: float, df: float, level: float) -> SettingEstimate:
-    from orchestrator.results.stats import t_quantile, t_two_sided_p  # stats imports this module
-
+def t_interval(estimate: float, se: float, df: float, level: float) -> SettingEstimate:
+    """``estimate`` ± the t quantile on ``df`` × ``se``, and its test of 0 (se 0: p 1 at 0, else 0)."""
     half = t_quantile(df, (1 + level) / 2) * se
     if se > 0:
         t = estimate / se
@@ -278,7 +264,7 @@ def orh_test(theta: np.ndarray, cov: np.ndarray) -> ORHTest:
     den, ddf = _denominator(c)
     if den > 0:
         f = c.ms_t / den
-        p = _f_sf(f, t - 1, ddf)
+        p = f_survival(f, t - 1, ddf)
     else:
         f, p = (0.0, 1.0) if c.ms_t == 0 else (math.inf, 0.0)
     return ORHTest(float(f), t - 1, float(ddf), float(p), c)
@@ -296,9 +282,9 @@ def orh_difference(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -
     c = or_components(theta, cov)
     if r == 1:
         var = max(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], 0.0)
-        return _t_interval(estimate, math.sqrt(var), math.inf, level)
+        return t_interval(estimate, math.sqrt(var), math.inf, level)
     den, ddf = _denominator(c)
-    return _t_interval(estimate, math.sqrt(max(2 * den / r, 0.0)), ddf, level)
+    return t_interval(estimate, math.sqrt(max(2 * den / r, 0.0)), ddf, level)
 
 
 def orh_setting(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -> SettingEstimate:
@@ -309,8 +295,8 @@ def orh_setting(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -> S
     theta = np.asarray(theta, dtype=np.float64).ravel()
     r = theta.size
     if r == 1:
-        return _t_interval(float(theta[0]), math.sqrt(max(float(cov[0, 0]), 0.0)), math.inf, level)
+        return t_interval(float(theta[0]), math.sqrt(max(float(cov[0, 0]), 0.0)), math.inf, level)
     c = or_components(theta[None, :], cov)
     part = c.ms_r + r * max(c.cov2, 0.0)
     df = part**2 / (c.ms_r**2 / (r - 1)) if c.ms_r > 0 else math.inf
-    return _t_interval(float(theta.mean()), math.sqrt(part / r), df, level)
+    return t_interval(float(theta.mean()), math.sqrt(part / r), df, level)

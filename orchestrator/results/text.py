@@ -435,6 +435,9 @@ def format_power(plan, a: str, b: str) -> str:
                   "more test images, not seeds, are needed")  # fmt: skip
     else:
         needed = str(plan.seeds_needed)
+        if plan.seeds_range:
+            ends = [str(k) if k is not None else f"over {_max_seeds()}" for k in plan.seeds_range]
+            needed += f" ({ends[0]}–{ends[1]} over the 80 % range of the pilot's seed variance)"
     rows.append((f"seeds per setting to detect Δ (α = {plan.alpha:g}, power {plan.power:g})", needed))
     width = max(len(k) for k, _ in rows)
     out += [f"{k:<{width}}  {v}" for k, v in rows]

@@ -98,7 +98,7 @@ def test_delong_and_bootstrap_covariances_are_the_stats_modules():
     scores = rng.normal(size=(4, y.size)) + y
     assert error_covariance("auc", y, scores, "delong") == pytest.approx(delong_covariance(y, scores)[1])
     boot = resampled_metric("ap", y, scores, 300, seed=2)
-    assert error_covariance("ap", y, scores, "bootstrap", n_resamples=300, seed=2) == pytest.approx(
+    assert error_covariance("ap", y, scores, "bootstrap", bootstrap=boot) == pytest.approx(
         np.cov(boot, rowvar=False))
     with pytest.raises(ValueError, match="DeLong's covariance is the AUC's"):
         error_covariance("ap", y, scores, "delong")
