@@ -29,6 +29,7 @@ randomness (seeds) and the test-set sampling (images).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ _JACKKNIFE_BLOCK = 256  # leave-one-out rows scored at once (bounded memory for 
 def covariance_text(method: str, n_resamples: int, seed: int) -> str:
     """How the error covariances were estimated, in words (for the tables' method sentences)."""
     if method == "bootstrap":
-        return f"stratified image bootstrap ({n_resamples} resamples, seed {seed})"
+        return f"stratified image bootstrap, {n_resamples} resamples, seed {seed}"
     if method == "jackknife":
         return "jackknife over test images"
     if method == "delong":
@@ -246,6 +247,9 @@ def t_interval(estimate: float, se: float, df: float, level: float) -> SettingEs
     return SettingEstimate(float(estimate), float(se), float(df), estimate - half, estimate + half, t, p)
 
 
+NOT_ESTIMABLE = SettingEstimate(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
+
+
 def _denominator(c: ORComponents) -> tuple[float, float]:
     """Hillis's error term MS(T×R) + r·max(Cov2 − Cov3, 0) and its degrees of freedom."""
     den = c.ms_tr + c.n_seeds * max(c.cov2 - c.cov3, 0.0)
@@ -273,7 +277,8 @@ def orh_test(theta: np.ndarray, cov: np.ndarray) -> ORHTest:
 def orh_difference(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -> SettingEstimate:
     """Setting 0 − setting 1 of ``theta`` (2, r): Δ of the means over the r paired seeds, SE
     √{2·[MS(T×R) + r·max(Cov2 − Cov3, 0)] / r} on Hillis's ddf (r = 1: the test-set part
-    alone, on a normal quantile)."""
+    alone, on a normal quantile; not estimable, NaN, where the per-seed Δ agree exactly though
+    each carries test-set noise)."""
     theta = np.asarray(theta, dtype=np.float64)
     if theta.shape[0] != 2:
         raise ValueError(f"a difference needs 2 settings, got {theta.shape[0]}")
@@ -284,6 +289,8 @@ def orh_difference(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -
         var = max(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], 0.0)
         return t_interval(estimate, math.sqrt(var), math.inf, level)
     den, ddf = _denominator(c)
+    if den <= 0 and c.var - c.cov1 > 0:  # the per-seed Δ agree exactly yet each carries test-set noise
+        return dataclasses.replace(NOT_ESTIMABLE, estimate=estimate)
     return t_interval(estimate, math.sqrt(max(2 * den / r, 0.0)), ddf, level)
 
 
@@ -291,12 +298,16 @@ def orh_setting(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -> S
     """One setting's mean of ``theta`` (r,) over its seeds: SE √{[MS(R) + r·max(Cov2, 0)] / r}
     on [MS(R) + r·max(Cov2, 0)]² / [MS(R)² / (r − 1)] degrees of freedom (r = 1: that model's
     own test-set variance, on a normal quantile). ``t``/``p`` test a mean of 0 (of no use for
-    a metric; kept for symmetry with a difference)."""
+    a metric; kept for symmetry with a difference). Where the seeds' metrics agree exactly and
+    share no test-set covariance (SE 0 though each model has test-set noise: two seeds can do
+    this) the interval is not estimable: NaN, with the estimate."""
     theta = np.asarray(theta, dtype=np.float64).ravel()
     r = theta.size
     if r == 1:
         return t_interval(float(theta[0]), math.sqrt(max(float(cov[0, 0]), 0.0)), math.inf, level)
     c = or_components(theta[None, :], cov)
     part = c.ms_r + r * max(c.cov2, 0.0)
+    if part <= 0 and c.var > 0:  # the seeds' metrics agree exactly yet each carries test-set noise
+        return dataclasses.replace(NOT_ESTIMABLE, estimate=float(theta.mean()))
     df = part**2 / (c.ms_r**2 / (r - 1)) if c.ms_r > 0 else math.inf
     return t_interval(float(theta.mean()), math.sqrt(part / r), df, level)

@@ -404,7 +404,13 @@ def _probs_matrix(probs: Sequence[Sequence[float]] | np.ndarray, n: int, what: s
     return matrix
 
 
-def _covers(n_seeds: tuple[int, ...]) -> str:
+NOT_ESTIMABLE_TEXT = ("not estimable: the seeds' metrics agree exactly and share no test-set covariance, so "
+                      "the data give no variance (run more seeds)")
+
+
+def _covers(n_seeds: tuple[int, ...], se: float = 0.0) -> str:
+    if math.isnan(se):
+        return NOT_ESTIMABLE_TEXT
     single = [k for k in n_seeds if k < 2]
     if not single:
         return "seeds and test images"
@@ -484,7 +490,7 @@ def setting_interval(
         seed_var, image_var = math.nan, float(cov[0, 0])
     method = _method(level, covariance, n_resamples, seed, "mean over seeds of each trial's metric")
     return SeedImageEstimate(metric, est.estimate, est.se, max(est.low, 0.0), min(est.high, 1.0), est.df,
-                             math.nan, math.nan, seed_var, image_var, (k,), False, _covers((k,)), method)
+                             math.nan, math.nan, seed_var, image_var, (k,), False, _covers((k,), est.se), method)
 
 
 def setting_difference(
@@ -539,7 +545,7 @@ def setting_difference(
     method = _method(level, covariance, n_resamples, seed, what)
     return SeedImageEstimate(metric, float(est.estimate), float(est.se), max(est.low, -1.0), min(est.high, 1.0),
                              float(est.df), float(est.t), float(est.p), seed_var, float(image_var), (ka, kb),
-                             paired, _covers((ka, kb)), method)
+                             paired, _covers((ka, kb), float(est.se)), method)
 
 
 # --------------------------------------------------------------------------- multiplicity

@@ -206,6 +206,11 @@ def _interval_notes(summary: pd.DataFrame, paper: bool) -> list[str]:
     single = [_setting_text(r, setup) for r in rows if not pd.isna(r["ci_trials"]) and int(r["ci_trials"]) == 1]
     if single:
         out.append(f"one seed, so the CI covers test-set sampling only, not training randomness: {', '.join(single)}")
+    degenerate = [_setting_text(r, setup) for r in rows if any(
+        not pd.isna(r[f"{m}_est"]) and pd.isna(r[f"{m}_low"]) for m in ("auc", "ap"))]
+    if degenerate:
+        out.append(f"no CI (—) for {', '.join(degenerate)}: its seeds' test metrics agree exactly and share no "
+                   "test-set covariance, so the data give no variance; run more seeds")
     if "ensemble_method" in summary.columns:
         out += [f"seed ensembles: the metric of the mean probability per image over a setting's seeds (often above "
                 f"the mean over seeds); CI: {m}, over test images" for m in dict.fromkeys(summary["ensemble_method"])
@@ -377,9 +382,17 @@ def format_family(frame: pd.DataFrame) -> str:
     out.append("Δ: expected single-model metric of the setting − the reference's; " + frame["method"].iloc[0].split("; ", 1)[1])
     out.append("p: raw, two-sided, per row; Holm p: adjusted for the family-wise error over the family; "
                "BH q: Benjamini–Hochberg false discovery rate over the family")  # fmt: skip
+    first = frame.iloc[0]
+    if "f" in frame.columns and pd.notna(first["f"]):
+        out.append(f"all settings equal? Hillis's F test over the family and the reference, {int(first['f_seeds'])} "
+                   f"shared seeds: F = {first['f']:.3g} on ({int(first['f_df1'])}, {first['f_ddf']:.3g}) df, "
+                   f"p = {p_value(first['f_p'])}")
     single = frame[frame["covers"] != "seeds and test images"]
     if not single.empty:
         out.append(f"one side ran one seed, so its interval leaves out training randomness: {', '.join(single['setting'])}")
+    if "in_family" in frame.columns and not frame["in_family"].all():
+        out.append("left out of the family (no Holm p, BH q or star: fewer than 2 paired seeds, so their p covers "
+                   f"test images only): {', '.join(frame.loc[~frame['in_family'].astype(bool), 'setting'])}")
     return "\n".join(out) + "\n"
 
 
