@@ -63,7 +63,6 @@ __all__ = [
     "check_resampling",
     "delong_covariance",
     "delong_test",
-    "estimand_text",
     "hanley_mcneil_variance",
     "holm",
     "metric_function",
@@ -419,17 +418,6 @@ def _covers(n_seeds: tuple[int, ...], se: float = 0.0) -> str:
     return "test images and the seeds of the side with several (one side has one seed)"
 
 
-def estimand_text(covariance: str, n_resamples: int, seed: int, level: float) -> str:
-    """The one sentence that says what an interval estimates and how it was made."""
-    return (
-        "Estimand: the expected single-model metric, the mean over seeds of each trained model's metric on "
-        "the test images with the training split fixed; "
-        f"{_level_text(level)} intervals by the Obuchowski–Rockette analysis with Hillis's degrees of freedom "
-        f"(seeds as readers, test images as cases), error covariances by the "
-        f"{covariance_text(covariance, n_resamples, seed)}."
-    )
-
-
 def _method(level: float, covariance: str, n_resamples: int, seed: int, what: str) -> str:
     return (
         f"{what}; {_level_text(level)} t interval, Obuchowski–Rockette–Hillis: SE² = seed-to-seed mean square / "
@@ -488,7 +476,8 @@ def setting_interval(
         seed_var, image_var = c.ms_r / k, max(c.cov2, 0.0)
     else:
         seed_var, image_var = math.nan, float(cov[0, 0])
-    method = _method(level, covariance, n_resamples, seed, "mean over seeds of each trial's metric")
+    method = _method(level, covariance, n_resamples, seed, "mean over seeds of each trial's metric on these images, "
+                     "the training split fixed")
     return SeedImageEstimate(metric, est.estimate, est.se, max(est.low, 0.0), min(est.high, 1.0), est.df,
                              math.nan, math.nan, seed_var, image_var, (k,), False, _covers((k,), est.se), method)
 

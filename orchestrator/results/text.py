@@ -402,12 +402,13 @@ def format_family(frame: pd.DataFrame) -> str:
 def format_operating_points(table: pd.DataFrame) -> str:
     """``paper.summarize_operating_points``' frame as text, one table per dataset."""
     from attnmel.metrics import CALIBRATION_BINS
-    from orchestrator.results.tables import OPERATING_COLUMNS, SENSITIVITY_COLUMNS
+    from orchestrator.results.tables import OPERATING_COLUMNS, SENSITIVITY_COLUMNS, SPECIFICITY_COLUMNS
 
     if table.empty:
         return ("no operating points: they are computed from per-image predictions, which these trials (of an older "
                 "version) did not store\n")  # fmt: skip
-    titles = {**{c: f"sens @ spec {round(100 * s)}%" for c, s in SENSITIVITY_COLUMNS.items()},
+    titles = {**{c: f"spec @ sens {round(100 * s)}%" for c, s in SPECIFICITY_COLUMNS.items()},
+              **{c: f"sens @ spec {round(100 * s)}%" for c, s in SENSITIVITY_COLUMNS.items()},
               OPERATING_COLUMNS[-2]: "Brier", OPERATING_COLUMNS[-1]: f"ECE ({CALIBRATION_BINS} bins)"}  # fmt: skip
     out: list[str] = []
     for dataset, rows in table.groupby("dataset", sort=False):
@@ -423,9 +424,10 @@ def format_operating_points(table: pd.DataFrame) -> str:
         frame["n"] = rows["n"].astype(int).to_numpy()
         out += [f"{header} — test operating points and calibration", frame.to_string(index=False), ""]
     out.append("mean ± sample SD over seeds of each trial's value on the test split (best validation epoch). "
-               "sens @ spec: sensitivity on the ROC curve at that specificity, linearly interpolated between the "
-               "curve's points (the ISIC 2017 challenge's secondary metrics); Brier: mean (p − y)²; ECE: "
-               f"Σ (n_b/N)·|melanoma share − mean p| over {CALIBRATION_BINS} equal-width bins")  # fmt: skip
+               "spec @ sens: the ISIC 2017 challenge's secondary metrics, specificity at the first ROC point "
+               "whose sensitivity reaches the level, as its scorer takes them; sens @ spec: the levels read the other "
+               "way (an extra), sensitivity interpolated between the curve's points; Brier: mean (p − y)²; ECE: "
+               f"Σ (n_b/N)·|melanoma share − mean p| over {CALIBRATION_BINS} equal-width bins")
     return "\n".join(out) + "\n"
 
 

@@ -105,7 +105,7 @@ def test_show_ci_is_of_the_expected_single_model_metric(scored, shown):
         bounds[model] = (auc_low, auc_high)
     # Strong signal beats the weak one's lower bound.
     assert bounds[LESION][0] > bounds[GAP][0]
-    assert "95% CI of the expected single-model metric: mean over seeds of each trial's metric; 95% t interval" in shown
+    assert "95% CI of the expected single-model metric: mean over seeds of each trial's metric on these images, the training split fixed; 95% t interval, Obuchowski–Rockette–Hillis" in shown
     assert f"stratified image bootstrap, {RESAMPLES} resamples, seed 0" in shown and "ensemble" not in summary_block
 
 
@@ -374,15 +374,18 @@ def test_power_from_a_sweep_and_from_the_paper(scored, capsys):
 
 
 def test_show_operating_points_are_the_trials_means(scored, capsys):
-    from attnmel.metrics import sensitivity_at_specificity
+    from attnmel.metrics import sensitivity_at_specificity, specificity_at_sensitivity
 
     assert main(["report", "show", str(scored[0]), "--operating-points"]) == 0
     out = capsys.readouterr().out
     labels, probs = _test_probs(scored[1], LESION)
     sens = [sensitivity_at_specificity(labels, probs[c], 0.89) for c in probs]
+    spec = [specificity_at_sensitivity(labels, probs[c], 0.95) for c in probs]
     (line,) = _model_lines(out, LESION)
     assert f"{np.mean(sens):.3f} ± {np.std(sens, ddof=1):.3f}" in line
-    assert "sens @ spec 82%" in out and "ECE (10 bins)" in out and "linearly interpolated" in out
+    assert f"{np.mean(spec):.3f} ± {np.std(spec, ddof=1):.3f}" in line
+    assert out.index("spec @ sens 82%") < out.index("sens @ spec 82%") and "ECE (10 bins)" in out
+    assert "the ISIC 2017 challenge's secondary metrics, specificity at the first ROC point" in out
 
 
 def test_plot_calibration_and_marked_sensitivity(scored, tmp_path, capsys):
