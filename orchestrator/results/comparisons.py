@@ -19,7 +19,7 @@ import pandas as pd
 
 from orchestrator.results.paper import PAPER_ORDER, SETTING_KEYS
 from orchestrator.results.build import terminated
-from orchestrator.results.orh import DEFAULT_COVARIANCE, covariance_text, error_covariance, orh_test
+from orchestrator.results.orh import DEFAULT_COVARIANCE, covariance_text, error_covariance, orh_pairwise, orh_test
 from orchestrator.results.stats import (
     DEFAULT_RESAMPLES, METRIC_LABELS, METRICS, benjamini_hochberg, bootstrap_ci, check_resampling, holm, metric_function,
     paired_test, resampled_metric, setting_difference, setting_interval,
@@ -467,30 +467,38 @@ def _resolve_many(text: str, reference: dict, settings: list[tuple[dict, pd.Data
     return found
 
 
-def _family_f_test(members: list[tuple[str, pd.DataFrame]], scored: dict, metric: str, n_resamples: int,
-                   seed: int, covariance: str) -> dict:
-    """Hillis's F test that every member (label, trials) has the same expected metric, over the
-    seeds all of them ran (NaN where fewer than 2 members share 2 or more seeds)."""
+def _family_analysis(members: list[tuple[str, pd.DataFrame]], scored: dict, metric: str, n_resamples: int,
+                     seed: int, level: float, covariance: str) -> tuple[dict, list, np.ndarray, int, int]:
+    """The ORH analysis of a family over the seeds all ``members`` (label, trials; the reference
+    last) ran, on the images all those trials scored: Hillis's F test of equal settings and each
+    member − the reference on the family's error term (``orh.orh_pairwise``). Returns (F-test
+    columns, pairwise estimates, each member's mean, images, seeds); NaN and [] where fewer than
+    2 members share 2 or more seeds."""
     none = {"f": np.nan, "f_df1": np.nan, "f_ddf": np.nan, "f_p": np.nan, "f_seeds": 0}
     by_seed = [_by_seed(label, part) for label, part in members]
     common = sorted(set.intersection(*(set(s) for s in by_seed))) if by_seed else []
     if len(members) < 2 or len(common) < 2:
-        return none
+        return none, [], np.array([]), 0, len(common)
     frames = [scored[_key(seeds[s])] for seeds in by_seed for s in common]
-    y, probs = _matrix(frames, "the family's F test")
+    y, probs = _matrix(frames, "the family")
     fn = metric_function(metric)
     theta = np.array([fn(y, p) for p in probs]).reshape(len(members), len(common))
     boot = resampled_metric(metric, y, probs, n_resamples, seed) if covariance == "bootstrap" else None
-    test = orh_test(theta, error_covariance(metric, y, probs, covariance, bootstrap=boot))
-    return {"f": test.f, "f_df1": test.df1, "f_ddf": test.ddf, "f_p": test.p, "f_seeds": len(common)}
+    cov = error_covariance(metric, y, probs, covariance, bootstrap=boot)
+    test = orh_test(theta, cov)
+    pairs = orh_pairwise(theta, cov, len(members) - 1, level=level)
+    columns = {"f": test.f, "f_df1": test.df1, "f_ddf": test.ddf, "f_p": test.p, "f_seeds": len(common)}
+    return columns, pairs, theta.mean(axis=1), int(y.size), len(common)
 
 
 def _family(found: list[tuple[dict, pd.DataFrame]], keys_ref: dict, part_ref: pd.DataFrame, name: str,
             scored: dict, metric: str, split: str, n_resamples: int, seed: int, level: float,
             covariance: str) -> pd.DataFrame:
-    """Each member against the reference (its own two-setting ORH analysis), Holm and BH over the
-    members with two or more paired seeds, and the global F test over those and the reference.
-    A member compared on one seed (test images only) stays in the table but out of the family."""
+    """Each member against the reference on the family's ORH error term (over the seeds every
+    member and the reference ran), Holm and BH over them, and the global F test. A member with
+    fewer than 2 seeds paired with the reference stays in the table with its own comparison
+    (test images only) but out of the family; so does every member, with its own two-setting
+    analysis, when the family shares fewer than 2 seeds."""
     labels = setting_labels([k for k, _ in found] + [keys_ref])
     rows, members = [], []
     for (keys, part), label in zip(found, labels):
@@ -506,6 +514,21 @@ def _family(found: list[tuple[dict, pd.DataFrame]], keys_ref: dict, part_ref: pd
                      "covers": diff["covers"], "method": diff["method"]})
     frame = pd.DataFrame(rows, columns=[c for c in FAMILY_COLUMNS if c not in ("family", "p_holm", "q_bh",
                                                                               *_F_COLUMNS)])
+    f_test, pairs, means, images, shared = _family_analysis([*members, (labels[-1], part_ref)] if members else [], scored,
+                                                     metric, n_resamples, seed, level, covariance)
+    if pairs:
+        where = frame.index[frame["in_family"]]
+        pooled = (f"Δ over the family's {shared} shared seeds, the family's ORH error term (MS(T×R) and covariances "
+                  f"over its {len(pairs) + 1} settings; {covariance_text(covariance, n_resamples, seed)}), Hillis df")
+        frame.loc[where, "delta"] = [e.estimate for e in pairs]
+        frame.loc[where, "ci_low"] = [max(e.low, -1.0) for e in pairs]
+        frame.loc[where, "ci_high"] = [min(e.high, 1.0) for e in pairs]
+        frame.loc[where, "p"] = [e.p for e in pairs]
+        frame.loc[where, "n_images"] = images
+        frame.loc[where, "seeds"] = f"{shared}/{shared}"
+        frame.loc[where, "metric_a"] = means[:-1]
+        frame.loc[where, "metric_ref"] = means[-1]
+        frame.loc[where, "method"] = [f"{m.split('; ', 1)[0]}; {pooled}" for m in frame.loc[where, "method"]]
     left_out = frame.loc[~frame["in_family"], "setting"].tolist()
     if left_out:
         log.warning("left out of the family %r (fewer than 2 paired seeds: test images only): %s", name,
@@ -517,8 +540,6 @@ def _family(found: list[tuple[dict, pd.DataFrame]], keys_ref: dict, part_ref: pd
     frame["family"] = (f"{name} vs {labels[-1]} ({keys_ref['dataset']}, {split} {metric.upper()}): "
                        f"{counted} comparison{'s' if counted != 1 else ''}"
                        + (f" ({len(left_out)} more left out: one seed)" if left_out else ""))
-    f_test = _family_f_test([*members, (labels[-1], part_ref)] if members else [], scored, metric, n_resamples,
-                            seed, covariance)
     for column, value in f_test.items():
         frame[column] = value
     return frame[FAMILY_COLUMNS]

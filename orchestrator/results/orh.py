@@ -51,6 +51,7 @@ __all__ = [
     "jackknife_covariance",
     "or_components",
     "orh_difference",
+    "orh_pairwise",
     "orh_setting",
     "orh_test",
     "t_interval",
@@ -292,6 +293,31 @@ def orh_difference(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -
     if den <= 0 and c.var - c.cov1 > 0:  # the per-seed Δ agree exactly yet each carries test-set noise
         return dataclasses.replace(NOT_ESTIMABLE, estimate=estimate)
     return t_interval(estimate, math.sqrt(max(2 * den / r, 0.0)), ddf, level)
+
+
+def orh_pairwise(theta: np.ndarray, cov: np.ndarray, reference: int, *,
+                 level: float = 0.95) -> list[SettingEstimate]:
+    """Each setting of ``theta`` (t, r) minus setting ``reference``, all on the error term of the
+    whole family (the OR-DBM MRMC analysis of t settings): SE √{2·[MS(T×R) + r·max(Cov2 − Cov3,
+    0)] / r} with MS(T×R) and the covariances over all t settings, on Hillis's ddf with
+    (t − 1)(r − 1) degrees of freedom behind MS(T×R). The reference's own row is left out."""
+    theta = np.asarray(theta, dtype=np.float64)
+    t, r = theta.shape
+    if t < 2 or r < 2:
+        raise ValueError(f"pairwise tests on the family's error term need 2 settings and 2 seeds, got {t} and {r}")
+    c = or_components(theta, cov)
+    den, ddf = _denominator(c)
+    means = theta.mean(axis=1)
+    out = []
+    for i in range(t):
+        if i == reference:
+            continue
+        estimate = float(means[i] - means[reference])
+        if den <= 0 and c.var - c.cov1 > 0:
+            out.append(dataclasses.replace(NOT_ESTIMABLE, estimate=estimate))
+        else:
+            out.append(t_interval(estimate, math.sqrt(max(2 * den / r, 0.0)), ddf, level))
+    return out
 
 
 def orh_setting(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -> SettingEstimate:

@@ -18,6 +18,7 @@ from scipy.stats import t as student_t
 from statsmodels.stats.multitest import multipletests
 
 from attnmel.metrics import resampled_ap, resampled_auc
+from orchestrator.results.orh import orh_pairwise, orh_test
 from orchestrator.results.comparisons import compare_family, compare_settings, setting_intervals, setting_names
 from orchestrator.results.stats import (
     benjamini_hochberg, bootstrap_ci, delong_covariance, delong_test, hanley_mcneil_variance, holm, normal_quantile,
@@ -353,9 +354,23 @@ def test_compare_family_adjusts_like_statsmodels_and_names_the_family(tables):
     assert frame["family"].iloc[0] == "attnmel+lesion@* vs vgg16_gap (isic2017, test AUC): 2 comparisons"
     assert np.allclose(frame["p_holm"], multipletests(frame["p"], method="holm")[1])
     assert np.allclose(frame["q_bh"], multipletests(frame["p"], method="fdr_bh")[1])
-    # Each member's row is compare_settings' expected-single-model row.
+    # Each member's row is the OR-DBM analysis of the whole family (the seeds all three ran, 0 and 1,
+    # on the images all those trials scored): Δ, p and Hillis's F test from the family's error term.
+    ids = ["attnmel_lesion_0.001", "attnmel_lesion_0.01", "vgg16_gap_none_0"]
+    frames = [_trial(preds, f"{name}_{s}") for name in ids for s in (0, 1)]
+    common = sorted(set.intersection(*(set(f.index) for f in frames)))
+    y = frames[0].loc[common, "label"].to_numpy()
+    scores = np.stack([f.loc[common, "prob"].to_numpy() for f in frames])
+    theta = np.array([roc_auc_score(y, row) for row in scores]).reshape(3, 2)
+    cov = np.cov(resampled_metric("auc", y, scores, 200, seed=0), rowvar=False)
+    pairs, f_test = orh_pairwise(theta, cov, 2), orh_test(theta, cov)
+    assert list(frame["delta"]) == pytest.approx([e.estimate for e in pairs])
+    assert list(frame["p"]) == pytest.approx([e.p for e in pairs])
+    assert (frame["f"] == f_test.f).all() and (frame["f_p"] == f_test.p).all() and (frame["f_seeds"] == 2).all()
+    assert frame["method"].str.contains("the family's ORH error term").all()
+    # Δ is the pair's own (compare_settings') on the same seeds and images; only its SE pools the family.
     one = compare_settings(trials, preds, "attnmel+lesion@0.01,0.1", "vgg16_gap", n_resamples=200).iloc[0]
-    assert frame.iloc[1]["delta"] == pytest.approx(one.delta) and frame.iloc[1]["p"] == pytest.approx(one.p)
+    assert frame.iloc[1]["delta"] == pytest.approx(one.delta)
     everything = compare_family(trials, preds, "all", "vgg16_gap", n_resamples=200)
     assert len(everything) == 2 and everything["family"].iloc[0].startswith("every other setting vs vgg16_gap")
     text = format_family(frame)
