@@ -83,6 +83,25 @@ def test_vandyke_jackknife_equals_the_published_or_dbm_mrmc_results(vandyke):
         assert (one.low, one.high) == pytest.approx((low, high), abs=1e-8)
 
 
+def test_vandyke_through_the_products_statistics_with_the_jackknife(vandyke):
+    """What `report compare/show --covariance jackknife` compute (stats.setting_difference and
+    setting_interval) on the Van Dyke ratings: the published difference and treatment CIs."""
+    from orchestrator.results.stats import setting_difference, setting_interval
+
+    y, ratings = vandyke
+    diff = setting_difference(y, ratings[:5], ratings[5:], "auc", paired=True, covariance="jackknife")
+    assert diff.estimate == pytest.approx(PUBLISHED["difference"], abs=1e-8)
+    assert diff.se == pytest.approx(PUBLISHED["diff_se"], abs=1e-8)
+    assert (diff.low, diff.high) == pytest.approx(PUBLISHED["diff_ci"], abs=1e-8)
+    assert diff.df == pytest.approx(PUBLISHED["ddf"], abs=1e-5) and diff.p == pytest.approx(PUBLISHED["p"], abs=1e-8)
+    assert "jackknife over test images" in diff.method
+    for i, key in enumerate(("t0", "t1")):
+        one = setting_interval(y, ratings[5 * i:5 * i + 5], "auc", covariance="jackknife")
+        se, df, low, high = PUBLISHED[key]
+        assert (one.se, one.low, one.high) == pytest.approx((se, low, high), abs=1e-8)
+        assert one.df == pytest.approx(df, abs=0.005)
+
+
 def test_jackknife_covariance_is_its_definition_for_auc_and_ap():
     rng = np.random.default_rng(5)
     y = np.r_[np.ones(9, int), np.zeros(21, int)]
