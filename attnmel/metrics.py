@@ -8,8 +8,9 @@ tests hold both equal to scikit-learn's, ties included; computing them here keep
 (and the SciPy and pandas it imports, about a second) out of every training process, and lets
 the bootstrap score whole blocks of resamples at once (``resampled_auc``, ``resampled_ap``: a
 resample is a row of per-image counts, so no resample is ever sorted). The ISIC 2017 challenge's
-secondary metrics (sensitivity at 82, 89 and 95 % specificity), the Brier score and the expected
-calibration error are here too. ``attention_jaccard`` follows the procedure behind the paper's
+secondary metrics (specificity at 82, 89 and 95 % sensitivity, as its scorer takes them: at the
+first ROC point whose sensitivity reaches the level), sensitivity at those specificities as an
+extra, the Brier score and the expected calibration error are here too. ``attention_jaccard`` follows the procedure behind the paper's
 Table 3.
 """
 
@@ -23,14 +24,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "CALIBRATION_BINS", "OPERATING_SPECIFICITIES",
+    "CALIBRATION_BINS", "OPERATING_SENSITIVITIES", "OPERATING_SPECIFICITIES", "specificity_at_sensitivity",
     "ap_auc", "average_precision", "roc_auc", "rows_ap", "rows_auc", "midranks", "resampled_auc", "resampled_ap",
     "sensitivity_at_specificity", "brier_score", "bin_index", "reliability_curve", "expected_calibration_error",
     "attention_jaccard", "jaccard_per_image", "renormalised_maps",
 ]  # fmt: skip
 
-# The ISIC 2017 challenge's secondary metrics: sensitivity at these specificities.
-OPERATING_SPECIFICITIES = (0.82, 0.89, 0.95)
+# The ISIC 2017 challenge's secondary metrics: specificity at these sensitivities.
+OPERATING_SENSITIVITIES = (0.82, 0.89, 0.95)
+# The same levels read the other way (sensitivity at these specificities): an extra, not the challenge's.
+OPERATING_SPECIFICITIES = OPERATING_SENSITIVITIES
 # Equal-width probability bins of the reliability curve and the expected calibration error.
 CALIBRATION_BINS = 10
 
@@ -178,17 +181,46 @@ def resampled_ap(y_true: np.ndarray, score: np.ndarray, counts: np.ndarray) -> n
 
 
 def _check_labels(y_true: np.ndarray, prob: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 labels and probabilities in [0, 1] (a NaN, or 1.2, is a ``ValueError``, never a number)."""
     y = np.asarray(y_true).ravel()
     p = np.asarray(prob, dtype=np.float64).ravel()
     if y.shape != p.shape:
         raise ValueError(f"{what}: {y.size} labels but {p.size} probabilities")
     if not np.isin(y, (0, 1)).all():
         raise ValueError(f"{what}: labels must be 0 or 1 (melanoma = 1)")
+    bad = ~((p >= 0.0) & (p <= 1.0))  # NaN fails both
+    if bad.any():
+        raise ValueError(f"{what}: {int(bad.sum())} probabilities are NaN or outside [0, 1] "
+                         f"(first: {float(p[bad][0])!r})")
     return y.astype(np.int64), p
 
 
+def _roc_points(y: np.ndarray, p: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, tpr) at every distinct threshold from high to low, from (0, 0), as ``roc_curve``
+    gives them without dropping points; at least 2 images of each class."""
+    m, n = int(y.sum()), int(y.size - y.sum())
+    if m < 2 or n < 2:
+        raise ValueError(f"{what} needs at least 2 melanoma and 2 other images, got {m} and {n}")
+    order, ends = _sorted_groups(p)
+    tpr = np.r_[0.0, np.cumsum(y[order])[ends] / m]
+    fpr = np.r_[0.0, np.cumsum(1 - y[order])[ends] / n]
+    return fpr, tpr
+
+
+def specificity_at_sensitivity(y_true: np.ndarray, prob: np.ndarray, sensitivity: float) -> float:
+    """Specificity at ``sensitivity``, the ISIC 2017 challenge's secondary metric as its scorer
+    computes it: 1 − FPR at the first point of the ROC curve (thresholds from high to low) whose
+    sensitivity reaches ``sensitivity``; no interpolation between points."""
+    y, p = _check_labels(y_true, prob, "specificity_at_sensitivity")
+    if not 0.0 <= sensitivity <= 1.0:
+        raise ValueError(f"sensitivity must lie in [0, 1], got {sensitivity!r}")
+    fpr, tpr = _roc_points(y, p, "specificity_at_sensitivity")
+    return float(1.0 - fpr[int(np.argmax(tpr >= sensitivity))])
+
+
 def sensitivity_at_specificity(y_true: np.ndarray, prob: np.ndarray, specificity: float) -> float:
-    """Sensitivity of the ROC curve at ``specificity`` (the ISIC 2017 challenge's secondary metrics).
+    """Sensitivity of the ROC curve at ``specificity``: the challenge's levels read the other way
+    (an extra; the challenge's metric is :func:`specificity_at_sensitivity`).
 
     The ROC curve is the one ``roc_curve`` returns (one point per distinct score threshold,
     from (0, 0) to (1, 1)) and the one AUC integrates: between two points it is a straight line
@@ -199,12 +231,7 @@ def sensitivity_at_specificity(y_true: np.ndarray, prob: np.ndarray, specificity
     y, p = _check_labels(y_true, prob, "sensitivity_at_specificity")
     if not 0.0 <= specificity <= 1.0:
         raise ValueError(f"specificity must lie in [0, 1], got {specificity!r}")
-    m, n = int(y.sum()), int(y.size - y.sum())
-    if m == 0 or n == 0:
-        raise ValueError(f"sensitivity_at_specificity needs both classes, got {m} positive and {n} negative")
-    order, ends = _sorted_groups(p)
-    tpr = np.r_[0.0, np.cumsum(y[order])[ends] / m]
-    fpr = np.r_[0.0, np.cumsum(1 - y[order])[ends] / n]
+    fpr, tpr = _roc_points(y, p, "sensitivity_at_specificity")
     f = 1.0 - specificity
     i = int(np.searchsorted(fpr, f, side="right")) - 1  # last point at or left of f
     if fpr[i] == f or i == fpr.size - 1:

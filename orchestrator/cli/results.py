@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from attnmel.errors import UserError
+from orchestrator.results.orh import COVARIANCES, DEFAULT_COVARIANCE
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 
 __all__ = ["register"]
@@ -47,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also list each setting's seed ensemble (mean probability over its seeds) in a table of its own",
     )  # fmt: skip
     _resamples_argument(show)
+    _covariance_argument(show)
     show.add_argument(
         "--table3",
         action="store_true",
@@ -81,6 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="draw Fig. 3 from each model's best checkpoint (loads the models and images; default: on)",
     )
     _resamples_argument(page)
+    _covariance_argument(page)
     page.set_defaults(func=_report_html)
     compare = report_commands.add_parser(
         "compare",
@@ -101,7 +104,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split", type=_split, default="test", metavar="{test,val,ext_NAME}",
         help="images to compare on: test (default), val, or an external test set's ext_NAME",
     )  # fmt: skip
-    _resamples_argument(compare, what="bootstrap resamples of the AP test")
+    _resamples_argument(compare, what="bootstrap resamples of the covariances and of the AP test")
+    _covariance_argument(compare)
     compare.set_defaults(func=_report_compare)
     power = report_commands.add_parser(
         "power",
@@ -124,6 +128,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with 'paper': assumed correlation of the two models' test-set errors (0 to 1)",
     )  # fmt: skip
     power.add_argument("--seeds", type=int, default=3, help="with 'paper': the seeds per setting to report on (3)")
+    _resamples_argument(power, what="bootstrap resamples of the covariances")
+    _covariance_argument(power)
     power.set_defaults(func=_report_power)
 
     query = subparsers.add_parser(
@@ -207,6 +213,14 @@ def _resamples_argument(parser: argparse.ArgumentParser, what: str = "bootstrap 
     )
 
 
+def _covariance_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--covariance", choices=COVARIANCES, default=DEFAULT_COVARIANCE,
+        help="how the Obuchowski–Rockette–Hillis analysis estimates the test-set error covariances: the "
+        f"stratified image bootstrap, the jackknife over images, or DeLong (AUC only) (default: {DEFAULT_COVARIANCE})",
+    )
+
+
 def _split(value: str) -> str:
     """An argparse type: ``test``, ``val`` or an external test set's ``ext_NAME``."""
     from attnmel.record import is_scored_split
@@ -222,6 +236,13 @@ def _check_resamples(value: int) -> None:
             f"--resamples must be at least {_MIN_RESAMPLES} (a 95% percentile interval rests on its 2.5% tails), "
             f"got {value}"
         )
+
+
+def _check_covariance(covariance: str, metric: str) -> None:
+    """DeLong's covariance is the AUC's: ``--metric ap`` with it is one line before any work."""
+    if covariance == "delong" and metric != "auc":
+        raise UserError("--covariance delong estimates the AUC's covariances only; --metric ap needs bootstrap or "
+                        "jackknife")
 
 
 def _report_show(args: argparse.Namespace) -> int:
@@ -254,11 +275,11 @@ def _report_show(args: argparse.Namespace) -> int:
         sys.stdout.write(format_operating_points(summarize_operating_points(tables.trials)))
         return 0
     model = summary_model(tables, intervals=args.ci, per_trial=args.per_trial, ensemble=args.ensemble,
-                          n_resamples=args.resamples)  # fmt: skip
+                          n_resamples=args.resamples, covariance=args.covariance)
     problem = model.problem
     if args.format == "text":
         text, problem = summary_report(tables, paper=args.paper, intervals=args.ci, n_resamples=args.resamples,
-                                       model=model)  # fmt: skip
+                                       model=model, covariance=args.covariance)
     elif args.format == "csv":
         text = csv_frame(model.summary)
     else:
@@ -288,7 +309,8 @@ def _report_html(args: argparse.Namespace) -> int:
         if not out.parent.is_dir():
             raise UserError(f"--out {out}: directory {out.parent} does not exist")
     find_sweep_dirs(args.path)  # a path that holds no sweep fails before any work
-    print(write_page(args.path, args.out, attention=args.attention, n_resamples=args.resamples))
+    print(write_page(args.path, args.out, attention=args.attention, n_resamples=args.resamples,
+                     covariance=args.covariance))
     return 0
 
 
@@ -297,6 +319,7 @@ def _report_compare(args: argparse.Namespace) -> int:
     from orchestrator.results.text import format_compare, format_family
 
     _check_resamples(args.resamples)
+    _check_covariance(args.covariance, args.metric)
     tables = _predicted_tables(args.path, "a paired test")
     splits = sorted(tables.predictions["split"].unique())
     if args.split not in splits:
@@ -305,10 +328,11 @@ def _report_compare(args: argparse.Namespace) -> int:
     try:
         if family:
             text = format_family(compare_family(tables.trials, tables.predictions, args.a, args.b, metric=args.metric,
-                                                split=args.split, n_resamples=args.resamples))  # fmt: skip
+                                                split=args.split, n_resamples=args.resamples,
+                                                covariance=args.covariance))
         else:
             frame = compare_settings(tables.trials, tables.predictions, args.a, args.b, metric=args.metric,
-                                     split=args.split, n_resamples=args.resamples)  # fmt: skip
+                                     split=args.split, n_resamples=args.resamples, covariance=args.covariance)
             text = format_compare(frame, args.a, args.b, args.metric)
     except ValueError as error:
         raise UserError(str(error)) from None
@@ -346,9 +370,12 @@ def _report_power(args: argparse.Namespace) -> int:
             plan = power_from_paper(dataset, a, b, seed_sd=args.seed_sd, correlation=args.correlation,
                                     delta=args.delta, alpha=args.alpha, power=args.power, seeds_now=args.seeds)  # fmt: skip
         else:
+            _check_resamples(args.resamples)
+            _check_covariance(args.covariance, args.metric)
             tables = _predicted_tables(args.path, "power planning")
             plan = power_from_sweep(tables.trials, tables.predictions, args.a, args.b, delta=args.delta,
-                                    alpha=args.alpha, power=args.power, metric=args.metric)  # fmt: skip
+                                    alpha=args.alpha, power=args.power, metric=args.metric,
+                                    n_resamples=args.resamples, covariance=args.covariance)
     except ValueError as error:
         raise UserError(str(error)) from None
     sys.stdout.write(format_power(plan, args.a, args.b))

@@ -26,7 +26,9 @@ import pyarrow as pa
 
 from attnmel.checkpoint import ATTENTION, FINAL, PREDICTIONS, final_checkpoint, final_problem, read_epochs, read_predictions
 from attnmel.errors import UserError
-from attnmel.metrics import brier_score, expected_calibration_error, sensitivity_at_specificity
+from attnmel.metrics import (
+    brier_score, expected_calibration_error, sensitivity_at_specificity, specificity_at_sensitivity,
+)
 from attnmel.record import IDENTITY_FIELDS, SPLIT_METRICS, external_metrics
 from attnmel.selection import best_epoch_row
 from orchestrator.results import tables
@@ -179,22 +181,28 @@ def _final_rows(sweep: str, trial_id: str, final: Path | None) -> tuple[list[dic
     return predictions, attention
 
 
-def _operating_points(predictions: list[dict[str, Any]]) -> dict[str, float | None]:
-    """The trial's ``OPERATING_COLUMNS`` from its test predictions (None without both classes).
+def _operating_points(trial_dir: Path, predictions: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The trial's ``OPERATING_COLUMNS`` from its test predictions (None with fewer than 2 images of
+    a class: no operating point means anything there). A NaN or out-of-range probability is a
+    ``UserError`` naming the trial.
 
     Computed here rather than in ``fit``: the predictions are the record, so a rebuild gives the
     same numbers and sweeps that ran before these columns existed get them too."""
     test = [row for row in predictions if row["split"] == "test"]
     labels = [row["label"] for row in test]
-    if len(set(labels)) < 2:
+    if min(labels.count(0), labels.count(1)) < 2:
         return dict.fromkeys(tables.OPERATING_COLUMNS)
     probs = [row["prob"] for row in test]
-    values: dict[str, float | None] = {
-        name: sensitivity_at_specificity(labels, probs, spec) for name, spec in tables.SENSITIVITY_COLUMNS.items()
-    }
     brier, ece = tables.OPERATING_COLUMNS[-2:]
-    values[brier] = brier_score(labels, probs)
-    values[ece] = expected_calibration_error(labels, probs)
+    try:
+        values: dict[str, float | None] = {
+            **{name: specificity_at_sensitivity(labels, probs, s) for name, s in tables.SPECIFICITY_COLUMNS.items()},
+            **{name: sensitivity_at_specificity(labels, probs, s) for name, s in tables.SENSITIVITY_COLUMNS.items()},
+            brier: brier_score(labels, probs),
+            ece: expected_calibration_error(labels, probs),
+        }
+    except ValueError as error:
+        raise UserError(f"{trial_dir}: test predictions: {error}") from None
     return values
 
 
@@ -308,7 +316,7 @@ def _trial_rows(
         **_external_scores(final, trial_dir),
     }
     predictions, attention = _final_rows(sweep, trial_id, final)
-    trial.update(_operating_points(predictions))
+    trial.update(_operating_points(trial_dir, predictions))
     return {
         "trials": [trial],
         "epochs": [{**row, "sweep": sweep, "trial_id": trial_id} for row in epochs],

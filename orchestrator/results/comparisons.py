@@ -19,10 +19,11 @@ import pandas as pd
 
 from orchestrator.results.paper import PAPER_ORDER, SETTING_KEYS
 from orchestrator.results.build import terminated
+from orchestrator.results.orh import DEFAULT_COVARIANCE, covariance_text, error_covariance, orh_pairwise, orh_test
 from orchestrator.results.stats import (
-    DEFAULT_RESAMPLES, METRICS, benjamini_hochberg, bootstrap_ci, check_resampling, holm, metric_function,
-    paired_test, setting_difference, setting_interval,
-)  # fmt: skip
+    DEFAULT_RESAMPLES, METRIC_LABELS, METRICS, benjamini_hochberg, bootstrap_ci, check_resampling, holm, metric_function,
+    paired_test, resampled_metric, setting_difference, setting_interval,
+)
 from attnmel.models.registry import split_token
 from attnmel.record import is_scored_split
 
@@ -59,6 +60,12 @@ def _scored_trials(
     if missing:
         raise ValueError(f"the predictions table lacks column(s): {', '.join(missing)}")
     preds = predictions[predictions["split"] == split]
+    prob = pd.to_numeric(preds["prob"], errors="coerce")
+    bad = ~(prob.between(0.0, 1.0)) | prob.isna()
+    if bad.any():
+        first = preds[bad].iloc[0]
+        raise ValueError(f"trial {first['trial_id']} of sweep {first['sweep']}: {int(bad.sum())} {split} "
+                         f"probabilities are NaN or outside [0, 1] (image {first['image_id']}: {first['prob']!r})")
     duplicated = preds.duplicated([*_TRIAL_KEY, "image_id"])
     if duplicated.any():
         first = preds[duplicated].iloc[0]
@@ -125,6 +132,7 @@ def setting_intervals(
     level: float = 0.95,
     per_trial: bool = True,
     ensemble: bool = False,
+    covariance: str = DEFAULT_COVARIANCE,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each setting's expected single-model AUC and AP with intervals over seeds and test
     images (``stats.setting_interval``), and (``per_trial``) each trial's own bootstrap interval.
@@ -163,9 +171,12 @@ def setting_intervals(
         name = _setting_label(keys, with_dataset=True, with_setup=True)
         y, probs = _matrix(frames, name)
         row = {"n_images": int(y.size), "n_pos": int(y.sum())}
+        methods: dict[str, None] = {}
         try:
             for metric in METRICS:
-                est = setting_interval(y, probs, metric, n_resamples=n_resamples, seed=seed, level=level)
+                est = setting_interval(y, probs, metric, n_resamples=n_resamples, seed=seed, level=level,
+                                       covariance=_covariance_for(metric, covariance))
+                methods.setdefault(est.method, None)
                 spread = float(np.std([METRICS[metric](y, p) for p in probs], ddof=1)) if len(probs) > 1 else np.nan
                 row.update({metric: est.estimate, f"{metric}_low": est.low, f"{metric}_high": est.high,
                             f"{metric}_se": est.se, f"{metric}_df": est.df, f"{metric}_seed_sd": spread,
@@ -176,8 +187,10 @@ def setting_intervals(
                                 f"ensemble_{metric}_high": ci.high, "ensemble_method": ci.method})  # fmt: skip
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
+        method = " | ".join(f"{METRIC_LABELS[m]}: {text}" for m, text in zip(METRICS, methods)) if len(methods) > 1 \
+            else next(iter(methods))
         setting_rows.append({**keys, "split": split, "n_trials": len(part), **row, "covers": est.covers,
-                             "method": est.method})  # fmt: skip
+                             "method": method})
 
     per_setting_columns = [*SETTING_KEYS, "split", "n_trials", "n_images", "n_pos", *_INTERVAL_COLUMNS, "covers",
                            "method", *((*_ENSEMBLE_COLUMNS, "ensemble_method") if ensemble else ())]  # fmt: skip
@@ -187,6 +200,11 @@ def setting_intervals(
         pd.DataFrame(setting_rows, columns=per_setting_columns),
         pd.DataFrame(trial_rows, columns=per_trial_columns),
     )
+
+
+def _covariance_for(metric: str, covariance: str) -> str:
+    """DeLong's covariances are the AUC's: a table asked for them takes AP's from the bootstrap."""
+    return "bootstrap" if covariance == "delong" and metric != "auc" else covariance
 
 
 # --------------------------------------------------------------------------- naming settings
@@ -300,10 +318,10 @@ def _pairing(text_a: str, text_b: str, part_a: pd.DataFrame, part_b: pd.DataFram
 
 
 def _difference_row(metric: str, y: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, paired: bool,
-                    n_resamples: int, seed: int, level: float) -> dict:  # fmt: skip
+                    n_resamples: int, seed: int, level: float, covariance: str) -> dict:
     """The expected-single-model columns of a comparison row (``stats.setting_difference``)."""
     est = setting_difference(y, probs_a, probs_b, metric, paired=paired, n_resamples=n_resamples, seed=seed,
-                             level=level)  # fmt: skip
+                             level=level, covariance=covariance)
     mean_b = float(np.mean([METRICS[metric](y, p) for p in probs_b]))
     return {"metric_a": mean_b + est.estimate, "metric_b": mean_b, "delta": est.estimate, "se": est.se,
             "ci_low": est.low, "ci_high": est.high, "z": est.t, "df": est.df, "p": est.p, "seeds_a": len(probs_a),
@@ -311,7 +329,8 @@ def _difference_row(metric: str, y: np.ndarray, probs_a: np.ndarray, probs_b: np
 
 
 def _expected_difference(text_a: str, text_b: str, part_a: pd.DataFrame, part_b: pd.DataFrame,
-                         scored: dict, metric: str, n_resamples: int, seed: int, level: float) -> dict:  # fmt: skip
+                         scored: dict, metric: str, n_resamples: int, seed: int, level: float,
+                         covariance: str) -> dict:
     """Δ of the expected single-model metric of two settings' trials, seeds paired where they
     share two or more; with ``n_images``/``n_pos`` of the images all the trials scored."""
     common, paired = _pairing(text_a, text_b, part_a, part_b)
@@ -321,7 +340,7 @@ def _expected_difference(text_a: str, text_b: str, part_a: pd.DataFrame, part_b:
     y, probs = _matrix(frames_a + frames_b, f"{text_a} vs {text_b}")
     k = len(frames_a)
     return {"n_images": int(y.size), "n_pos": int(y.sum()),
-            **_difference_row(metric, y, probs[:k], probs[k:], paired, n_resamples, seed, level)}  # fmt: skip
+            **_difference_row(metric, y, probs[:k], probs[k:], paired, n_resamples, seed, level, covariance)}
 
 
 COMPARE_COLUMNS = ["pair", "kind", "split", "seed", "n_images", "n_pos", "metric_a", "metric_b", "delta", "se",
@@ -339,6 +358,7 @@ def compare_settings(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = 0.95,
+    covariance: str = DEFAULT_COVARIANCE,
 ) -> pd.DataFrame:
     """Setting ``a`` against setting ``b`` on the same images: one row per question.
 
@@ -369,7 +389,7 @@ def compare_settings(
     if keys_a["dataset"] != keys_b["dataset"]:
         raise ValueError(f"{a!r} ({keys_a['dataset']}) and {b!r} ({keys_b['dataset']}) ran on different datasets")
     rows = [{"pair": "expected single model", "kind": "expected single model", "split": split, "seed": pd.NA,
-             **_expected_difference(a, b, part_a, part_b, scored, metric, n_resamples, seed, level)}]  # fmt: skip
+             **_expected_difference(a, b, part_a, part_b, scored, metric, n_resamples, seed, level, covariance)}]
     common, paired = _pairing(a, b, part_a, part_b, warn=False)
     seeds_a, seeds_b = _by_seed(a, part_a), _by_seed(b, part_b)
     what = f"{a} vs {b}"
@@ -420,7 +440,10 @@ def paired_matrices(
 # --------------------------------------------------------------------------- families
 
 FAMILY_COLUMNS = ["family", "setting", *SETTING_KEYS, "split", "metric", "n_images", "seeds", "paired", "metric_a",
-                  "metric_ref", "delta", "ci_low", "ci_high", "p", "p_holm", "q_bh", "covers", "method"]  # fmt: skip
+                  "metric_ref", "delta", "ci_low", "ci_high", "p", "in_family", "p_holm", "q_bh", "covers", "method",
+                  "f", "f_df1", "f_ddf", "f_p", "f_seeds"]
+# The global test of a family's settings (``f`` … ``f_seeds``, the same on every row of a family).
+_F_COLUMNS = ["f", "f_df1", "f_ddf", "f_p", "f_seeds"]
 
 
 def _resolve_many(text: str, reference: dict, settings: list[tuple[dict, pd.DataFrame]]) -> list[tuple[dict, pd.DataFrame]]:
@@ -444,22 +467,81 @@ def _resolve_many(text: str, reference: dict, settings: list[tuple[dict, pd.Data
     return found
 
 
+def _family_analysis(members: list[tuple[str, pd.DataFrame]], scored: dict, metric: str, n_resamples: int,
+                     seed: int, level: float, covariance: str) -> tuple[dict, list, np.ndarray, int, int]:
+    """The ORH analysis of a family over the seeds all ``members`` (label, trials; the reference
+    last) ran, on the images all those trials scored: Hillis's F test of equal settings and each
+    member − the reference on the family's error term (``orh.orh_pairwise``). Returns (F-test
+    columns, pairwise estimates, each member's mean, images, seeds); NaN and [] where fewer than
+    2 members share 2 or more seeds."""
+    none = {"f": np.nan, "f_df1": np.nan, "f_ddf": np.nan, "f_p": np.nan, "f_seeds": 0}
+    by_seed = [_by_seed(label, part) for label, part in members]
+    common = sorted(set.intersection(*(set(s) for s in by_seed))) if by_seed else []
+    if len(members) < 2 or len(common) < 2:
+        return none, [], np.array([]), 0, len(common)
+    frames = [scored[_key(seeds[s])] for seeds in by_seed for s in common]
+    y, probs = _matrix(frames, "the family")
+    fn = metric_function(metric)
+    theta = np.array([fn(y, p) for p in probs]).reshape(len(members), len(common))
+    boot = resampled_metric(metric, y, probs, n_resamples, seed) if covariance == "bootstrap" else None
+    cov = error_covariance(metric, y, probs, covariance, bootstrap=boot)
+    test = orh_test(theta, cov)
+    pairs = orh_pairwise(theta, cov, len(members) - 1, level=level)
+    columns = {"f": test.f, "f_df1": test.df1, "f_ddf": test.ddf, "f_p": test.p, "f_seeds": len(common)}
+    return columns, pairs, theta.mean(axis=1), int(y.size), len(common)
+
+
 def _family(found: list[tuple[dict, pd.DataFrame]], keys_ref: dict, part_ref: pd.DataFrame, name: str,
-            scored: dict, metric: str, split: str, n_resamples: int, seed: int, level: float) -> pd.DataFrame:  # fmt: skip
+            scored: dict, metric: str, split: str, n_resamples: int, seed: int, level: float,
+            covariance: str) -> pd.DataFrame:
+    """Each member against the reference on the family's ORH error term (over the seeds every
+    member and the reference ran), Holm and BH over them, and the global F test. A member with
+    fewer than 2 seeds paired with the reference stays in the table with its own comparison
+    (test images only) but out of the family; so does every member, with its own two-setting
+    analysis, when the family shares fewer than 2 seeds."""
     labels = setting_labels([k for k, _ in found] + [keys_ref])
-    rows = []
+    rows, members = [], []
     for (keys, part), label in zip(found, labels):
-        diff = _expected_difference(label, labels[-1], part, part_ref, scored, metric, n_resamples, seed, level)
+        diff = _expected_difference(label, labels[-1], part, part_ref, scored, metric, n_resamples, seed, level,
+                                    covariance)
+        in_family = bool(diff["paired"]) and min(diff["seeds_a"], diff["seeds_b"]) >= 2
+        if in_family:
+            members.append((label, part))
         rows.append({"setting": label, **keys, "split": split, "metric": metric, "n_images": diff["n_images"],
                      "seeds": f"{diff['seeds_a']}/{diff['seeds_b']}", "paired": diff["paired"],
                      "metric_a": diff["metric_a"], "metric_ref": diff["metric_b"], "delta": diff["delta"],
-                     "ci_low": diff["ci_low"], "ci_high": diff["ci_high"], "p": diff["p"], "covers": diff["covers"],
-                     "method": diff["method"]})  # fmt: skip
-    frame = pd.DataFrame(rows, columns=[c for c in FAMILY_COLUMNS if c not in ("family", "p_holm", "q_bh")])
-    frame["p_holm"] = holm(frame["p"].to_numpy(dtype=float))
-    frame["q_bh"] = benjamini_hochberg(frame["p"].to_numpy(dtype=float))
+                     "ci_low": diff["ci_low"], "ci_high": diff["ci_high"], "p": diff["p"], "in_family": in_family,
+                     "covers": diff["covers"], "method": diff["method"]})
+    frame = pd.DataFrame(rows, columns=[c for c in FAMILY_COLUMNS if c not in ("family", "p_holm", "q_bh",
+                                                                              *_F_COLUMNS)])
+    f_test, pairs, means, images, shared = _family_analysis([*members, (labels[-1], part_ref)] if members else [], scored,
+                                                     metric, n_resamples, seed, level, covariance)
+    if pairs:
+        where = frame.index[frame["in_family"]]
+        pooled = (f"Δ over the family's {shared} shared seeds, the family's ORH error term (MS(T×R) and covariances "
+                  f"over its {len(pairs) + 1} settings; {covariance_text(covariance, n_resamples, seed)}), Hillis df")
+        frame.loc[where, "delta"] = [e.estimate for e in pairs]
+        frame.loc[where, "ci_low"] = [max(e.low, -1.0) for e in pairs]
+        frame.loc[where, "ci_high"] = [min(e.high, 1.0) for e in pairs]
+        frame.loc[where, "p"] = [e.p for e in pairs]
+        frame.loc[where, "n_images"] = images
+        frame.loc[where, "seeds"] = f"{shared}/{shared}"
+        frame.loc[where, "metric_a"] = means[:-1]
+        frame.loc[where, "metric_ref"] = means[-1]
+        frame.loc[where, "method"] = [f"{m.split('; ', 1)[0]}; {pooled}" for m in frame.loc[where, "method"]]
+    left_out = frame.loc[~frame["in_family"], "setting"].tolist()
+    if left_out:
+        log.warning("left out of the family %r (fewer than 2 paired seeds: test images only): %s", name,
+                    ", ".join(left_out))
+    family_p = frame["p"].where(frame["in_family"]).to_numpy(dtype=float)
+    frame["p_holm"] = holm(family_p)
+    frame["q_bh"] = benjamini_hochberg(family_p)
+    counted = int(frame["in_family"].sum())
     frame["family"] = (f"{name} vs {labels[-1]} ({keys_ref['dataset']}, {split} {metric.upper()}): "
-                       f"{len(frame)} comparison{'s' if len(frame) != 1 else ''}")  # fmt: skip
+                       f"{counted} comparison{'s' if counted != 1 else ''}"
+                       + (f" ({len(left_out)} more left out: one seed)" if left_out else ""))
+    for column, value in f_test.items():
+        frame[column] = value
     return frame[FAMILY_COLUMNS]
 
 
@@ -474,19 +556,23 @@ def compare_family(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = 0.95,
+    covariance: str = DEFAULT_COVARIANCE,
 ) -> pd.DataFrame:
     """Every setting ``members`` names ("all", ``NAME@*`` or one name) against ``reference``:
     Δ of the expected single-model metric (as :func:`compare_settings`' first row), raw p,
     Holm-adjusted p (family-wise error) and Benjamini–Hochberg q (false discovery rate) over the
-    family, which the ``family`` column names. Columns: :data:`FAMILY_COLUMNS`."""
+    family, which the ``family`` column names, and Hillis's F test of equal settings over the
+    family (``f`` … ``f_seeds``). Members with fewer than 2 paired seeds are shown with
+    ``in_family`` False and no adjusted p. Columns: :data:`FAMILY_COLUMNS`."""
     metric_function(metric)
     check_resampling(n_resamples, level)
+    covariance_text(covariance, n_resamples, seed)
     done, scored = _scored_trials(trials, predictions, split)
     settings = _settings(done)
     keys_ref, part_ref = _resolve(reference, settings)
     found = [(k, p) for k, p in _resolve_many(members, keys_ref, settings) if k is not keys_ref]
     name = "every other setting" if members.strip().lower() == "all" else members.strip()
-    return _family(found, keys_ref, part_ref, name, scored, metric, split, n_resamples, seed, level)
+    return _family(found, keys_ref, part_ref, name, scored, metric, split, n_resamples, seed, level, covariance)
 
 
 SENSITIVITY_FAMILY = "every regularised AttnMel-CNN λ cell (all ROIs)"
@@ -494,8 +580,8 @@ SENSITIVITY_FAMILY = "every regularised AttnMel-CNN λ cell (all ROIs)"
 
 def sensitivity_family(
     trials: pd.DataFrame, predictions: pd.DataFrame, *, metric: str = "auc", n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0, level: float = 0.95,
-) -> pd.DataFrame:  # fmt: skip
+    seed: int = 0, level: float = 0.95, covariance: str = DEFAULT_COVARIANCE,
+) -> pd.DataFrame:
     """The family the sensitivity heat map marks: per dataset, set-up and split (val, test),
     :data:`SENSITIVITY_FAMILY` against the unregularised AttnMel-CNN (:func:`compare_family`'s
     columns; empty when no split has predictions for both)."""
@@ -511,5 +597,5 @@ def sensitivity_family(
                      and all(k[c] == keys_ref[c] for c in ("dataset", "backbone", "pretrained"))]  # fmt: skip
             if found:
                 frames.append(_family(found, keys_ref, part_ref, SENSITIVITY_FAMILY, scored, metric, split,
-                                      n_resamples, seed, level))  # fmt: skip
+                                      n_resamples, seed, level, covariance))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FAMILY_COLUMNS)

@@ -13,6 +13,7 @@ import pandas as pd
 from attnmel.record import EXTERNAL_PREFIX, external_metrics, external_split, is_external_metric
 from orchestrator.results.build import terminated
 from orchestrator.results.paper import SETTING_KEYS
+from orchestrator.results.orh import DEFAULT_COVARIANCE
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 
 __all__ = ["EXTERNAL_COLUMNS", "external_names", "external_summary"]
@@ -28,8 +29,8 @@ def external_names(trials: pd.DataFrame) -> list[str]:
 
 def external_summary(
     trials: pd.DataFrame, predictions: pd.DataFrame | None = None, *, n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0, level: float = 0.95,
-) -> pd.DataFrame:  # fmt: skip
+    seed: int = 0, level: float = 0.95, covariance: str = DEFAULT_COVARIANCE,
+) -> pd.DataFrame:
     """One row per (setting, external set) with scores: ``external``, n, mean and sample std
     (ddof=1; NaN for one seed) of AUC and AP over the finished trials; with ``predictions``,
     each setting's interval of the expected single-model AUC and AP on that set (``auc_low``,
@@ -55,7 +56,7 @@ def external_summary(
             continue
         try:
             per_setting, _ = setting_intervals(trials, predictions, split=split, n_resamples=n_resamples, seed=seed,
-                                               level=level, per_trial=False)  # fmt: skip
+                                               level=level, per_trial=False, covariance=covariance)
         except ValueError as error:
             raise ValueError(f"external set {name}: {error}") from None
         found.append(per_setting.rename(columns={"n_trials": "ci_trials", "method": "ci_method"})

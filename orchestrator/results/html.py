@@ -432,13 +432,17 @@ def write_html(page: Page, out: str | Path, *, refresh_seconds: int = REFRESH_SE
 def write_page(
     path: str | Path, out: str | Path | None = None, *, live: bool = False, attention: bool = True,
     n_resamples: int | None = None, tables: Any = None, summary: Any = None, refresh_seconds: int = REFRESH_SECONDS,
-) -> Path:  # fmt: skip
+    covariance: str | None = None,
+) -> Path:
     """Gather and write the page of the sweep (or results root) at ``path``; ``out`` defaults to
     ``path/report.html``. See :func:`orchestrator.results.page.page_model` for the options."""
     from orchestrator.results.page import page_model
     from orchestrator.results.stats import DEFAULT_RESAMPLES
     from orchestrator.sweep.folders import PAGE
 
+    from orchestrator.results.orh import DEFAULT_COVARIANCE
+
     page = page_model(path, live=live, attention=attention, tables=tables, summary=summary,
-                      n_resamples=DEFAULT_RESAMPLES if n_resamples is None else n_resamples)  # fmt: skip
+                      n_resamples=DEFAULT_RESAMPLES if n_resamples is None else n_resamples,
+                      covariance=DEFAULT_COVARIANCE if covariance is None else covariance)
     return write_html(page, Path(path) / PAGE if out is None else out, refresh_seconds=refresh_seconds)

@@ -25,6 +25,7 @@ import yaml
 from attnmel.errors import UserError
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
 from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASET, at_paper_lambda, summarize_attention
+from orchestrator.results.orh import DEFAULT_COVARIANCE
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.summary import Summary, summary_model
 from orchestrator.results.tables import ResultTables
@@ -209,7 +210,8 @@ def _paper_rank(trials: pd.DataFrame) -> pd.DataFrame:
 LIVE_INTERVALS = "the intervals are computed when the sweep has ended (a bootstrap of every setting)"
 
 
-def _summary(tables: ResultTables, n_resamples: int, live: bool, given: Summary | None) -> tuple[Summary, str | None]:
+def _summary(tables: ResultTables, n_resamples: int, live: bool, given: Summary | None,
+             covariance: str = DEFAULT_COVARIANCE) -> tuple[Summary, str | None]:
     """The paper-style summary (``given`` when the caller has computed it) and why it has no
     intervals. While the sweep runs it has none: the bootstrap is most of a page's cost, and its
     numbers would move."""
@@ -219,7 +221,7 @@ def _summary(tables: ResultTables, n_resamples: int, live: bool, given: Summary 
         model = summary_model(tables, intervals=False)
         return model, None if model.summary.empty else LIVE_INTERVALS
     else:
-        model = summary_model(tables, n_resamples=n_resamples)
+        model = summary_model(tables, n_resamples=n_resamples, covariance=covariance)
     return model, model.note or model.problem
 
 
@@ -297,7 +299,8 @@ REFERENCE = "AttnMel-CNN"  # what every other setting is compared with: the unre
 HEADLINE = "AttnMel-CNN-Lesion"  # the paper's headline claim: lesion regularisation beats AttnMel-CNN
 
 
-def _statistics(tables: ResultTables, *, live: bool, n_resamples: int) -> tuple[dict[str, str], dict[str, str]]:
+def _statistics(tables: ResultTables, *, live: bool, n_resamples: int,
+                covariance: str = DEFAULT_COVARIANCE) -> tuple[dict[str, str], dict[str, str]]:
     """The comparisons against the reference (a family with Holm and BH adjusted p), the power of
     the headline comparison and the operating points, as ``report compare/power/show`` print them."""
     from orchestrator.results.comparisons import compare_family
@@ -324,7 +327,7 @@ def _statistics(tables: ResultTables, *, live: bool, n_resamples: int) -> tuple[
         return texts, notes
     try:
         texts["family"] = format_family(compare_family(tables.trials, tables.predictions, "all", REFERENCE,
-                                                       n_resamples=n_resamples))  # fmt: skip
+                                                       n_resamples=n_resamples, covariance=covariance))
     except ValueError as exc:
         notes["family"] = str(exc)
     headline = HEADLINE if HEADLINE in set(done["paper_name"]) else None
@@ -337,7 +340,8 @@ def _statistics(tables: ResultTables, *, live: bool, n_resamples: int) -> tuple[
         name = f"{headline}@{rows['lambda1'].iloc[0]:g},{rows['lambda2'].iloc[0]:g}"
         try:
             texts["power"] = format_power(power_from_sweep(tables.trials, tables.predictions, name, REFERENCE,
-                                                           n_resamples=n_resamples), name, REFERENCE)  # fmt: skip
+                                                           n_resamples=n_resamples, covariance=covariance),
+                                          name, REFERENCE)
         except ValueError as exc:
             notes["power"] = f"{name} against {REFERENCE}: {exc}"
     return texts, notes
@@ -478,8 +482,8 @@ def _notes(page: Page) -> list[Note]:
 
 def page_model(
     path: str | Path, *, live: bool = False, attention: bool = True, n_resamples: int = DEFAULT_RESAMPLES,
-    tables: ResultTables | None = None, summary: Summary | None = None,
-) -> Page:  # fmt: skip
+    tables: ResultTables | None = None, summary: Summary | None = None, covariance: str = DEFAULT_COVARIANCE,
+) -> Page:
     """Everything the page of the sweep (or results root) at ``path`` shows.
 
     ``live``: the sweep is still running (the page reloads itself and Fig. 3 waits for the end).
@@ -491,7 +495,7 @@ def page_model(
     sweep_dirs = find_sweep_dirs(path)
     tables = load_tables(path) if tables is None else tables
     runs = [_run(d, tables.trials) for d in sweep_dirs]
-    model, interval_note = _summary(tables, n_resamples, live, summary)
+    model, interval_note = _summary(tables, n_resamples, live, summary, covariance)
     summary = model.summary
     page = Page(
         title=runs[0].name if len(runs) == 1 else f"{path.name}: {len(runs)} sweeps",
@@ -508,7 +512,7 @@ def page_model(
         page.figures, page.figure_notes = _figures(path, tables, live=live, attention=attention)
     else:
         page.figure_notes = {name: "no trial has finished yet" for name in ("curves", "sensitivity", "attention")}
-    page.texts, page.text_notes = _statistics(tables, live=live, n_resamples=n_resamples)
+    page.texts, page.text_notes = _statistics(tables, live=live, n_resamples=n_resamples, covariance=covariance)
     methods = [m for m in dict.fromkeys(summary.get("ci_method", pd.Series(dtype=object))) if isinstance(m, str)]
     page.methods = _methods(runs, methods[0] if methods else None)
     page.notes = _notes(page)

@@ -6,26 +6,23 @@ A sweep's ``trials`` table gives one number per trial; the per-image ``predictio
 difference the seeds and the test set can resolve:
 
 - ``setting_interval`` / ``setting_difference``: a setting's number is the expected
-  single-model metric, the mean over its seeds of each trial's metric; its standard error
-  combines the seed-to-seed variance and the test-set covariance the seeds share (below), with
-  a Student t interval on Satterthwaite's degrees of freedom.
+  single-model metric, the mean over its seeds of each trial's metric; its interval, and the
+  paired test of two settings, are the Obuchowski–Rockette analysis with Hillis's degrees of
+  freedom (``orchestrator.results.orh``: seeds as readers, test images as cases), with the
+  test-set error covariances from the stratified image bootstrap (default), the jackknife or
+  DeLong.
 - ``bootstrap_ci``: one trial's stratified bootstrap interval over test images (positives and
   negatives resampled separately, so every resample keeps the class counts), percentile.
 - ``delong_test``: DeLong's paired test of two correlated AUCs (one trained model each), in
   the midrank form of Sun & Xu (IEEE SPL 2014); ``paired_bootstrap_test`` for AP.
 - ``holm`` and ``benjamini_hochberg``: adjusted p-values over a family of comparisons.
 
-Why the components and not a bootstrap over seeds: with K seeds of metrics x_k on one test
+Why these components and not a bootstrap over seeds: with K seeds of metrics x_k on one test
 set, x_k = μ + a_k + e_k with seed effects a_k (variance σ²) and test-set errors e_k (variance
 v, covariance c between two seeds: the same images). Then Var(mean) = (σ² + v − c)/K + c, and
-the sample variance s² of the x_k estimates σ² + v − c, so SE² = s²/K + ĉ with ĉ the mean
-off-diagonal covariance of the seeds' metrics over stratified image resamples. Since σ² ≥ 0, s²
-is floored at v̂ − ĉ (v̂: the resamples' mean per-seed variance): with 2 or 3 seeds s² can land
-far below the test-set noise each model carries on its own, and the floor keeps the interval
-from claiming a precision the test set does not have. A percentile
-bootstrap over 3 seeds sees (K − 1)/K of s² and 10 distinct seed multisets; in the coverage
-simulation (``benchmarks/interval_coverage.py``, 200 replicates) it covers 83.5 % at 600 images
-and 3 seeds and 91.5 % at 5, this interval 89.5 % and 94.0 %.
+the sample variance s² of the x_k estimates σ² + v − c, so SE² = s²/K + ĉ, the single-modality
+case of Obuchowski–Rockette–Hillis, with ĉ clipped at 0. A percentile bootstrap over 3 seeds
+sees (K − 1)/K of s² and only 10 distinct seed multisets (``benchmarks/interval_coverage.py``).
 
 The metrics are those of training (``attnmel.metrics``: scikit-learn's ``roc_auc_score`` and
 ``average_precision_score``, computed with NumPy), so an interval's estimate equals the table's
@@ -43,11 +40,15 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 
 from attnmel.metrics import average_precision, midranks, resampled_ap, resampled_auc, roc_auc
+from orchestrator.results.distributions import normal_quantile, t_quantile, t_two_sided_p, two_sided_p
+from orchestrator.results.orh import (
+    DEFAULT_COVARIANCE, MIN_RESAMPLES, covariance_text, error_covariance, or_components, orh_difference, orh_setting,
+    t_interval,
+)
 
 
 __all__ = [
@@ -69,7 +70,6 @@ __all__ = [
     "paired_bootstrap_test",
     "paired_test",
     "resampled_metric",
-    "seed_and_shared_variance",
     "setting_difference",
     "setting_interval",
     "stratified_counts",
@@ -174,8 +174,8 @@ def _check_binary(labels: Sequence[int], *scores: Sequence[float]) -> tuple[np.n
             raise ValueError("probabilities must be finite (found NaN or inf)")
         out.append(s)
     n_pos = int(y.sum())
-    if n_pos == 0 or n_pos == y.size:
-        raise ValueError(f"need both classes, got {n_pos} positive and {y.size - n_pos} negative images")
+    if n_pos < 2 or y.size - n_pos < 2:
+        raise ValueError(f"need both classes, at least 2 images of each: got {n_pos} melanoma and {y.size - n_pos} other")
     return y, out
 
 
@@ -185,8 +185,10 @@ def _check_level(level: float) -> None:
 
 
 def check_resampling(n_resamples: int, level: float) -> None:
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer (2000 is the default), got {n_resamples!r}")
+    """A ``ValueError`` unless ``n_resamples`` ≥ :data:`orh.MIN_RESAMPLES` and 0 < ``level`` < 1."""
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < MIN_RESAMPLES:
+        raise ValueError(f"n_resamples must be an integer of at least {MIN_RESAMPLES} (2000 is the default), "
+                         f"got {n_resamples!r}")
     _check_level(level)
 
 
@@ -268,18 +270,6 @@ def bootstrap_ci(
 
 
 # --------------------------------------------------------------------------- paired tests
-
-
-def two_sided_p(z: float) -> float:
-    """2·(1 − Φ(|z|)) for a standard normal z, written as erfc(|z|/√2) so that far tails keep
-    their digits instead of rounding to 0 (the standard library, not SciPy, whose import cost
-    half a second at the end of every sweep)."""
-    return math.erfc(abs(z) / math.sqrt(2.0))
-
-
-def normal_quantile(q: float) -> float:
-    """Φ⁻¹(q), the standard normal quantile, for 0 < q < 1."""
-    return NormalDist().inv_cdf(q)
 
 
 def delong_test(
@@ -406,52 +396,6 @@ def paired_test(metric: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, n_resa
 # --------------------------------------------------------------------------- seeds and images
 
 
-def t_quantile(df: float, q: float) -> float:
-    """Student t quantile with ``df`` degrees of freedom (inf: the normal quantile)."""
-    if math.isinf(df):
-        return normal_quantile(q)
-    from scipy.special import stdtrit  # imported here: SciPy costs ~0.3 s, and only intervals need it
-
-    return float(stdtrit(df, q))
-
-
-def t_two_sided_p(t: float, df: float) -> float:
-    """2·P(T > |t|) for Student's T with ``df`` degrees of freedom (inf: the normal tail)."""
-    if math.isinf(df):
-        return two_sided_p(t)
-    if math.isinf(t):
-        return 0.0
-    from scipy.special import stdtr
-
-    return float(2 * stdtr(df, -abs(t)))
-
-
-def seed_and_shared_variance(observed: np.ndarray, cov: np.ndarray) -> tuple[float, float]:
-    """(s², ĉ) of K ≥ 2 per-seed metrics (or per-seed Δ) ``observed`` on one test set, whose
-    test-set covariance is ``cov`` (K, K; image bootstrap or DeLong): s² their seed-to-seed
-    sample variance floored at v̂ − ĉ, the test-set noise each carries alone (σ² ≥ 0, module
-    docstring), and ĉ the mean off-diagonal covariance the seeds share (not clipped). Var of
-    their mean with K seeds is then s²/K + ĉ; intervals and power plans both use this."""
-    k = observed.size
-    if k < 2 or cov.shape != (k, k):
-        raise ValueError(f"need K >= 2 per-seed values and a (K, K) covariance, got {k} and {cov.shape}")
-    shared = float((cov.sum() - np.trace(cov)) / (k * (k - 1)))
-    return max(float(observed.var(ddof=1)), float(np.trace(cov)) / k - shared), shared
-
-
-def _components(observed: np.ndarray, boot: np.ndarray) -> tuple[list[tuple[float, float]], float]:
-    """The seed part [(s²/K, dof)] and the shared test-set part ĉ of one side's mean: ``observed``
-    (K,) metrics (or per-seed Δ), ``boot`` (B, K) their values on the image resamples. With one
-    seed: no seed part, and the test-set part is that trial's bootstrap variance."""
-    k = observed.size
-    if k == 1:
-        return [], float(boot[:, 0].var(ddof=1))
-    s2, shared = seed_and_shared_variance(observed, np.cov(boot, rowvar=False))
-    # The floor raises the part, not its degrees of freedom: it too rests on K seeds' worth of
-    # evidence about σ², so the t quantile stays that of K − 1.
-    return [(s2 / k, k - 1.0)], shared
-
-
 def _probs_matrix(probs: Sequence[Sequence[float]] | np.ndarray, n: int, what: str) -> np.ndarray:
     matrix = np.atleast_2d(np.asarray(probs, dtype=np.float64))
     if matrix.ndim != 2 or matrix.shape[1] != n or matrix.shape[0] < 1:
@@ -459,41 +403,48 @@ def _probs_matrix(probs: Sequence[Sequence[float]] | np.ndarray, n: int, what: s
     return matrix
 
 
-def _estimate(metric: str, estimate: float, seed_parts: list[tuple[float, int]], image_var: float,
-              n_seeds: tuple[int, ...], paired: bool, level: float, bounds: tuple[float, float],
-              method: str, test: bool) -> SeedImageEstimate:  # fmt: skip
-    """The interval (and test of 0) from the two variance parts. ``seed_parts``: (s²/K, its
-    degrees of freedom K − 1) per side with K ≥ 2;
-    Satterthwaite: df = (Σ s²/K + image part)² / Σ (s²/K)²/dof."""
-    seed_var = float(sum(part for part, _ in seed_parts)) if seed_parts else math.nan
-    var = (0.0 if math.isnan(seed_var) else seed_var) + max(image_var, 0.0)
-    denominator = sum(part**2 / dof for part, dof in seed_parts)
-    df = var**2 / denominator if denominator > 0 else math.inf
-    se = math.sqrt(var)
-    half = t_quantile(df, (1 + level) / 2) * se
-    low, high = max(estimate - half, bounds[0]), min(estimate + half, bounds[1])
-    t, p = math.nan, math.nan
-    if test:
-        if se > 0:
-            t = estimate / se
-            p = t_two_sided_p(t, df)
-        else:
-            t, p = (0.0, 1.0) if estimate == 0 else (math.copysign(math.inf, estimate), 0.0)
+NOT_ESTIMABLE_TEXT = ("not estimable: the seeds' metrics agree exactly and share no test-set covariance, so "
+                      "the data give no variance (run more seeds)")
+
+
+def _covers(n_seeds: tuple[int, ...], se: float = 0.0) -> str:
+    if math.isnan(se):
+        return NOT_ESTIMABLE_TEXT
     single = [k for k in n_seeds if k < 2]
     if not single:
-        covers = "seeds and test images"
-    elif len(single) == len(n_seeds):
-        covers = "test images only (one seed: training randomness is not in it)"
-    else:
-        covers = "test images and the seeds of the side with several (one side has one seed)"
-    return SeedImageEstimate(metric, float(estimate), se, float(low), float(high), float(df), float(t), float(p),
-                             seed_var, float(image_var), n_seeds, paired, covers, method)  # fmt: skip
+        return "seeds and test images"
+    if len(single) == len(n_seeds):
+        return "test images only (one seed: training randomness is not in it)"
+    return "test images and the seeds of the side with several (one side has one seed)"
 
 
-def _method(level: float, n_resamples: int, seed: int, what: str) -> str:
-    return (f"{what}; {_level_text(level)} t interval, SE² = seed-to-seed variance (at least the test-set noise "
-            "each model carries alone) / seeds + the test-set covariance the seeds share (stratified image bootstrap, "
-            f"{n_resamples} resamples, seed {seed}), Satterthwaite df")  # fmt: skip
+def _method(level: float, covariance: str, n_resamples: int, seed: int, what: str) -> str:
+    return (
+        f"{what}; {_level_text(level)} t interval, Obuchowski–Rockette–Hillis: SE² = seed-to-seed mean square / "
+        f"seeds + the test-set covariance the seeds share (clipped at 0; "
+        f"{covariance_text(covariance, n_resamples, seed)}), Hillis df"
+    )
+
+
+def _theta_and_cov(metric: str, y: np.ndarray, matrix: np.ndarray, covariance: str, n_resamples: int,
+                   seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``metric`` and their (J, J) error covariance over the test images."""
+    fn = metric_function(metric)
+    observed = np.array([fn(y, row) for row in matrix])
+    boot = resampled_metric(metric, y, matrix, n_resamples, seed) if covariance == "bootstrap" else None
+    return observed, error_covariance(metric, y, matrix, covariance, bootstrap=boot)
+
+
+def _checked(labels: Sequence[int], *matrices: tuple[Sequence[Sequence[float]] | np.ndarray, str],
+             n_resamples: int, level: float, covariance: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    y, _ = _check_binary(labels)
+    check_resampling(n_resamples, level)
+    covariance_text(covariance, n_resamples, 0)  # an unknown method is a ValueError
+    out = [_probs_matrix(m, y.size, what) for m, what in matrices]
+    for matrix in out:
+        for row in matrix:
+            _check_binary(y, row)
+    return y, out
 
 
 def setting_interval(
@@ -504,26 +455,31 @@ def setting_interval(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = 0.95,
+    covariance: str = DEFAULT_COVARIANCE,
 ) -> SeedImageEstimate:
     """Expected single-model ``metric`` of one setting: ``probs`` is (seeds, images), each row
     one trial's probabilities on the same images.
 
-    estimate = mean over seeds of each trial's metric; SE² = s²/K + ĉ (module docstring); with
-    one seed, SE² is that trial's bootstrap variance: the interval covers test sampling only.
-    The interval is clipped to [0, 1].
+    estimate = mean over seeds of each trial's metric; the interval is Obuchowski–Rockette–
+    Hillis's for one modality (``orh.orh_setting``): SE² = MS(R)/K + max(Cov2, 0), with MS(R)
+    the seeds' sample variance and Cov2 the test-set covariance two seeds' models share
+    (``covariance``: bootstrap, jackknife or DeLong), on Hillis's df. With one seed, SE² is that
+    trial's test-set variance: the interval covers test sampling only. Clipped to [0, 1].
     """
-    y, _ = _check_binary(labels)
-    check_resampling(n_resamples, level)
-    matrix = _probs_matrix(probs, y.size, "setting_interval")
-    k = matrix.shape[0]
-    for row in matrix:
-        _check_binary(y, row)
-    fn = metric_function(metric)
-    observed = np.array([fn(y, row) for row in matrix])
-    seed_parts, image_var = _components(observed, resampled_metric(metric, y, matrix, n_resamples, seed))
-    method = _method(level, n_resamples, seed, "mean over seeds of each trial's metric")
-    return _estimate(metric, float(observed.mean()), seed_parts, image_var, (k,), False, level, (0.0, 1.0),
-                     method, test=False)  # fmt: skip
+    y, (matrix,) = _checked(labels, (probs, "setting_interval"), n_resamples=n_resamples, level=level,
+                            covariance=covariance)
+    observed, cov = _theta_and_cov(metric, y, matrix, covariance, n_resamples, seed)
+    est = orh_setting(observed, cov, level=level)
+    k = observed.size
+    if k > 1:
+        c = or_components(observed[None, :], cov)
+        seed_var, image_var = c.ms_r / k, max(c.cov2, 0.0)
+    else:
+        seed_var, image_var = math.nan, float(cov[0, 0])
+    method = _method(level, covariance, n_resamples, seed, "mean over seeds of each trial's metric on these images, "
+                     "the training split fixed")
+    return SeedImageEstimate(metric, est.estimate, est.se, max(est.low, 0.0), min(est.high, 1.0), est.df,
+                             math.nan, math.nan, seed_var, image_var, (k,), False, _covers((k,), est.se), method)
 
 
 def setting_difference(
@@ -536,42 +492,49 @@ def setting_difference(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = 0.95,
+    covariance: str = DEFAULT_COVARIANCE,
 ) -> SeedImageEstimate:
     """Δ of the expected single-model ``metric``, setting A − setting B, on the same images.
 
-    ``paired``: row k of A and row k of B share a seed (the grid ran both with it), so the
-    per-seed differences Δ_k carry the seed part (s²_Δ/K) and their bootstrap covariances the
-    test-set part. Otherwise the sides' seeds are independent: the seed part is
-    s²_A/K_A + s²_B/K_B (a side with one seed adds none: say so) and the test-set part
-    c_AA + c_BB − 2·c_AB from the bootstrap covariances (c_jj: a side's shared covariance, its
-    variance with one seed). The image resamples are shared by A and B: the pairing on images
-    is kept either way. ``p`` tests Δ = 0 against the t distribution; CI clipped to [−1, 1].
+    ``paired``: row k of A and row k of B share a seed (the grid ran both with it): the
+    two-modality Obuchowski–Rockette–Hillis analysis (``orh.orh_difference``), SE² =
+    2·[MS(T×R) + K·max(Cov2 − Cov3, 0)]/K = s²_Δ/K + 2·max(Cov2 − Cov3, 0) on Hillis's df.
+    Otherwise the sides' seeds are independent: the seed part is s²_A/K_A + s²_B/K_B (a side
+    with one seed adds none: say so) and the test-set part max(c_A + c_B − 2·Cov3, 0), c a
+    side's Cov2 (its variance with one seed), on Satterthwaite's df. The image resamples are
+    shared by A and B: the pairing on images is kept either way. ``p`` tests Δ = 0 against the t
+    distribution; CI clipped to [−1, 1].
     """
-    y, _ = _check_binary(labels)
-    check_resampling(n_resamples, level)
-    a = _probs_matrix(probs_a, y.size, "setting_difference (A)")
-    b = _probs_matrix(probs_b, y.size, "setting_difference (B)")
-    for row in (*a, *b):
-        _check_binary(y, row)
+    y, (a, b) = _checked(labels, (probs_a, "setting_difference (A)"), (probs_b, "setting_difference (B)"),
+                         n_resamples=n_resamples, level=level, covariance=covariance)
     ka, kb = a.shape[0], b.shape[0]
     if paired and ka != kb:
         raise ValueError(f"paired seeds need as many trials on each side, got {ka} and {kb}")
-    fn = metric_function(metric)
-    obs_a, obs_b = np.array([fn(y, r) for r in a]), np.array([fn(y, r) for r in b])
-    boot = resampled_metric(metric, y, np.concatenate([a, b]), n_resamples, seed)
-    boot_a, boot_b = boot[:, :ka], boot[:, ka:]
-    estimate = float(obs_a.mean() - obs_b.mean())
+    observed, cov = _theta_and_cov(metric, y, np.concatenate([a, b]), covariance, n_resamples, seed)
+    obs_a, obs_b = observed[:ka], observed[ka:]
     if paired:
-        seed_parts, image_var = _components(obs_a - obs_b, boot_a - boot_b)
+        est = orh_difference(observed.reshape(2, ka), cov, level=level)
+        if ka > 1:
+            c = or_components(observed.reshape(2, ka), cov)
+            seed_var, image_var = 2 * c.ms_tr / ka, 2 * max(c.cov2 - c.cov3, 0.0)
+        else:
+            seed_var, image_var = math.nan, est.se**2
         what = f"mean over {ka} paired seeds of Δ = A − B"
     else:
-        (parts_a, shared_a), (parts_b, shared_b) = _components(obs_a, boot_a), _components(obs_b, boot_b)
-        seed_parts = parts_a + parts_b
-        image_var = shared_a + shared_b - 2 * float(np.cov(boot, rowvar=False)[:ka, ka:].mean())
+        sides = [(obs_a, cov[:ka, :ka]), (obs_b, cov[ka:, ka:])]
+        parts = [(float(o.var(ddof=1)) / o.size, o.size - 1.0) for o, _ in sides if o.size > 1]
+        shared = [float(or_components(o[None, :], c).cov2) if o.size > 1 else float(c[0, 0]) for o, c in sides]
+        image_var = max(shared[0] + shared[1] - 2 * float(cov[:ka, ka:].mean()), 0.0)
+        seed_var = float(sum(part for part, _ in parts)) if parts else math.nan
+        var = (0.0 if math.isnan(seed_var) else seed_var) + image_var
+        denominator = sum(part**2 / dof for part, dof in parts)
+        df = var**2 / denominator if denominator > 0 else math.inf
+        est = t_interval(float(obs_a.mean() - obs_b.mean()), math.sqrt(var), df, level)
         what = f"mean over A's {ka} seed(s) − mean over B's {kb} (seeds unpaired)"
-    method = _method(level, n_resamples, seed, what)
-    return _estimate(metric, estimate, seed_parts, image_var, (ka, kb), paired, level, (-1.0, 1.0), method,
-                     test=True)  # fmt: skip
+    method = _method(level, covariance, n_resamples, seed, what)
+    return SeedImageEstimate(metric, float(est.estimate), float(est.se), max(est.low, -1.0), min(est.high, 1.0),
+                             float(est.df), float(est.t), float(est.p), seed_var, float(image_var), (ka, kb),
+                             paired, _covers((ka, kb), float(est.se)), method)
 
 
 # --------------------------------------------------------------------------- multiplicity

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from attnmel.errors import UserError
+from orchestrator.results.orh import DEFAULT_COVARIANCE
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.tables import ResultTables
 
@@ -39,8 +40,8 @@ class Summary:
 
 def summary_model(
     tables: ResultTables, *, intervals: bool = True, per_trial: bool = False, ensemble: bool = False,
-    n_resamples: int = DEFAULT_RESAMPLES,
-) -> Summary:  # fmt: skip
+    n_resamples: int = DEFAULT_RESAMPLES, covariance: str = DEFAULT_COVARIANCE,
+) -> Summary:
     """The paper-style table's numbers: per-setting means and, where the trials stored
     predictions and ``intervals`` is on, each setting's interval over seeds and test images
     (with ``per_trial`` each trial's own, with ``ensemble`` each setting's seed ensemble)."""
@@ -54,7 +55,7 @@ def summary_model(
         return Summary(summary, excluded, note=NO_PREDICTIONS)
     try:
         per_setting, trial_rows = setting_intervals(tables.trials, tables.predictions, n_resamples=n_resamples,
-                                                    per_trial=per_trial, ensemble=ensemble)  # fmt: skip
+                                                    per_trial=per_trial, ensemble=ensemble, covariance=covariance)
     except ValueError as error:
         return Summary(summary, excluded, problem=f"no confidence intervals: {error}")
     return Summary(add_intervals(summary, per_setting), excluded, trial_rows if per_trial else None)
@@ -63,7 +64,8 @@ def summary_model(
 def summary_report(
     tables: ResultTables, *, paper: bool = False, intervals: bool = True, per_trial: bool = False,
     ensemble: bool = False, n_resamples: int = DEFAULT_RESAMPLES, model: Summary | None = None,
-) -> tuple[str, str | None]:  # fmt: skip
+    covariance: str = DEFAULT_COVARIANCE,
+) -> tuple[str, str | None]:
     """The paper-style table per dataset as text (see :func:`summary_model`). Returns ``(text,
     problem)``: ``problem`` says why the intervals are missing when they could not be computed
     (e.g. a test split with one class), else None. ``model``: the numbers, when already computed.
@@ -73,7 +75,7 @@ def summary_report(
 
     if model is None:
         model = summary_model(tables, intervals=intervals, per_trial=per_trial, ensemble=ensemble,
-                              n_resamples=n_resamples)  # fmt: skip
+                              n_resamples=n_resamples, covariance=covariance)
     text = format_summary(model.summary, model.excluded, paper=paper)
     if model.note:
         text += model.note + "\n"
@@ -81,11 +83,13 @@ def summary_report(
         text += "\n" + format_trial_intervals(model.per_trial, model.summary, paper=paper)
     # name the file that did not arrive whole, for each trial left out for it
     text += "".join(f"damaged trial {note}\n" for note in damaged_notes(tables.trials))
-    external, external_problem = _external(tables, intervals=intervals, n_resamples=n_resamples)
+    external, external_problem = _external(tables, intervals=intervals, n_resamples=n_resamples,
+                                           covariance=covariance)
     return text + external, model.problem or external_problem
 
 
-def _external(tables: ResultTables, *, intervals: bool, n_resamples: int) -> tuple[str, str | None]:
+def _external(tables: ResultTables, *, intervals: bool, n_resamples: int,
+              covariance: str) -> tuple[str, str | None]:
     """The external test sets' table ("" for sweeps without them) and, when their intervals
     could not be computed, why (the table is then printed without them)."""
     from attnmel.record import is_external_metric
@@ -95,7 +99,8 @@ def _external(tables: ResultTables, *, intervals: bool, n_resamples: int) -> tup
     if not any(is_external_metric(c) for c in tables.trials.columns):
         return "", None
     try:
-        summary = external_summary(tables.trials, tables.predictions if intervals else None, n_resamples=n_resamples)
+        summary = external_summary(tables.trials, tables.predictions if intervals else None, n_resamples=n_resamples,
+                                   covariance=covariance)
         return "\n" + format_external(summary), None
     except ValueError as error:
         return "\n" + format_external(external_summary(tables.trials)), f"no external confidence intervals: {error}"

@@ -29,10 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from attnmel.atomic import atomic_output
-from attnmel.metrics import CALIBRATION_BINS, OPERATING_SPECIFICITIES
+from attnmel.metrics import CALIBRATION_BINS, OPERATING_SENSITIVITIES, OPERATING_SPECIFICITIES
 from attnmel.record import IDENTITY, LOSS_TERMS, SPLIT_METRICS, is_external_metric
 
-__all__ = ["SCHEMAS", "FILES", "SORT_KEYS", "OPERATING_COLUMNS", "SENSITIVITY_COLUMNS", "ResultTables", "schema_of",
+__all__ = ["SCHEMAS", "FILES", "SORT_KEYS", "OPERATING_COLUMNS", "SENSITIVITY_COLUMNS", "SPECIFICITY_COLUMNS", "ResultTables", "schema_of",
            "to_arrow", "frame", "empty", "write", "read"]  # fmt: skip
 
 _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
@@ -46,10 +46,12 @@ _ARROW = {str: _STR, int: _INT, float: _FLOAT, bool: _BOOL}
 _IDENTITY = [(name, _ARROW[kind]) for name, kind in IDENTITY.items() if name not in ("config_hash", "code_version")]
 _METRICS = [(name, _FLOAT) for name in SPLIT_METRICS]
 # Test-split operating points and calibration of the best-validation-epoch model, from the trial's
-# predictions: sensitivity at the ISIC 2017 challenge's specificities (``test_sens_at_spec82`` …),
-# Brier score, expected calibration error over CALIBRATION_BINS equal-width bins.
+# predictions: the ISIC 2017 challenge's specificity at 82/89/95 % sensitivity (``test_spec_at_sens82``
+# …, as its scorer computes it), as an extra sensitivity at those specificities (``test_sens_at_spec82``
+# …), Brier score, expected calibration error over CALIBRATION_BINS equal-width bins.
+SPECIFICITY_COLUMNS = {f"test_spec_at_sens{round(100 * s)}": s for s in OPERATING_SENSITIVITIES}
 SENSITIVITY_COLUMNS = {f"test_sens_at_spec{round(100 * s)}": s for s in OPERATING_SPECIFICITIES}
-OPERATING_COLUMNS = (*SENSITIVITY_COLUMNS, "test_brier", f"test_ece{CALIBRATION_BINS}")
+OPERATING_COLUMNS = (*SPECIFICITY_COLUMNS, *SENSITIVITY_COLUMNS, "test_brier", f"test_ece{CALIBRATION_BINS}")
 
 SCHEMAS: dict[str, pa.Schema] = {
     "trials": pa.schema(

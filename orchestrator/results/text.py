@@ -206,6 +206,11 @@ def _interval_notes(summary: pd.DataFrame, paper: bool) -> list[str]:
     single = [_setting_text(r, setup) for r in rows if not pd.isna(r["ci_trials"]) and int(r["ci_trials"]) == 1]
     if single:
         out.append(f"one seed, so the CI covers test-set sampling only, not training randomness: {', '.join(single)}")
+    degenerate = [_setting_text(r, setup) for r in rows if any(
+        not pd.isna(r[f"{m}_est"]) and pd.isna(r[f"{m}_low"]) for m in ("auc", "ap"))]
+    if degenerate:
+        out.append(f"no CI (—) for {', '.join(degenerate)}: its seeds' test metrics agree exactly and share no "
+                   "test-set covariance, so the data give no variance; run more seeds")
     if "ensemble_method" in summary.columns:
         out += [f"seed ensembles: the metric of the mean probability per image over a setting's seeds (often above "
                 f"the mean over seeds); CI: {m}, over test images" for m in dict.fromkeys(summary["ensemble_method"])
@@ -377,9 +382,17 @@ def format_family(frame: pd.DataFrame) -> str:
     out.append("Δ: expected single-model metric of the setting − the reference's; " + frame["method"].iloc[0].split("; ", 1)[1])
     out.append("p: raw, two-sided, per row; Holm p: adjusted for the family-wise error over the family; "
                "BH q: Benjamini–Hochberg false discovery rate over the family")  # fmt: skip
+    first = frame.iloc[0]
+    if "f" in frame.columns and pd.notna(first["f"]):
+        out.append(f"all settings equal? Hillis's F test over the family and the reference, {int(first['f_seeds'])} "
+                   f"shared seeds: F = {first['f']:.3g} on ({int(first['f_df1'])}, {first['f_ddf']:.3g}) df, "
+                   f"p = {p_value(first['f_p'])}")
     single = frame[frame["covers"] != "seeds and test images"]
     if not single.empty:
         out.append(f"one side ran one seed, so its interval leaves out training randomness: {', '.join(single['setting'])}")
+    if "in_family" in frame.columns and not frame["in_family"].all():
+        out.append("left out of the family (no Holm p, BH q or star: fewer than 2 paired seeds, so their p covers "
+                   f"test images only): {', '.join(frame.loc[~frame['in_family'].astype(bool), 'setting'])}")
     return "\n".join(out) + "\n"
 
 
@@ -389,12 +402,13 @@ def format_family(frame: pd.DataFrame) -> str:
 def format_operating_points(table: pd.DataFrame) -> str:
     """``paper.summarize_operating_points``' frame as text, one table per dataset."""
     from attnmel.metrics import CALIBRATION_BINS
-    from orchestrator.results.tables import OPERATING_COLUMNS, SENSITIVITY_COLUMNS
+    from orchestrator.results.tables import OPERATING_COLUMNS, SENSITIVITY_COLUMNS, SPECIFICITY_COLUMNS
 
     if table.empty:
         return ("no operating points: they are computed from per-image predictions, which these trials (of an older "
                 "version) did not store\n")  # fmt: skip
-    titles = {**{c: f"sens @ spec {round(100 * s)}%" for c, s in SENSITIVITY_COLUMNS.items()},
+    titles = {**{c: f"spec @ sens {round(100 * s)}%" for c, s in SPECIFICITY_COLUMNS.items()},
+              **{c: f"sens @ spec {round(100 * s)}%" for c, s in SENSITIVITY_COLUMNS.items()},
               OPERATING_COLUMNS[-2]: "Brier", OPERATING_COLUMNS[-1]: f"ECE ({CALIBRATION_BINS} bins)"}  # fmt: skip
     out: list[str] = []
     for dataset, rows in table.groupby("dataset", sort=False):
@@ -410,9 +424,10 @@ def format_operating_points(table: pd.DataFrame) -> str:
         frame["n"] = rows["n"].astype(int).to_numpy()
         out += [f"{header} — test operating points and calibration", frame.to_string(index=False), ""]
     out.append("mean ± sample SD over seeds of each trial's value on the test split (best validation epoch). "
-               "sens @ spec: sensitivity on the ROC curve at that specificity, linearly interpolated between the "
-               "curve's points (the ISIC 2017 challenge's secondary metrics); Brier: mean (p − y)²; ECE: "
-               f"Σ (n_b/N)·|melanoma share − mean p| over {CALIBRATION_BINS} equal-width bins")  # fmt: skip
+               "spec @ sens: the ISIC 2017 challenge's secondary metrics, specificity at the first ROC point "
+               "whose sensitivity reaches the level, as its scorer takes them; sens @ spec: the levels read the other "
+               "way (an extra), sensitivity interpolated between the curve's points; Brier: mean (p − y)²; ECE: "
+               f"Σ (n_b/N)·|melanoma share − mean p| over {CALIBRATION_BINS} equal-width bins")
     return "\n".join(out) + "\n"
 
 
@@ -435,6 +450,9 @@ def format_power(plan, a: str, b: str) -> str:
                   "more test images, not seeds, are needed")  # fmt: skip
     else:
         needed = str(plan.seeds_needed)
+        if plan.seeds_range:
+            ends = [str(k) if k is not None else f"over {_max_seeds()}" for k in plan.seeds_range]
+            needed += f" ({ends[0]}–{ends[1]} over the 80 % range of the pilot's seed variance)"
     rows.append((f"seeds per setting to detect Δ (α = {plan.alpha:g}, power {plan.power:g})", needed))
     width = max(len(k) for k, _ in rows)
     out += [f"{k:<{width}}  {v}" for k, v in rows]

@@ -125,7 +125,7 @@ def test_sensitivity_at_specificity_reads_the_roc_curve(levels):
     for _ in range(60):
         n = int(rng.integers(5, 80))
         y = rng.integers(0, 2, n)
-        y[:2] = (0, 1)
+        y[:4] = (0, 1, 0, 1)
         prob = rng.random(n) * 0.7 + 0.3 * y
         if levels:
             prob = np.round(prob * levels) / levels
@@ -133,8 +133,45 @@ def test_sensitivity_at_specificity_reads_the_roc_curve(levels):
             assert sensitivity_at_specificity(y, prob, spec) == pytest.approx(_independent_sensitivity(y, prob, spec),
                                                                               abs=1e-12)  # fmt: skip
     assert sensitivity_at_specificity([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], 0.95) == 1.0
-    with pytest.raises(ValueError, match="both classes"):
+    with pytest.raises(ValueError, match="at least 2 melanoma and 2 other images, got 2 and 0"):
         sensitivity_at_specificity([1, 1], [0.2, 0.3], 0.9)
+
+
+@pytest.mark.parametrize("levels", [None, 3, 10])  # continuous scores, and heavy ties
+def test_specificity_at_sensitivity_is_the_isic_2017_scorers(levels):
+    """The challenge's secondary metric: walk scikit-learn's ROC curve (every threshold kept) from
+    the highest threshold and take 1 − FPR at the first point whose sensitivity reaches the level."""
+    from sklearn.metrics import roc_curve
+
+    from attnmel.metrics import OPERATING_SENSITIVITIES, specificity_at_sensitivity
+
+    rng = np.random.default_rng(5)
+    for _ in range(80):
+        n = int(rng.integers(6, 120))
+        y = rng.integers(0, 2, n)
+        y[:4] = (0, 1, 0, 1)
+        prob = rng.random(n) * 0.6 + 0.4 * y * rng.random(n)
+        if levels:
+            prob = np.round(prob * levels) / levels
+        fpr, tpr, _ = roc_curve(y, prob, drop_intermediate=False)
+        for level in (*OPERATING_SENSITIVITIES, 0.0, 0.5, 1.0):
+            first = next(i for i, t in enumerate(tpr) if t >= level)
+            assert specificity_at_sensitivity(y, prob, level) == pytest.approx(1 - fpr[first], abs=1e-12)
+
+
+def test_operating_points_and_calibration_refuse_what_is_not_a_probability():
+    from attnmel.metrics import brier_score, expected_calibration_error, specificity_at_sensitivity
+
+    y = np.array([0, 1, 0, 1, 1])
+    for bad, shown in ((np.nan, "nan"), (1.2, "1.2"), (-0.1, "-0.1")):
+        p = np.array([0.1, 0.9, bad, 0.7, 0.6])
+        for fn in (brier_score, expected_calibration_error):
+            with pytest.raises(ValueError, match=rf"1 probabilities are NaN or outside \[0, 1\] \(first: {shown}"):
+                fn(y, p)
+        with pytest.raises(ValueError, match="NaN or outside"):
+            specificity_at_sensitivity(y, p, 0.82)
+    with pytest.raises(ValueError, match="at least 2 melanoma and 2 other images, got 1 and 4"):
+        specificity_at_sensitivity([1, 0, 0, 0, 0], [0.9, 0.1, 0.2, 0.3, 0.4], 0.82)
 
 
 def test_brier_reliability_and_ece_equal_scikit_learn():

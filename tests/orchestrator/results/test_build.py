@@ -312,12 +312,15 @@ def test_trials_carry_operating_points_and_calibration_from_their_predictions(tm
         fpr, tpr, _ = roc_curve(y, p)  # continuous scores: no ties, the curve is a step per image
         for spec in (82, 89, 95):
             assert row[f"test_sens_at_spec{spec}"] == pytest.approx(np.interp(1 - spec / 100, fpr, tpr))
+        for sens in (82, 89, 95):  # the challenge's: specificity at the first point reaching the sensitivity
+            assert row[f"test_spec_at_sens{sens}"] == pytest.approx(1 - fpr[np.argmax(tpr >= sens / 100)])
         observed, predicted = calibration_curve(y, p, n_bins=10)
         counts = np.bincount(np.searchsorted(np.linspace(0, 1, 11)[1:-1], p), minlength=10)
         counts = counts[counts > 0]
         assert row["test_ece10"] == pytest.approx(np.sum(counts * np.abs(observed - predicted)) / len(y))
     unscored = [tid for tid, ident in truth["trials"].items() if ident["paper_name"] == "Mel-CNN"]
-    assert trials.loc[unscored, ["test_brier", "test_ece10", "test_sens_at_spec95"]].isna().all().all()
+    assert trials.loc[unscored, ["test_brier", "test_ece10", "test_sens_at_spec95", "test_spec_at_sens82"]
+                      ].isna().all().all()
 
 
 # --------------------------------------------------------------------------- files cut short

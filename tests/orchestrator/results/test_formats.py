@@ -19,7 +19,7 @@ from orchestrator.results.formats import as_latex, as_markdown, csv_frame, rende
 from orchestrator.results.summary import summary_model
 from orchestrator.results.text import summary_tables
 
-RESAMPLES = 100  # the statistics are tested in test_stats.py; these tests are about layout
+RESAMPLES = 200  # the statistics are tested in test_stats.py; these tests are about layout
 NUMBER = re.compile(r"[+-]?\d+\.\d+")
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from orchestrator.results import comparisons
 from orchestrator.results.build import build_tables
-from orchestrator.results.power import plan_seeds, power_from_sweep
-from orchestrator.results.stats import delong_covariance, metric_function, setting_difference
+from orchestrator.results.orh import error_covariance, or_components
+from orchestrator.results.power import plan_seeds, power_from_sweep, power_of_test
+from orchestrator.results.stats import metric_function, resampled_metric, setting_difference
 
 from _results_fixtures import scored_sweep
 
@@ -20,16 +21,17 @@ from _results_fixtures import scored_sweep
 @pytest.mark.parametrize("effect", [0.6, 1.0, 1.5, 2.5])
 def test_seeds_needed_without_test_noise_match_statsmodels_exact_t_test_power(effect):
     """With no test-set part the plan is a one-sample t test on the per-seed Δ: the K it picks is
-    within one seed of the exact (noncentral t) sample size statsmodels solves for."""
+    the exact (noncentral t) sample size statsmodels solves for, rounded up."""
     from statsmodels.stats.power import TTestPower
 
     exact = TTestPower().solve_power(effect_size=effect, alpha=0.05, power=0.8, alternative="two-sided")
     plan = plan_seeds(effect * 0.02, 0.02**2, 0.0, 3)
-    assert plan.seeds_needed is not None and abs(plan.seeds_needed - math.ceil(exact)) <= 1, (plan, exact)
-    # ... and K seeds reach the asked power by statsmodels' exact computation, give or take the rule's
-    # normal approximation of the noncentral t (a few points of power at small K)
+    assert plan.seeds_needed == max(2, math.ceil(exact)), (plan, exact)
+    # ... and K seeds reach the asked power by statsmodels' exact computation, K − 1 do not
     reached = TTestPower().power(effect_size=effect, nobs=plan.seeds_needed, alpha=0.05, alternative="two-sided")
-    assert 0.75 <= reached <= 0.95, reached
+    assert reached >= 0.8 and power_of_test(effect * 0.02, 0.02**2, 0.0, plan.seeds_needed) == pytest.approx(reached)
+    if plan.seeds_needed > 2:
+        assert TTestPower().power(effect_size=effect, nobs=plan.seeds_needed - 1, alpha=0.05) < 0.8
 
 
 def test_planned_seeds_reach_the_asked_power_in_a_simulation_with_known_variances():
@@ -75,29 +77,31 @@ def _raw_seed_variance(trials, predictions, metric):
     return float(np.var([fn(y, a) - fn(y, b) for a, b in zip(pa, pb)], ddof=1)), (y, pa, pb)
 
 
-def test_a_sweeps_plan_uses_the_interval_s_variance_parts(alike):
-    """For AP both use the same image resamples, so the plan's SE with the sweep's seeds is the
-    compare interval's SE exactly; the floor (s²_Δ at least each Δ's own test-set noise) binds
-    here, so a plan from the raw s²_Δ would promise a smaller SE than the interval gives."""
-    trials, predictions = alike
-    raw, (y, pa, pb) = _raw_seed_variance(trials, predictions, "ap")
-    plan = power_from_sweep(trials, predictions, "AttnMel-CNN-Lesion", "AttnMel-CNN", metric="ap", n_resamples=400)
-    interval = setting_difference(y, pa, pb, "ap", paired=True, n_resamples=400, seed=0)
-    assert plan.seed_var > raw  # the floor is in force
-    assert plan.se_now == pytest.approx(interval.se, rel=1e-12)
-    assert plan.seed_var / 3 == pytest.approx(interval.seed_var, rel=1e-12)
+def _components(y, pa, pb, metric, covariance, n_resamples=400):
+    fn = metric_function(metric)
+    scores = np.concatenate([pa, pb])
+    theta = np.array([fn(y, p) for p in scores]).reshape(2, len(pa))
+    boot = resampled_metric(metric, y, scores, n_resamples, 0) if covariance == "bootstrap" else None
+    return or_components(theta, error_covariance(metric, y, scores, covariance, bootstrap=boot))
 
 
-def test_a_sweeps_auc_plan_floors_the_seed_variance_with_delongs_covariances(alike):
+@pytest.mark.parametrize(("metric", "covariance"), [("ap", "bootstrap"), ("auc", "delong"), ("auc", "jackknife")])
+def test_a_sweeps_plan_is_built_from_the_or_variance_components(alike, metric, covariance):
+    """s²_Δ = 2·[max(σ̂²_τR, 0) + Var − Cov1 − (Cov2 − Cov3)], c_Δ = 2·max(Cov2 − Cov3, 0), from
+    the same components as the compare's interval. In this fixture σ̂²_τR < 0 (the per-seed Δ
+    vary less than test-set noise alone makes them): the plan sets it to 0, so it promises no
+    more precision than the test set has, while the compare's interval uses MS(T×R) as observed."""
     trials, predictions = alike
-    raw, (y, pa, pb) = _raw_seed_variance(trials, predictions, "auc")
-    plan = power_from_sweep(trials, predictions, "AttnMel-CNN-Lesion", "AttnMel-CNN")
-    _, cov = delong_covariance(y, np.concatenate([pa, pb]))
-    w = np.concatenate([np.eye(3), -np.eye(3)], axis=1)
-    cov_delta = w @ cov @ w.T
-    shared = (cov_delta.sum() - np.trace(cov_delta)) / 6
-    assert plan.seed_var == pytest.approx(max(raw, np.trace(cov_delta) / 3 - shared), rel=1e-12) and plan.seed_var > raw
-    assert plan.image_var == pytest.approx(max(shared, 0.0), abs=1e-15)
-    # DeLong and the bootstrap estimate the same covariances: the two SEs agree to resampling noise
-    interval = setting_difference(y, pa, pb, "auc", paired=True, n_resamples=2000, seed=0)
-    assert plan.se_now == pytest.approx(interval.se, rel=0.15)
+    raw, (y, pa, pb) = _raw_seed_variance(trials, predictions, metric)
+    c = _components(y, pa, pb, metric, covariance)
+    alone = c.var - c.cov1 - (c.cov2 - c.cov3)
+    assert c.var_tr < 0 and raw == pytest.approx(2 * c.ms_tr)  # t = 2: MS(T×R) = s²_Δ/2
+    plan = power_from_sweep(trials, predictions, "AttnMel-CNN-Lesion", "AttnMel-CNN", metric=metric,
+                            n_resamples=400, covariance=covariance)
+    assert plan.seed_var == pytest.approx(2 * alone, rel=1e-12) and plan.seed_var > raw
+    assert plan.image_var == pytest.approx(2 * max(c.cov2 - c.cov3, 0.0), abs=1e-15)
+    interval = setting_difference(y, pa, pb, metric, paired=True, n_resamples=400, seed=0, covariance=covariance)
+    assert interval.seed_var == pytest.approx(raw / 3, rel=1e-12)
+    assert interval.image_var == pytest.approx(plan.image_var, rel=1e-12, abs=1e-15)
+    low, high = plan.seeds_range
+    assert low is None or plan.seeds_needed is None or low <= plan.seeds_needed <= (high or 10**9)

@@ -18,6 +18,7 @@ from scipy.stats import t as student_t
 from statsmodels.stats.multitest import multipletests
 
 from attnmel.metrics import resampled_ap, resampled_auc
+from orchestrator.results.orh import orh_pairwise, orh_test
 from orchestrator.results.comparisons import compare_family, compare_settings, setting_intervals, setting_names
 from orchestrator.results.stats import (
     benjamini_hochberg, bootstrap_ci, delong_covariance, delong_test, hanley_mcneil_variance, holm, normal_quantile,
@@ -127,7 +128,7 @@ def test_delong_rejects_bad_input():
         delong_test(y, np.zeros(5), np.zeros(4))
     with pytest.raises(ValueError, match="both classes"):
         delong_test(np.zeros(5, int), np.zeros(5), np.zeros(5))
-    with pytest.raises(ValueError, match="at least 2 positive"):
+    with pytest.raises(ValueError, match="at least 2 images of each: got 1 melanoma"):
         delong_test(np.array([1, 0, 0, 0]), np.arange(4.0), np.arange(4.0))
     with pytest.raises(ValueError, match="0 or 1"):
         delong_test(np.array([2, 1, 0, 0]), np.arange(4.0), np.arange(4.0))
@@ -159,8 +160,9 @@ def test_stratified_resamples_keep_both_class_counts():
     # Each image is drawn Binomial(class size, 1/class size) times: mean 1.
     assert rows[:, 1:].mean() == pytest.approx(1.0, abs=0.02)
     assert np.array_equal(rows, np.concatenate(list(stratified_counts(y, 600, seed=0))))
-    ci = bootstrap_ci(y, np.linspace(0, 1, 20), "ap", n_resamples=100)
-    assert 0 <= ci.low <= ci.high <= 1
+    # ... but one melanoma is too few for an interval to mean anything: one clear error.
+    with pytest.raises(ValueError, match="at least 2 images of each: got 1 melanoma and 19 other"):
+        bootstrap_ci(y, np.linspace(0, 1, 20), "ap", n_resamples=200)
 
 
 def test_bootstrap_interval_contains_estimate_is_reproducible_and_narrows_with_n():
@@ -178,34 +180,35 @@ def test_bootstrap_interval_contains_estimate_is_reproducible_and_narrows_with_n
     assert small.method == "stratified bootstrap, 200 resamples, seed 7, percentile 95%"
     big = bootstrap_ci(*draw(400, 6), "auc", n_resamples=200, seed=7)
     assert big.high - big.low < 0.6 * (small.high - small.low)  # ~1/√10 in theory
-    ap = bootstrap_ci(y, p, "ap", n_resamples=100, seed=7)
+    ap = bootstrap_ci(y, p, "ap", n_resamples=200, seed=7)
     assert ap.estimate == pytest.approx(average_precision_score(y, p)) and ap.low < ap.estimate < ap.high
 
 
 def test_bootstrap_rejects_bad_input():
     y, p = np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8])
     with pytest.raises(ValueError, match="unknown metric"):
-        bootstrap_ci(y, p, "f1", n_resamples=10)
-    with pytest.raises(ValueError, match="n_resamples"):
-        bootstrap_ci(y, p, n_resamples=0)
+        bootstrap_ci(y, p, "f1", n_resamples=200)
+    for too_few in (0, 1, 199):  # 1 gave NaN, a few an interval that could exclude its own estimate
+        with pytest.raises(ValueError, match="n_resamples must be an integer of at least 200"):
+            bootstrap_ci(y, p, n_resamples=too_few)
     with pytest.raises(ValueError, match="level"):
-        bootstrap_ci(y, p, n_resamples=10, level=95)
+        bootstrap_ci(y, p, n_resamples=200, level=95)
     with pytest.raises(ValueError, match="finite"):
-        bootstrap_ci(y, np.array([0.1, np.nan, 0.2, 0.8]), n_resamples=10)
+        bootstrap_ci(y, np.array([0.1, np.nan, 0.2, 0.8]), n_resamples=200)
     with pytest.raises(ValueError, match="both classes"):
-        bootstrap_ci(np.ones(4, int), p, n_resamples=10)
+        bootstrap_ci(np.ones(4, int), p, n_resamples=200)
 
 
 def test_paired_bootstrap_test():
     rng = np.random.default_rng(8)
     y = np.r_[np.ones(25, int), np.zeros(75, int)]
     a, b = _scores(rng, y, 3.0), _scores(rng, y, 0.3)
-    same = paired_bootstrap_test(y, a, a.copy(), n_resamples=50)
+    same = paired_bootstrap_test(y, a, a.copy(), n_resamples=200)
     assert same.delta == 0 and same.p == 1.0 and math.isnan(same.z)
-    ab = paired_bootstrap_test(y, a, b, "ap", n_resamples=100, seed=1)
+    ab = paired_bootstrap_test(y, a, b, "ap", n_resamples=200, seed=1)
     assert ab.value_a == pytest.approx(average_precision_score(y, a)) and ab.metric == "ap"
-    assert ab.ci_low > 0 and ab.p == pytest.approx(2 / 101)  # every resample favours a: the floor
-    ba = paired_bootstrap_test(y, b, a, "ap", n_resamples=100, seed=1)
+    assert ab.ci_low > 0 and ab.p == pytest.approx(2 / 201)  # every resample favours a: the floor
+    ba = paired_bootstrap_test(y, b, a, "ap", n_resamples=200, seed=1)
     assert ba.delta == pytest.approx(-ab.delta) and ba.p == ab.p
     assert np.allclose([ba.ci_low, ba.ci_high], [-ab.ci_high, -ab.ci_low])
     # For AUC the bootstrap's standard error agrees with DeLong's.
@@ -276,12 +279,12 @@ def test_setting_intervals(tables):
     assert row.auc_low < row.auc < row.auc_high and row.covers == "seeds and test images"
     mean = np.mean([t.loc[common, "prob"] for t in gap], axis=0)
     assert row.ensemble_auc == pytest.approx(roc_auc_score(gap[2]["label"], mean))
-    # The interval is the t interval of the two variance components (the seed part at least s²/K).
+    # The interval is the t interval of the two variance components (ORH: the seed part s²/K).
     assert row.auc_se**2 >= row.auc_seed_sd**2 / 3 + row.auc_image_se**2 - 1e-12
     half = student_t.ppf(0.975, row.auc_df) * row.auc_se
     assert (row.auc_low, row.auc_high) == pytest.approx((row.auc - half, min(row.auc + half, 1.0)))
     # The validation split is its own table.
-    val_setting, _ = setting_intervals(trials, preds, split="val", n_resamples=100, per_trial=False)
+    val_setting, _ = setting_intervals(trials, preds, split="val", n_resamples=200, per_trial=False)
     assert (val_setting["n_images"] == N_IMAGES).all()
     assert not np.allclose(val_setting["auc"], per_setting["auc"])
 
@@ -305,7 +308,7 @@ def test_compare_settings_pairs_trials_by_seed(tables, caplog):
     # Seeds that only one side ran (seed 2) are left out, with a warning.
     with caplog.at_level(logging.WARNING, logger="orchestrator.results.comparisons"):
         other = compare_settings(trials, preds, "AttnMel-CNN-Lesion@0.01,0.1", "vgg-16-gap", metric="ap",
-                                 n_resamples=25)  # fmt: skip
+                                 n_resamples=200)  # fmt: skip
     assert list(other["pair"]) == ["expected single model", "seed 0", "seed 1", "ensemble of 2 seeds"]
     assert "seeds [2]" in caplog.text
     rows = other[other["kind"] != "expected single model"]
@@ -351,9 +354,23 @@ def test_compare_family_adjusts_like_statsmodels_and_names_the_family(tables):
     assert frame["family"].iloc[0] == "attnmel+lesion@* vs vgg16_gap (isic2017, test AUC): 2 comparisons"
     assert np.allclose(frame["p_holm"], multipletests(frame["p"], method="holm")[1])
     assert np.allclose(frame["q_bh"], multipletests(frame["p"], method="fdr_bh")[1])
-    # Each member's row is compare_settings' expected-single-model row.
+    # Each member's row is the OR-DBM analysis of the whole family (the seeds all three ran, 0 and 1,
+    # on the images all those trials scored): Δ, p and Hillis's F test from the family's error term.
+    ids = ["attnmel_lesion_0.001", "attnmel_lesion_0.01", "vgg16_gap_none_0"]
+    frames = [_trial(preds, f"{name}_{s}") for name in ids for s in (0, 1)]
+    common = sorted(set.intersection(*(set(f.index) for f in frames)))
+    y = frames[0].loc[common, "label"].to_numpy()
+    scores = np.stack([f.loc[common, "prob"].to_numpy() for f in frames])
+    theta = np.array([roc_auc_score(y, row) for row in scores]).reshape(3, 2)
+    cov = np.cov(resampled_metric("auc", y, scores, 200, seed=0), rowvar=False)
+    pairs, f_test = orh_pairwise(theta, cov, 2), orh_test(theta, cov)
+    assert list(frame["delta"]) == pytest.approx([e.estimate for e in pairs])
+    assert list(frame["p"]) == pytest.approx([e.p for e in pairs])
+    assert (frame["f"] == f_test.f).all() and (frame["f_p"] == f_test.p).all() and (frame["f_seeds"] == 2).all()
+    assert frame["method"].str.contains("the family's ORH error term").all()
+    # Δ is the pair's own (compare_settings') on the same seeds and images; only its SE pools the family.
     one = compare_settings(trials, preds, "attnmel+lesion@0.01,0.1", "vgg16_gap", n_resamples=200).iloc[0]
-    assert frame.iloc[1]["delta"] == pytest.approx(one.delta) and frame.iloc[1]["p"] == pytest.approx(one.p)
+    assert frame.iloc[1]["delta"] == pytest.approx(one.delta)
     everything = compare_family(trials, preds, "all", "vgg16_gap", n_resamples=200)
     assert len(everything) == 2 and everything["family"].iloc[0].startswith("every other setting vs vgg16_gap")
     text = format_family(frame)
