@@ -158,7 +158,7 @@ def check_storage_space(
     if spec.search is None:
         configs = [trial_config(spec.train, p) for p in (spec.points if points is None else points)]
     else:
-        from attnmel.checkpoint import checkpoint_sizes
+        from attnmel.checkpoint_sizes import checkpoint_sizes
 
         largest = max((trial_config(spec.train, p) for p in spec.points), key=lambda c: checkpoint_sizes(c).snapshot)
         configs = [largest] * spec.n_trials

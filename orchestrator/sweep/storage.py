@@ -142,7 +142,7 @@ def free_space(storage: str) -> int | None:
 
 
 def _sizes(config: "TrainConfig") -> Any:
-    from attnmel.checkpoint import checkpoint_sizes
+    from attnmel.checkpoint_sizes import checkpoint_sizes
 
     return checkpoint_sizes(config)
 
