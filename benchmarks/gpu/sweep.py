@@ -19,8 +19,8 @@ from benchmarks.gpu.report import error_text, fmt, ratio, say
 from benchmarks.timed_command import attnmel, child_env, run_command, sweep_events
 from orchestrator.results.build import load_tables
 from orchestrator.results.tables import FILES
-from orchestrator.sweep import folders
-from orchestrator.sweep.grid import trial_config
+from orchestrator.layout import folders
+from orchestrator.layout.params import trial_config
 from orchestrator.sweep.spec import load_spec
 
 LAMBDA1 = (0.001, 0.01)  # the paper's λ1 and ten times it (λ2 stays the paper's)

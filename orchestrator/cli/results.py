@@ -364,7 +364,7 @@ def _paper_names(a: str, b: str) -> tuple[str, str, str]:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from orchestrator.results.root import results_root
+    from orchestrator.layout.root import results_root
     from orchestrator.results.query import format_frame, run_query
 
     frame = run_query(args.sql, results_root(args.results), unsafe=args.unsafe)

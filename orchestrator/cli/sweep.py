@@ -198,7 +198,8 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _slurm(args: argparse.Namespace) -> int:
-    from orchestrator.sweep import folders, slurm
+    from orchestrator.layout import folders
+    from orchestrator.sweep import slurm
 
     job = slurm.SlurmJob(
         nodes=args.nodes, cpus_per_node=args.cpus_per_node, gpus_per_node=args.gpus_per_node, mem=args.mem,

@@ -437,7 +437,7 @@ def write_page(
     ``path/report.html``. See :func:`orchestrator.results.page.page_model` for the options."""
     from orchestrator.results.page import page_model
     from orchestrator.results.stats import DEFAULT_RESAMPLES
-    from orchestrator.sweep.folders import PAGE
+    from orchestrator.layout.folders import PAGE
 
     page = page_model(path, live=live, attention=attention, tables=tables, summary=summary,
                       n_resamples=DEFAULT_RESAMPLES if n_resamples is None else n_resamples)  # fmt: skip

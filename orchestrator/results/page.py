@@ -28,7 +28,7 @@ from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASE
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.summary import Summary, summary_model
 from orchestrator.results.tables import ResultTables
-from orchestrator.sweep import folders
+from orchestrator.layout import folders
 
 if TYPE_CHECKING:
     from orchestrator.sweep.spec import SweepSpec

@@ -19,7 +19,8 @@ from typing import Any
 
 from ray import tune
 
-from orchestrator.sweep import folders, storage
+from orchestrator.layout import folders
+from orchestrator.sweep import storage
 
 __all__ = ["PageRefresh", "refresh_page", "write_final_page"]
 

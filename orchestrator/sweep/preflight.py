@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from attnmel.errors import UserError, format_bytes
 from attnmel.models.registry import split_token
 from orchestrator.sweep import stop
-from orchestrator.sweep.grid import trial_config
+from orchestrator.layout.params import trial_config
 from orchestrator.sweep.spec import SweepSpec
 from orchestrator.sweep.storage import check_writable, free_space, storage_need
 

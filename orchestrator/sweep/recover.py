@@ -27,8 +27,8 @@ from typing import Any
 
 from attnmel.checkpoint import final_checkpoint, final_problem, resume_problem
 from attnmel.errors import UserError
-from orchestrator.sweep import folders
-from orchestrator.sweep.grid import params_config
+from orchestrator.layout import folders
+from orchestrator.layout.params import params_config
 from orchestrator.sweep.spec import SweepSpec
 from orchestrator.sweep.trainable import point_key
 

@@ -29,8 +29,9 @@ from ray.tune.schedulers import ASHAScheduler
 
 from attnmel.errors import StorageError, UserError, format_bytes
 from attnmel.version import code_version, environment
-from orchestrator.sweep import folders, recover, stop, storage, storage_watch
-from orchestrator.sweep.grid import params_config, trial_config, tune_params
+from orchestrator.layout import folders
+from orchestrator.layout.params import params_config, trial_config, tune_params
+from orchestrator.sweep import recover, stop, storage, storage_watch
 from orchestrator.sweep.page_refresh import PageRefresh, write_final_page
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, check_storage_space, join_hint
 from orchestrator.sweep.preflight import trials_at_once

@@ -19,7 +19,7 @@ from _browser import A4_CONTENT_PX, Offline, chromium, skip_reason
 from _results_fixtures import epoch_metrics, identity, lambda_sweep, scored_sweep, write_trial
 from orchestrator.results.build import write_tables
 from orchestrator.results.html import TRIAL_COLUMNS, write_page
-from orchestrator.sweep.grid import tune_params
+from orchestrator.layout.params import tune_params
 from orchestrator.sweep.spec import spec_from_dict, spec_to_dict
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")

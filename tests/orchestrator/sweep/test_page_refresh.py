@@ -10,7 +10,7 @@ import pytest
 
 from _results_fixtures import scored_sweep
 from _sweep_helpers import WatchedDriver, run_attnmel
-from orchestrator.sweep.folders import PAGE
+from orchestrator.layout.folders import PAGE
 from orchestrator.sweep.page_refresh import PageRefresh, refresh_page
 
 

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from attnmel.config import config_hash
 from orchestrator.sweep.spec import load_spec, spec_from_dict
-from orchestrator.sweep.grid import params_config
+from orchestrator.layout.params import params_config
 
 from _sweep_helpers import check_tables, read_tables, run_attnmel
 

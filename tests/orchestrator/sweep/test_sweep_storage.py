@@ -19,7 +19,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.results.build import build_tables
-from orchestrator.sweep.grid import trial_config
+from orchestrator.layout.params import trial_config
 from orchestrator.sweep.spec import load_spec
 
 from _sweep_helpers import check_tables
