@@ -27,9 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-import pickle
 import shutil
-import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +39,7 @@ import torch
 from attnmel.atomic import atomic_output, atomic_write
 from attnmel.errors import UserError
 from attnmel.selection import best_epoch_row
+from attnmel.tensor_file import read_tensors
 
 __all__ = [
     "LAST",
@@ -57,7 +56,6 @@ __all__ = [
     "previous_of",
     "host_copy",
     "BackgroundWriter",
-    "read_tensors",
     "load_checkpoint",
     "load_resume_state",
     "read_epochs",
@@ -190,24 +188,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
             os.link(source, tmp)
         except OSError:  # a filesystem without hard links
             shutil.copyfile(source, tmp)
-
-
-def read_tensors(path: Path, what: str) -> Any:
-    """``torch.load(path, weights_only=True)``: tensors and plain types only, never code. Any
-    failure (damaged file, foreign format, a pickle that would need code) is a ``UserError``
-    naming the file and ``what`` it should have been."""
-    try:
-        with warnings.catch_warnings():  # torch warns about legacy pickles before refusing them
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors have no common base class
-        # Not torch's own advice: it suggests weights_only=False, which would run the file's code.
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Weights only" in text:
-            reason = "it holds Python objects that only code could rebuild (refused: files are data, never code)"
-        else:
-            reason = f"{type(exc).__name__}: {text}"[:200]
-        raise UserError(f"{path} is not readable as {what}: {reason}") from None
 
 
 def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
