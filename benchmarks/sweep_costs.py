@@ -326,6 +326,7 @@ def floor_sweep(spec_file: Path, storage: Path, epoch_seconds: dict[str, list[fl
     the product's Tuner (same grid, concurrency, resources, checkpoint and actor settings)."""
     import ray
 
+    from orchestrator.cli.reporting import sweep_reporting
     from orchestrator.sweep.spec import load_spec
     from orchestrator.sweep.tune import build_tuner, connect
 
@@ -333,7 +334,8 @@ def floor_sweep(spec_file: Path, storage: Path, epoch_seconds: dict[str, list[fl
     started_ray = connect(None)
     try:
         tuner = build_tuner(spec, trainable=_floor_trial, extra_params={"epoch_seconds": epoch_seconds,
-                                                                         "with_torch": with_torch})  # fmt: skip
+                                                                         "with_torch": with_torch},
+                            reporting=sweep_reporting())  # fmt: skip
         started = time.time()
         results = tuner.fit()
         wall = time.time() - started

@@ -277,6 +277,7 @@ def _report_show(args: argparse.Namespace) -> int:
 def _report_html(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from orchestrator.cli.reporting import read_spec
     from orchestrator.results.build import find_sweep_dirs
     from orchestrator.results.html import write_page
 
@@ -288,7 +289,7 @@ def _report_html(args: argparse.Namespace) -> int:
         if not out.parent.is_dir():
             raise UserError(f"--out {out}: directory {out.parent} does not exist")
     find_sweep_dirs(args.path)  # a path that holds no sweep fails before any work
-    print(write_page(args.path, args.out, attention=args.attention, n_resamples=args.resamples))
+    print(write_page(args.path, args.out, read_spec=read_spec, attention=args.attention, n_resamples=args.resamples))
     return 0
 
 

@@ -22,8 +22,10 @@ from typing import Any
 import pandas as pd
 
 from attnmel.atomic import atomic_write
-from orchestrator.results.page import ENDED, Figure, Page
+from orchestrator.layout.folders import PAGE
 from orchestrator.results.formats import numeric_cell as _numeric
+from orchestrator.results.page import ENDED, Figure, Page, SpecReader, page_model
+from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.text import Titled, number, summary_tables, table3_tables
 
 __all__ = ["REFRESH_SECONDS", "TRIAL_COLUMNS", "render_page", "write_html", "write_page"]
@@ -430,15 +432,12 @@ def write_html(page: Page, out: str | Path, *, refresh_seconds: int = REFRESH_SE
 
 
 def write_page(
-    path: str | Path, out: str | Path | None = None, *, live: bool = False, attention: bool = True,
-    n_resamples: int | None = None, tables: Any = None, summary: Any = None, refresh_seconds: int = REFRESH_SECONDS,
+    path: str | Path, out: str | Path | None = None, *, read_spec: SpecReader, live: bool = False,
+    attention: bool = True, n_resamples: int | None = None, tables: Any = None, summary: Any = None,
+    refresh_seconds: int = REFRESH_SECONDS,
 ) -> Path:  # fmt: skip
     """Gather and write the page of the sweep (or results root) at ``path``; ``out`` defaults to
     ``path/report.html``. See :func:`orchestrator.results.page.page_model` for the options."""
-    from orchestrator.results.page import page_model
-    from orchestrator.results.stats import DEFAULT_RESAMPLES
-    from orchestrator.layout.folders import PAGE
-
-    page = page_model(path, live=live, attention=attention, tables=tables, summary=summary,
+    page = page_model(path, read_spec=read_spec, live=live, attention=attention, tables=tables, summary=summary,
                       n_resamples=DEFAULT_RESAMPLES if n_resamples is None else n_resamples)  # fmt: skip
     return write_html(page, Path(path) / PAGE if out is None else out, refresh_seconds=refresh_seconds)

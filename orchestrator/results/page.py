@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -30,16 +31,19 @@ from orchestrator.results.summary import Summary, summary_model
 from orchestrator.results.tables import ResultTables
 from orchestrator.layout import folders
 
-if TYPE_CHECKING:
-    from orchestrator.sweep.spec import SweepSpec
-
-__all__ = ["ATTENTION_IMAGES", "ENDED", "Figure", "Note", "Page", "SweepRun", "page_model", "png_bytes"]
+__all__ = [
+    "ATTENTION_IMAGES", "ENDED", "Figure", "Note", "Page", "SpecReader", "SweepRun", "page_model", "png_bytes",
+]
 
 log = logging.getLogger(__name__)
 
 ENDED = ("TERMINATED", "ERROR", "STOPPED")  # statuses a trial keeps for good; INCOMPLETE may still run
 ATTENTION_IMAGES = 6  # images in the page's Fig. 3 (half melanoma)
 _PAPER_CROP = 224  # §3.1: 224 × 224 crops of 256 × 256 images
+# sweep.json's "spec" → the sweep's spec (its .train, .dataset, .grid, .resources, .n_trials are read
+# here); handed in by the caller (the CLI gives orchestrator.sweep.spec.spec_from_dict), so the
+# results never import the sweep package. A UserError, KeyError, TypeError or ValueError: no spec.
+SpecReader = Callable[[Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class SweepRun:
     code_version: str | None
     created: datetime | None  # sweep.json's creation time: when the sweep started
     last_report: datetime | None  # the latest result any trial reported
-    spec: SweepSpec | None  # None when sweep.json holds no spec this version can read
+    spec: Any  # what the page's SpecReader made of sweep.json; None when it holds no spec this version reads
     spec_text: str | None  # the stored spec as YAML
     expected_trials: int  # what the spec runs (else the trial folders found)
     statuses: dict[str, int]
@@ -147,12 +151,10 @@ def _meta(sweep_dir: Path) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def _spec(meta: dict[str, Any]) -> SweepSpec | None:
+def _spec(meta: dict[str, Any], read_spec: SpecReader) -> Any:
     """The sweep's spec, or None when sweep.json holds none this version reads (an older one)."""
-    from orchestrator.sweep.spec import spec_from_dict
-
     try:
-        return spec_from_dict(meta["spec"])
+        return read_spec(meta["spec"])
     except (UserError, KeyError, TypeError, ValueError) as exc:
         log.info("%s: no readable spec (%s)", meta.get("name"), exc)
         return None
@@ -173,11 +175,11 @@ def _data_counts(sweep_dir: Path, trials: pd.DataFrame) -> dict[str, dict[str, d
     return counts
 
 
-def _run(sweep_dir: Path, trials: pd.DataFrame) -> SweepRun:
+def _run(sweep_dir: Path, trials: pd.DataFrame, read_spec: SpecReader) -> SweepRun:
     meta = _meta(sweep_dir)
     name = str(meta.get("name") or sweep_dir.name)
     mine = trials[trials["sweep"] == name]
-    spec = _spec(meta)
+    spec = _spec(meta, read_spec)
     stored = meta.get("spec")
     reported = pd.to_numeric(mine["reported_at"], errors="coerce").dropna()
     return SweepRun(
@@ -477,11 +479,12 @@ def _notes(page: Page) -> list[Note]:
 
 
 def page_model(
-    path: str | Path, *, live: bool = False, attention: bool = True, n_resamples: int = DEFAULT_RESAMPLES,
-    tables: ResultTables | None = None, summary: Summary | None = None,
+    path: str | Path, *, read_spec: SpecReader, live: bool = False, attention: bool = True,
+    n_resamples: int = DEFAULT_RESAMPLES, tables: ResultTables | None = None, summary: Summary | None = None,
 ) -> Page:  # fmt: skip
     """Everything the page of the sweep (or results root) at ``path`` shows.
 
+    ``read_spec``: sweep.json's spec → the sweep's spec (see :data:`SpecReader`).
     ``live``: the sweep is still running (the page reloads itself and Fig. 3 waits for the end).
     ``attention``: draw Fig. 3 from the best checkpoints (loads models and images).
     ``tables``, ``summary``: the sweep's tables and summary when the caller has them (the end of
@@ -490,7 +493,7 @@ def page_model(
     path = Path(path)
     sweep_dirs = find_sweep_dirs(path)
     tables = load_tables(path) if tables is None else tables
-    runs = [_run(d, tables.trials) for d in sweep_dirs]
+    runs = [_run(d, tables.trials, read_spec) for d in sweep_dirs]
     model, interval_note = _summary(tables, n_resamples, live, summary)
     summary = model.summary
     page = Page(
