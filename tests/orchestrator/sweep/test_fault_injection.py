@@ -176,6 +176,6 @@ def test_kills_at_every_moment_then_resume_matches_an_uninterrupted_run(tmp_path
         except (AssertionError, OSError) as exc:
             problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:1500]}")
     survived = [m for m, _ in tally if not any(m in p for p in problems)]
-    print("\n".join(f"kill {i + 1}: {moment}: {what}" for i, (moment, what) in enumerate(tally)))
-    print(f"kills survived / tried: {len(survived)}/{len(tally)}")
+    print("\n".join(f"kill {i + 1}: {moment}: {what}" for i, (moment, what) in enumerate(tally)))  # report:
+    print(f"kills survived / tried: {len(survived)}/{len(tally)}")  # report:
     assert not problems, "\n".join(problems) + f"\n(driver output: {log})"

@@ -59,7 +59,7 @@ def test_a_full_disk_is_one_line_and_the_same_command_finishes_the_run(run_args,
     assert main(["train", *run_args, "--out", str(out)]) == 2
     refused = capsys.readouterr().err
     need = sizes.run_dir / 1e6
-    print(f"run directory: estimated {need:.1f} MB, filesystem {fs.path} {sizes.model * 2.5 / 1e6:.1f} MB")
+    print(f"run directory: estimated {need:.1f} MB, filesystem {fs.path} {sizes.model * 2.5 / 1e6:.1f} MB")  # report:
     assert refused.startswith(f"attnmel: error: --out {out}: the run needs about {need:,.1f} MB") and "--force" in refused
     assert not out.exists()  # refused before any work
 
@@ -73,8 +73,8 @@ def test_a_full_disk_is_one_line_and_the_same_command_finishes_the_run(run_args,
     fs.grow(sizes.run_dir * 1.2 / 1e6)
     assert main(["train", *run_args, "--out", str(out)]) == 0
     _same_numbers(out, uninterrupted)
-    print(f"run directory: estimated peak {need:.1f} MB; final size "
-          f"{sum(p.stat().st_size for p in out.iterdir()) / 1e6:.1f} MB")
+    final = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+    print(f"run directory: estimated peak {need:.1f} MB; final size {final:.1f} MB")  # report:
 
 
 def test_a_disk_turned_read_only_mid_run_resumes_from_its_last_checkpoint(run_args, uninterrupted, small_fs):
