@@ -29,8 +29,8 @@ from attnmel.errors import UserError
 from attnmel.metrics import brier_score, expected_calibration_error, sensitivity_at_specificity
 from attnmel.record import IDENTITY_FIELDS, SPLIT_METRICS, external_metrics
 from attnmel.selection import best_epoch_row
-from orchestrator.results import tables
 from orchestrator.layout import folders
+from orchestrator.results import tables
 
 __all__ = ["DAMAGED", "build_tables", "find_sweep_dirs", "load_tables", "terminated", "damaged_notes", "write_tables"]
 

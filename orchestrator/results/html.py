@@ -23,8 +23,9 @@ import pandas as pd
 
 from attnmel.atomic import atomic_write
 from orchestrator.layout.folders import PAGE
+from orchestrator.layout.status import ENDED, TrialStatus
 from orchestrator.results.formats import numeric_cell as _numeric
-from orchestrator.results.page import ENDED, Figure, Page, SpecReader, page_model
+from orchestrator.results.page import Figure, Page, SpecReader, page_model
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.text import Titled, number, summary_tables, table3_tables
 
@@ -373,13 +374,13 @@ def _trials(page: Page) -> str:
             _Cell("" if _missing(r["error"]) else str(r["error"]), css="error"),
         ]  # fmt: skip
         body.append(cells)
-        css.append("failed" if status == "ERROR" else "")
-    failed = trials[trials["status"] == "ERROR"]
+        css.append("failed" if status == TrialStatus.ERROR else "")
+    failed = trials[trials["status"] == TrialStatus.ERROR]
     intro = ""
     if len(failed):
         intro = (f'<p class="note" role="note"><strong>{len(failed)} trial(s) errored</strong> (highlighted; '
                  "message: the last line of the trial's error.txt).</p>")  # fmt: skip
-    running = int((trials["status"] == "INCOMPLETE").sum())
+    running = int((trials["status"] == TrialStatus.INCOMPLETE).sum())
     if running:
         intro += f'<p class="note">{running} trial(s) INCOMPLETE: still running, or stopped with the driver.</p>'
     return (intro + _table(headers, body, sortable=True, table_id="trials-table", row_css=css,

@@ -24,20 +24,21 @@ import pandas as pd
 import yaml
 
 from attnmel.errors import UserError
+from orchestrator.layout import folders
+from orchestrator.layout.status import ENDED, TrialStatus
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
-from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASET, at_paper_lambda, summarize_attention
+from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASET, at_paper_lambda, is_paper_lambda
+from orchestrator.results.paper import summarize_attention
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.summary import Summary, summary_model
 from orchestrator.results.tables import ResultTables
-from orchestrator.layout import folders
 
 __all__ = [
-    "ATTENTION_IMAGES", "ENDED", "Figure", "Note", "Page", "SpecReader", "SweepRun", "page_model", "png_bytes",
+    "ATTENTION_IMAGES", "Figure", "Note", "Page", "SpecReader", "SweepRun", "page_model", "png_bytes",
 ]
 
 log = logging.getLogger(__name__)
 
-ENDED = ("TERMINATED", "ERROR", "STOPPED")  # statuses a trial keeps for good; INCOMPLETE may still run
 ATTENTION_IMAGES = 6  # images in the page's Fig. 3 (half melanoma)
 _PAPER_CROP = 224  # §3.1: 224 × 224 crops of 256 × 256 images
 # sweep.json's "spec" → the sweep's spec (its .train, .dataset, .grid, .resources, .n_trials are read
@@ -333,8 +334,8 @@ def _statistics(tables: ResultTables, *, live: bool, n_resamples: int) -> tuple[
     if headline is None:
         notes["power"] = f"the sweep has no {HEADLINE} trials (the paper's headline comparison)"
     else:
-        at_paper = done[(done["paper_name"] == headline) & ((done["lambda1"] - PAPER_LAMBDAS[0]).abs() < 1e-12)
-                        & ((done["lambda2"] - PAPER_LAMBDAS[1]).abs() < 1e-12)]  # fmt: skip
+        paper_pair = [is_paper_lambda(a, b) for a, b in zip(done["lambda1"], done["lambda2"])]
+        at_paper = done[(done["paper_name"] == headline) & pd.Series(paper_pair, index=done.index, dtype=bool)]
         rows = at_paper if len(at_paper) else done[done["paper_name"] == headline]
         name = f"{headline}@{rows['lambda1'].iloc[0]:g},{rows['lambda2'].iloc[0]:g}"
         try:
@@ -404,7 +405,7 @@ def _methods(runs: list[SweepRun], interval_method: str | None) -> str:
         f" with the {'focal loss (γ = ' + format(loss.gamma, 'g') + ')' if loss.kind == 'focal' else 'cross-entropy loss'}"
         + _dice_clause(spec.grid, loss, regularised) + "."
     )  # fmt: skip
-    passes = data.passes if data.passes is not None else (2 if dataset == "isic2017" else 5)
+    passes = data.resolved_passes()  # the config's, else the dataset declaration's default
     sentences.append(
         f"Optimisation: SGD with {'Nesterov ' if optim.nesterov else ''}momentum {optim.momentum:g}, learning rate "
         f"{optim.lr:g} multiplied by {optim.lr_gamma:g} every {optim.lr_step} epochs, weight decay {optim.weight_decay:g}, "
@@ -416,8 +417,8 @@ def _methods(runs: list[SweepRun], interval_method: str | None) -> str:
                      "were never used for selection.")  # fmt: skip
     sentences.append(
         "Test AP and AUC are reported as mean ± sample standard deviation over seeds"
-        + (f"; intervals: {interval_method}, over test images, of the metric of the seed-averaged melanoma probability."
-           if interval_method else ".")
+        + ("; intervals of the expected single-model metric (the mean over seeds of each trial's metric), over "
+           f"seeds and test images: {interval_method}." if interval_method else ".")
     )  # fmt: skip
     return " ".join(sentences)
 
@@ -428,7 +429,7 @@ def _notes(page: Page) -> list[Note]:
     if page.live or page.done < page.total:
         notes.append(Note(False, f"Only {page.done} of {page.total} trials have ended: every number is provisional."))
     # While the sweep runs, its INCOMPLETE trials are simply not done yet.
-    unfinished = {k: v for k, v in page.excluded.items() if not (page.live and k == "INCOMPLETE")}
+    unfinished = {k: v for k, v in page.excluded.items() if not (page.live and k == TrialStatus.INCOMPLETE)}
     if unfinished:
         listed = ", ".join(f"{v} {k}" for k, v in sorted(unfinished.items()))
         notes.append(Note(False, f"Trials that did not finish ({listed}) are left out of every table but the list of trials; "
@@ -465,9 +466,8 @@ def _notes(page: Page) -> list[Note]:
     if not page.table3.empty and not (page.table3["dataset"] == TABLE3_DATASET).any():
         notes.append(Note(False, f"Table 3's paper column is for {TABLE3_DATASET} only."))
     regularised = page.trials[page.trials["roi"] != "none"]
-    at_paper = ((regularised["lambda1"] - PAPER_LAMBDAS[0]).abs() < 1e-12) & (
-        (regularised["lambda2"] - PAPER_LAMBDAS[1]).abs() < 1e-12)  # fmt: skip
-    if len(regularised) and not at_paper.any():
+    at_paper = [is_paper_lambda(a, b) for a, b in zip(regularised["lambda1"], regularised["lambda2"])]
+    if len(regularised) and not any(at_paper):
         notes.append(Note(False, f"No regularised trial ran at the paper's λ1 = {PAPER_LAMBDAS[0]:g}, λ2 = "
                                  f"{PAPER_LAMBDAS[1]:g}: the paper columns stay empty for those models."))  # fmt: skip
     notes.append(Note(True, "Best epochs were chosen on validation AUC only, so the test numbers are not "

@@ -42,7 +42,7 @@ def _shows_end(trial_dir: Path) -> bool:
 
 
 def refresh_page(sweep_dir: str | Path, write: PageWriter, *, live: bool, tables: Any = None,
-                 summary: Any = None) -> Path | None:  # fmt: skip
+                 summary: Any = None) -> Path | None:
     """Write the sweep's page with ``write``; on any failure print one line and return None."""
     try:
         return write(sweep_dir, live=live, tables=tables, summary=summary)

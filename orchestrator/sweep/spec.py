@@ -29,8 +29,8 @@ from attnmel.config import CSV_KEYS, DATASETS, ExternalSet, TrainConfig, config_
 from attnmel.errors import UserError
 from attnmel.models.registry import split_token
 from attnmel.typed_config import Checked, as_mapping, check_keys, coerce, parse_override, read_yaml, set_nested, setting
-from orchestrator.layout.root import results_root
 from orchestrator.layout.params import trial_config
+from orchestrator.layout.root import results_root
 from orchestrator.sweep.storage import is_uri
 
 __all__ = [

@@ -31,6 +31,7 @@ from attnmel.errors import StorageError, UserError, format_bytes
 from attnmel.version import code_version, environment
 from orchestrator.layout import folders
 from orchestrator.layout.params import params_config, trial_config, tune_params
+from orchestrator.layout.status import TrialStatus
 from orchestrator.sweep import recover, stop, storage, storage_watch
 from orchestrator.sweep.page_refresh import PageRefresh, write_final_page
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, check_storage_space, join_hint
@@ -77,7 +78,7 @@ class SweepProgress(tune.Callback):
         return f"[{trial.trial_id}] {folders.point_label(trial.config.get('point', {}))}"
 
     def _done(self, trials: list, trial: Any) -> str:
-        done = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
+        done = {t.trial_id for t in trials if t.status in (TrialStatus.TERMINATED, TrialStatus.ERROR)} | {trial.trial_id}
         return f"{len(done)}/{self.total} trials done"
 
     def setup(self, **info: Any) -> None:
@@ -151,7 +152,7 @@ class TuneSettings:
 
 
 def tune_settings(spec: SweepSpec, *, points: list[dict[str, Any]] | None = None,
-                  reporting: Reporting | None = None) -> TuneSettings:  # fmt: skip
+                  reporting: Reporting | None = None) -> TuneSettings:
     """The Tune configuration of ``spec``: an explicit grid of trial points (``points``, by
     default the spec's), or Optuna over the search space; ASHA when asked; both scoring the
     best validation AUC so far. With ``reporting``, its page is rewritten while the sweep runs."""
@@ -263,7 +264,7 @@ def _storage_stopped(spec: SweepSpec, sweep_dir: str, statuses: Sequence[str], c
     """The line a sweep stopped by a full or read-only storage ends with: what happened, how
     far it got, and what to do to finish it."""
     first = storage_watch.FAILURES[0]
-    done = sum(status == "TERMINATED" for status in statuses)
+    done = sum(status == TrialStatus.TERMINATED for status in statuses)
     if spec.search is None and not storage.is_uri(sweep_dir):
         finished = recover.finished_points(spec, Path(sweep_dir))
         remaining = [trial_config(spec.train, p) for p in spec.points if point_key(p) not in finished]
@@ -281,7 +282,7 @@ def _storage_stopped(spec: SweepSpec, sweep_dir: str, statuses: Sequence[str], c
 
 
 def _finish(spec: SweepSpec, sweep_dir: str, results: Any, started: float, *, cluster: Any = None,
-            figures: bool = False, reporting: Reporting | None = None) -> int:  # fmt: skip
+            figures: bool = False, reporting: Reporting | None = None) -> int:
     """With ``reporting``: write the tables, print where they are and a summary, then the
     figures and the page; 1 when any trial errored. A sweep that a full or read-only storage
     stopped ends with that one line (a ``UserError``)."""
@@ -304,7 +305,7 @@ def _finish(spec: SweepSpec, sweep_dir: str, results: Any, started: float, *, cl
         reporting.figures(sweep_dir, written)
     write_final_page(sweep_dir, reporting.page, written.tables, written.summary)
     if errors is None:
-        errors = sum(status != "TERMINATED" for status in written.statuses)
+        errors = sum(status != TrialStatus.TERMINATED for status in written.statuses)
     return 1 if errors else 0
 
 
@@ -360,7 +361,7 @@ def _start(
 
 
 def _ended(spec: SweepSpec, target: str, results: Any, started: float, *, figures: bool, ended: set[str],
-           reporting: Reporting | None) -> int:  # fmt: skip
+           reporting: Reporting | None) -> int:
     """After ``fit``: prune finished trials (not after a storage failure: the state saved then
     may still name their older checkpoints), then the tables and the summary."""
     if results is not None:
@@ -397,7 +398,7 @@ def run_sweep(
     local = _runs_here(address)
     check_inputs(spec, local=local)
     return _start(spec, target, address=address, num_cpus=num_cpus, local=local, figures=figures, force=force,
-                  reporting=reporting)  # fmt: skip
+                  reporting=reporting)
 
 
 def _never_started(path: str) -> bool:
@@ -457,7 +458,7 @@ def resume_sweep(
         return _start(spec, path, address=address, num_cpus=num_cpus, local=local, force=force, reporting=reporting)
     if from_trials:
         return _rebuild(spec, path, address=address, num_cpus=num_cpus, restart=restart_errored, force=force,
-                        reporting=reporting)  # fmt: skip
+                        reporting=reporting)
     remaining = None
     if not storage.is_uri(path):
         state = recover.choose_state(Path(path))
@@ -481,7 +482,7 @@ def resume_sweep(
         print(f"resuming sweep {spec.name} from {path}")
         started = time.monotonic()
         return _ended(spec, path, storage_watch.watched_fit(tuner, path), started, figures=False, ended=ended,
-                      reporting=reporting)  # fmt: skip
+                      reporting=reporting)
     finally:
         if started_ray:
             ray.shutdown()
@@ -489,7 +490,7 @@ def resume_sweep(
 
 
 def _rebuild(spec: SweepSpec, path: str, *, address: str | None, num_cpus: int | None, restart: bool,
-             force: bool, reporting: Reporting | None) -> int:  # fmt: skip
+             force: bool, reporting: Reporting | None) -> int:
     """``sweep resume --from-trials``: keep the finished trials, set aside Tune's state and the
     folders of the rest, run the rest as new trials from their last intact checkpoints."""
     if storage.is_uri(path):
@@ -506,4 +507,4 @@ def _rebuild(spec: SweepSpec, path: str, *, address: str | None, num_cpus: int |
         storage_watch.FAILURES.clear()  # no fit runs, so none of an earlier one's may count
         return _finish(spec, path, None, time.monotonic(), reporting=reporting)
     return _start(spec, path, address=address, num_cpus=num_cpus, local=local, force=force, points=plan.rerun,
-                  meta={RESUME_FROM: resume_from}, reporting=reporting)  # fmt: skip
+                  meta={RESUME_FROM: resume_from}, reporting=reporting)
