@@ -27,7 +27,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from attnmel.errors import StorageError, UserError, format_bytes
+from attnmel.errors import UserError, format_bytes
 from attnmel.version import code_version, environment
 from orchestrator.layout import folders
 from orchestrator.layout.params import params_config, trial_config, tune_params
@@ -78,7 +78,8 @@ class SweepProgress(tune.Callback):
         return f"[{trial.trial_id}] {folders.point_label(trial.config.get('point', {}))}"
 
     def _done(self, trials: list, trial: Any) -> str:
-        done = {t.trial_id for t in trials if t.status in (TrialStatus.TERMINATED, TrialStatus.ERROR)} | {trial.trial_id}
+        ended = (TrialStatus.TERMINATED, TrialStatus.ERROR)  # Tune's names for a trial that finished or failed
+        done = {t.trial_id for t in trials if t.status in ended} | {trial.trial_id}
         return f"{len(done)}/{self.total} trials done"
 
     def setup(self, **info: Any) -> None:
