@@ -25,27 +25,21 @@ Every checkpoint is tensors and plain Python types only and is read with
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import os
-import pickle
 import shutil
-import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from attnmel.atomic import atomic_output, atomic_write
 from attnmel.errors import UserError
 from attnmel.selection import best_epoch_row
-
-if TYPE_CHECKING:
-    from attnmel.config import TrainConfig
+from attnmel.tensor_file import read_tensors
 
 __all__ = [
     "LAST",
@@ -62,7 +56,6 @@ __all__ = [
     "previous_of",
     "host_copy",
     "BackgroundWriter",
-    "read_tensors",
     "load_checkpoint",
     "load_resume_state",
     "read_epochs",
@@ -76,8 +69,6 @@ __all__ = [
     "write_final",
     "final_problem",
     "resume_problem",
-    "CheckpointSizes",
-    "checkpoint_sizes",
 ]
 
 LAST, PREVIOUS, BEST = "last.pt", "last.prev.pt", "best.pt"
@@ -197,24 +188,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
             os.link(source, tmp)
         except OSError:  # a filesystem without hard links
             shutil.copyfile(source, tmp)
-
-
-def read_tensors(path: Path, what: str) -> Any:
-    """``torch.load(path, weights_only=True)``: tensors and plain types only, never code. Any
-    failure (damaged file, foreign format, a pickle that would need code) is a ``UserError``
-    naming the file and ``what`` it should have been."""
-    try:
-        with warnings.catch_warnings():  # torch warns about legacy pickles before refusing them
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors have no common base class
-        # Not torch's own advice: it suggests weights_only=False, which would run the file's code.
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Weights only" in text:
-            reason = "it holds Python objects that only code could rebuild (refused: files are data, never code)"
-        else:
-            reason = f"{type(exc).__name__}: {text}"[:200]
-        raise UserError(f"{path} is not readable as {what}: {reason}") from None
 
 
 def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
@@ -401,84 +374,6 @@ def resume_problem(folder: str | Path) -> str | None:
         if problem is not None:
             return f"{name} is {problem}"
     return None
-
-
-@dataclass(frozen=True)
-class CheckpointSizes:
-    """Bytes of a run's checkpoints: ``model`` (``best.pt``: the weights) and ``resume``
-    (``last.pt``: weights, optimiser state and the epoch history); ``written``, how many
-    resumable states ``fit`` writes, and ``reported``, how many of them a sweep trial hands
-    to Tune before its final checkpoint (with background writes, the state written after the
-    second-to-last epoch lands with the final result, which carries the final files instead)."""
-
-    model: int
-    resume: int
-    written: int
-    reported: int
-
-    @property
-    def final(self) -> int:
-        """A finished run's folder: ``best.pt`` and the small final files."""
-        return self.model + _SMALL_FILES
-
-    @property
-    def snapshot(self) -> int:
-        """One resumable checkpoint of a sweep trial (``last.pt`` and ``best.pt``)."""
-        return self.resume + self.model + _SMALL_FILES
-
-    @property
-    def run_dir(self) -> int:
-        """Most a run directory holds at once: up to two states of ``last.pt`` and of
-        ``best.pt`` (see :func:`save_checkpoint`) and the small files."""
-        return min(self.written, 2) * self.resume + 2 * self.model + _SMALL_FILES
-
-
-_TENSOR_OVERHEAD = 1024  # per tensor in torch's zip container: headers, alignment, pickle entry
-_FILE_OVERHEAD = 64 * 1024
-_EPOCH_ROW = 2048  # one epoch of history, pickled
-_SMALL_FILES = 1 << 20  # config, data info, epochs, predictions, Table 3: a generous bound
-
-
-class _ShapesOnly(torch.overrides.TorchFunctionMode):
-    """Skips random in-place fills (``normal_``, ``uniform_``, …) of meta tensors: there is
-    nothing to fill, and their meta versions import torch's compiler (seconds) on first use."""
-
-    _RANDOM_FILLS = frozenset({"normal_", "uniform_", "bernoulli_", "exponential_", "random_", "log_normal_"})
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        target = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by name
-        if getattr(func, "__name__", "") in self._RANDOM_FILLS and isinstance(target, torch.Tensor) and target.is_meta:
-            return target
-        return func(*args, **kwargs)
-
-
-@functools.lru_cache(maxsize=64)
-def _model_shapes(model_cfg: Any) -> tuple[int, int, int, int]:
-    """(bytes, tensors) of the model's state dict and of its trained parameters, from the model
-    built on the meta device: no memory, no weights read."""
-    from attnmel.models import build_model
-
-    with torch.device("meta"), _ShapesOnly():
-        model = build_model(replace(model_cfg, weights="none"))
-    state = model.state_dict()
-    trained = [p for p in model.parameters() if p.requires_grad]
-    return (sum(t.numel() * t.element_size() for t in state.values()), len(state),
-            sum(p.numel() * p.element_size() for p in trained), len(trained))  # fmt: skip
-
-
-def checkpoint_sizes(cfg: "TrainConfig") -> CheckpointSizes:
-    """The sizes ``fit(cfg, …)`` will write, from the model's shapes. The optimiser state is
-    SGD's momentum buffer, one per trained parameter."""
-    weights, n_state, trained, n_trained = _model_shapes(cfg.model)
-    model_bytes = weights + n_state * _TENSOR_OVERHEAD + _FILE_OVERHEAD
-    momentum = trained + n_trained * _TENSOR_OVERHEAD if cfg.optim.momentum > 0 else 0
-    resume = model_bytes + momentum + cfg.optim.epochs * _EPOCH_ROW
-    # fit's rule: a resumable state after every `checkpoint_every`-th epoch but the last
-    epochs, every = cfg.optim.epochs, cfg.runtime.checkpoint_every
-    written = (epochs - 1) // every
-    reported = written - (1 if cfg.runtime.background_checkpoint and written and (epochs - 1) % every == 0 else 0)
-    return CheckpointSizes(model=model_bytes, resume=resume, written=written, reported=reported)
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any]:

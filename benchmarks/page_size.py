@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "orchestrator"))  # the fake trial folders' writer
 
 from _results_fixtures import epoch_metrics, identity, write_final, write_trial  # noqa: E402
+from orchestrator.cli.reporting import read_spec  # noqa: E402
 from orchestrator.results.build import load_tables  # noqa: E402
 from orchestrator.results.comparisons import setting_intervals  # noqa: E402
 from orchestrator.results.stats import DEFAULT_RESAMPLES  # noqa: E402
@@ -76,11 +77,11 @@ def measure(label: str, sweep_dir: Path, limit_mb: float, limit_s: float | None)
     start = [clock() for clock in clocks]
     tables = load_tables(sweep_dir)
     built = [clock() - s for clock, s in zip(clocks, start)]
-    write_page(sweep_dir, out, tables=tables)
+    write_page(sweep_dir, out, read_spec=read_spec, tables=tables)
     full = [clock() - s for clock, s in zip(clocks, start)]
     size = out.stat().st_size / 1e6
     start = [clock() for clock in clocks]
-    write_page(sweep_dir, out.with_name("live.html"), live=True, tables=tables)
+    write_page(sweep_dir, out.with_name("live.html"), read_spec=read_spec, live=True, tables=tables)
     live = [clock() - s for clock, s in zip(clocks, start)]
     start = [clock() for clock in clocks]
     if not tables.predictions.empty:  # the page's share that is the statistics' (the same call it makes)

@@ -101,7 +101,7 @@ def payloads(variant: str, spec_file: Path) -> tuple[dict, dict]:
     from attnmel.models import build_model
     from attnmel.step import make_optimizer, make_scheduler
     from attnmel.train import BestEpoch, resume_payload
-    from orchestrator.sweep.grid import trial_config
+    from orchestrator.layout.params import trial_config
     from orchestrator.sweep.spec import load_spec
 
     spec = load_spec(spec_file)
@@ -200,7 +200,7 @@ def write_spec(path: Path, *, name: str, root: Path, storage: Path, train: dict,
 def warm_cache(spec_file: Path) -> None:
     """Preprocess the spec's data once, as the first trial on a node would."""
     from attnmel.data import load_bundle
-    from orchestrator.sweep.grid import trial_config
+    from orchestrator.layout.params import trial_config
     from orchestrator.sweep.spec import load_spec
 
     spec = load_spec(spec_file)
@@ -210,7 +210,7 @@ def warm_cache(spec_file: Path) -> None:
 
 def read_trials(sweep_dir: Path) -> dict[str, dict[str, Any]]:
     """Per trial: its result rows' epoch seconds, Tune's time_total_s, pid, bytes kept."""
-    from orchestrator.sweep import folders
+    from orchestrator.layout import folders
 
     out = {}
     for trial_dir in folders.trial_dirs(sweep_dir):
@@ -326,6 +326,7 @@ def floor_sweep(spec_file: Path, storage: Path, epoch_seconds: dict[str, list[fl
     the product's Tuner (same grid, concurrency, resources, checkpoint and actor settings)."""
     import ray
 
+    from orchestrator.cli.reporting import sweep_reporting
     from orchestrator.sweep.spec import load_spec
     from orchestrator.sweep.tune import build_tuner, connect
 
@@ -333,7 +334,8 @@ def floor_sweep(spec_file: Path, storage: Path, epoch_seconds: dict[str, list[fl
     started_ray = connect(None)
     try:
         tuner = build_tuner(spec, trainable=_floor_trial, extra_params={"epoch_seconds": epoch_seconds,
-                                                                         "with_torch": with_torch})  # fmt: skip
+                                                                         "with_torch": with_torch},
+                            reporting=sweep_reporting())  # fmt: skip
         started = time.time()
         results = tuner.fit()
         wall = time.time() - started

@@ -13,10 +13,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from attnmel.config import LossConfig
 from attnmel.losses.dice import batch_dice_loss, downsample_reference
 from attnmel.losses.focal import focal_loss
 
 __all__ = ["LossTerms", "attnmel_loss"]
+
+_DEFAULTS = LossConfig()  # the loss settings' defaults (the paper's) have one owner: the config
 
 
 class LossTerms(NamedTuple):
@@ -32,13 +35,14 @@ def attnmel_loss(
     attn: tuple[Tensor | None, Tensor | None] = (None, None),
     roi: Tensor | None = None,
     *,
-    kind: str = "focal",
-    gamma: float = 2.0,
-    lambda1: float = 0.0,
-    lambda2: float = 0.0,
+    kind: str = _DEFAULTS.kind,
+    gamma: float = _DEFAULTS.gamma,
+    lambda1: float = _DEFAULTS.lambda1,
+    lambda2: float = _DEFAULTS.lambda2,
 ) -> LossTerms:
     """Eq. 5 on one batch. ``logits`` (B, 2); ``attn`` the (A3, A4) maps (B, 1, h, w) or Nones;
-    ``roi`` the augmented input-sized reference (B, 1, H, W) or None. Computed in float32."""
+    ``roi`` the augmented input-sized reference (B, 1, H, W) or None. Computed in float32. The
+    defaults are :class:`~attnmel.config.LossConfig`'s."""
     logits = logits.float()
     cls = nn.functional.cross_entropy(logits, target) if kind == "ce" else focal_loss(logits, target, gamma=gamma)
     zero = torch.zeros((), device=logits.device)

@@ -216,7 +216,7 @@ def _file_state_dict(path_str: str) -> dict[str, Tensor]:
     path = Path(path_str).expanduser()
     if not path.is_file():
         raise UserError(f"weights file not found: {path_str} (weights must be 'none', 'imagenet' or a state-dict path)")
-    from attnmel.checkpoint import read_tensors
+    from attnmel.tensor_file import read_tensors
 
     state = read_tensors(path, "a PyTorch state dict of weights")
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):

@@ -17,10 +17,11 @@ from attnmel.data import EpochSampler, load_bundle
 from benchmarks.gpu.device import SmiSampler
 from benchmarks.gpu.report import error_text, fmt, ratio, say
 from benchmarks.timed_command import attnmel, child_env, run_command, sweep_events
+from orchestrator.layout import folders
+from orchestrator.layout.params import trial_config
+from orchestrator.layout.status import TrialStatus
 from orchestrator.results.build import load_tables
 from orchestrator.results.tables import FILES
-from orchestrator.sweep import folders
-from orchestrator.sweep.grid import trial_config
 from orchestrator.sweep.spec import load_spec
 
 LAMBDA1 = (0.001, 0.01)  # the paper's λ1 and ten times it (λ2 stays the paper's)
@@ -103,7 +104,7 @@ def run_phase(work: Path, name: str, gpus: float, cpus: float, per_epoch: int, s
     befores = [t["before_first_epoch_seconds"] for t in per_trial.values() if t["before_first_epoch_seconds"] is not None]
     out.update(
         trials=len(trials),
-        all_terminated=bool(len(trials)) and all(s == "TERMINATED" for s in statuses.values()),
+        all_terminated=bool(len(trials)) and all(s == TrialStatus.TERMINATED for s in statuses.values()),
         statuses=sorted(set(statuses.values())),
         training_images=images,
         sweep_wall_seconds=events["sweep_wall"],

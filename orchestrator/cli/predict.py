@@ -48,8 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """Handler of ``attnmel predict``: 0 when every image was scored, 1 when one was skipped."""
     from attnmel.predict import collect_images, load_model, predict_files, resolve_checkpoint
-    from orchestrator.results.root import results_root
-    from orchestrator.sweep.folders import find_trial
+    from orchestrator.layout.root import results_root
+    from orchestrator.layout.folders import find_trial
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")

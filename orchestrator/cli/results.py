@@ -298,6 +298,7 @@ def _report_show(args: argparse.Namespace) -> int:
 def _report_html(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from orchestrator.cli.reporting import read_spec
     from orchestrator.results.build import find_sweep_dirs
     from orchestrator.results.html import write_page
 
@@ -309,7 +310,7 @@ def _report_html(args: argparse.Namespace) -> int:
         if not out.parent.is_dir():
             raise UserError(f"--out {out}: directory {out.parent} does not exist")
     find_sweep_dirs(args.path)  # a path that holds no sweep fails before any work
-    print(write_page(args.path, args.out, attention=args.attention, n_resamples=args.resamples,
+    print(write_page(args.path, args.out, read_spec=read_spec, attention=args.attention, n_resamples=args.resamples,
                      covariance=args.covariance))
     return 0
 
@@ -391,7 +392,7 @@ def _paper_names(a: str, b: str) -> tuple[str, str, str]:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from orchestrator.results.root import results_root
+    from orchestrator.layout.root import results_root
     from orchestrator.results.query import format_frame, run_query
 
     frame = run_query(args.sql, results_root(args.results), unsafe=args.unsafe)

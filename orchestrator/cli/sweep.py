@@ -168,10 +168,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"# {spec.n_trials} trials -> {sweep_path(spec)}")
         return 0
     _join(args)
+    from orchestrator.cli.reporting import sweep_reporting
     from orchestrator.sweep.tune import run_sweep
 
     return run_sweep(spec, address=args.address, num_cpus=args.num_cpus, unique=args.unique, figures=args.figures,
-                     force=args.force)  # fmt: skip
+                     force=args.force, reporting=sweep_reporting())  # fmt: skip
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -179,10 +180,11 @@ def _resume(args: argparse.Namespace) -> int:
 
     stop.listen()
     _join(args)
+    from orchestrator.cli.reporting import sweep_reporting
     from orchestrator.sweep.tune import resume_sweep
 
     return resume_sweep(args.path, address=args.address, num_cpus=args.num_cpus, restart_errored=args.restart_errored,
-                        from_trials=args.from_trials, force=args.force)  # fmt: skip
+                        from_trials=args.from_trials, force=args.force, reporting=sweep_reporting())  # fmt: skip
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -198,7 +200,8 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _slurm(args: argparse.Namespace) -> int:
-    from orchestrator.sweep import folders, slurm
+    from orchestrator.layout import folders
+    from orchestrator.sweep import slurm
 
     job = slurm.SlurmJob(
         nodes=args.nodes, cpus_per_node=args.cpus_per_node, gpus_per_node=args.gpus_per_node, mem=args.mem,

@@ -45,7 +45,7 @@ def _check_space(cfg: TrainConfig, out: Path, *, force: bool) -> None:
     """Refuse a run directory whose filesystem cannot hold the run's checkpoints (``--force``:
     start anyway). What the directory holds already counts: a resumed run replaces it."""
     from attnmel.atomic import free_bytes
-    from attnmel.checkpoint import checkpoint_sizes
+    from attnmel.checkpoint_sizes import checkpoint_sizes
 
     free = free_bytes(out)
     if force or free is None:

@@ -31,8 +31,8 @@ from attnmel.metrics import (
 )
 from attnmel.record import IDENTITY_FIELDS, SPLIT_METRICS, external_metrics
 from attnmel.selection import best_epoch_row
+from orchestrator.layout import folders
 from orchestrator.results import tables
-from orchestrator.sweep import folders
 
 __all__ = ["DAMAGED", "build_tables", "find_sweep_dirs", "load_tables", "terminated", "damaged_notes", "write_tables"]
 
@@ -128,7 +128,7 @@ def _identity_from_params(params: dict[str, Any], trial_dir: Path) -> dict[str, 
     """Identity of a trial that died before reporting anything, from its ``params.json``."""
     try:
         from attnmel.record import run_identity
-        from orchestrator.sweep.grid import params_config
+        from orchestrator.layout.params import params_config
 
         return run_identity(params_config(params))
     except Exception as exc:  # a report must still list the trial, identity unknown

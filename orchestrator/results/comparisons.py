@@ -17,7 +17,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from orchestrator.results.paper import PAPER_ORDER, SETTING_KEYS
+from orchestrator.results.paper import PAPER_ORDER, SETTING_KEYS, same_lambdas
 from orchestrator.results.build import terminated
 from orchestrator.results.orh import DEFAULT_COVARIANCE, covariance_text, error_covariance, orh_pairwise, orh_test
 from orchestrator.results.stats import (
@@ -267,7 +267,7 @@ def _resolve(text: str, settings: list[tuple[dict, pd.DataFrame]]) -> tuple[dict
         for keys, part in settings
         if (str(keys["paper_name"]).lower() == name.lower() or (keys["variant"], keys["roi"]) == token)
         and (dataset is None or keys["dataset"] == dataset)
-        and (lambdas is None or bool(np.allclose((keys["lambda1"], keys["lambda2"]), lambdas, rtol=1e-6, atol=0)))
+        and (lambdas is None or same_lambdas((keys["lambda1"], keys["lambda2"]), lambdas))
     ]
     if len(matches) == 1:
         return matches[0]

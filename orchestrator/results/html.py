@@ -22,8 +22,11 @@ from typing import Any
 import pandas as pd
 
 from attnmel.atomic import atomic_write
-from orchestrator.results.page import ENDED, Figure, Page
+from orchestrator.layout.folders import PAGE
+from orchestrator.layout.status import ENDED, TrialStatus
 from orchestrator.results.formats import numeric_cell as _numeric
+from orchestrator.results.page import Figure, Page, SpecReader, page_model
+from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.text import Titled, number, summary_tables, table3_tables
 
 __all__ = ["REFRESH_SECONDS", "TRIAL_COLUMNS", "render_page", "write_html", "write_page"]
@@ -371,13 +374,13 @@ def _trials(page: Page) -> str:
             _Cell("" if _missing(r["error"]) else str(r["error"]), css="error"),
         ]  # fmt: skip
         body.append(cells)
-        css.append("failed" if status == "ERROR" else "")
-    failed = trials[trials["status"] == "ERROR"]
+        css.append("failed" if status == TrialStatus.ERROR else "")
+    failed = trials[trials["status"] == TrialStatus.ERROR]
     intro = ""
     if len(failed):
         intro = (f'<p class="note" role="note"><strong>{len(failed)} trial(s) errored</strong> (highlighted; '
                  "message: the last line of the trial's error.txt).</p>")  # fmt: skip
-    running = int((trials["status"] == "INCOMPLETE").sum())
+    running = int((trials["status"] == TrialStatus.INCOMPLETE).sum())
     if running:
         intro += f'<p class="note">{running} trial(s) INCOMPLETE: still running, or stopped with the driver.</p>'
     return (intro + _table(headers, body, sortable=True, table_id="trials-table", row_css=css,
@@ -430,19 +433,15 @@ def write_html(page: Page, out: str | Path, *, refresh_seconds: int = REFRESH_SE
 
 
 def write_page(
-    path: str | Path, out: str | Path | None = None, *, live: bool = False, attention: bool = True,
-    n_resamples: int | None = None, tables: Any = None, summary: Any = None, refresh_seconds: int = REFRESH_SECONDS,
-    covariance: str | None = None,
+    path: str | Path, out: str | Path | None = None, *, read_spec: SpecReader, live: bool = False,
+    attention: bool = True, n_resamples: int | None = None, tables: Any = None, summary: Any = None,
+    refresh_seconds: int = REFRESH_SECONDS, covariance: str | None = None,
 ) -> Path:
     """Gather and write the page of the sweep (or results root) at ``path``; ``out`` defaults to
     ``path/report.html``. See :func:`orchestrator.results.page.page_model` for the options."""
-    from orchestrator.results.page import page_model
-    from orchestrator.results.stats import DEFAULT_RESAMPLES
-    from orchestrator.sweep.folders import PAGE
-
     from orchestrator.results.orh import DEFAULT_COVARIANCE
 
-    page = page_model(path, live=live, attention=attention, tables=tables, summary=summary,
+    page = page_model(path, read_spec=read_spec, live=live, attention=attention, tables=tables, summary=summary,
                       n_resamples=DEFAULT_RESAMPLES if n_resamples is None else n_resamples,
                       covariance=DEFAULT_COVARIANCE if covariance is None else covariance)
     return write_html(page, Path(path) / PAGE if out is None else out, refresh_seconds=refresh_seconds)

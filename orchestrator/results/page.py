@@ -17,30 +17,35 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pandas as pd
 import yaml
 
 from attnmel.errors import UserError
+from orchestrator.layout import folders
+from orchestrator.layout.status import ENDED, TrialStatus
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
-from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASET, at_paper_lambda, summarize_attention
+from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, TABLE3_DATASET, at_paper_lambda, is_paper_lambda
+from orchestrator.results.paper import summarize_attention
 from orchestrator.results.orh import DEFAULT_COVARIANCE
 from orchestrator.results.stats import DEFAULT_RESAMPLES
 from orchestrator.results.summary import Summary, summary_model
 from orchestrator.results.tables import ResultTables
-from orchestrator.sweep import folders
 
-if TYPE_CHECKING:
-    from orchestrator.sweep.spec import SweepSpec
-
-__all__ = ["ATTENTION_IMAGES", "ENDED", "Figure", "Note", "Page", "SweepRun", "page_model", "png_bytes"]
+__all__ = [
+    "ATTENTION_IMAGES", "Figure", "Note", "Page", "SpecReader", "SweepRun", "page_model", "png_bytes",
+]
 
 log = logging.getLogger(__name__)
 
-ENDED = ("TERMINATED", "ERROR", "STOPPED")  # statuses a trial keeps for good; INCOMPLETE may still run
 ATTENTION_IMAGES = 6  # images in the page's Fig. 3 (half melanoma)
 _PAPER_CROP = 224  # §3.1: 224 × 224 crops of 256 × 256 images
+# sweep.json's "spec" → the sweep's spec (its .train, .dataset, .grid, .resources, .n_trials are read
+# here); handed in by the caller (the CLI gives orchestrator.sweep.spec.spec_from_dict), so the
+# results never import the sweep package. A UserError, KeyError, TypeError or ValueError: no spec.
+SpecReader = Callable[[Mapping[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class SweepRun:
     code_version: str | None
     created: datetime | None  # sweep.json's creation time: when the sweep started
     last_report: datetime | None  # the latest result any trial reported
-    spec: SweepSpec | None  # None when sweep.json holds no spec this version can read
+    spec: Any  # what the page's SpecReader made of sweep.json; None when it holds no spec this version reads
     spec_text: str | None  # the stored spec as YAML
     expected_trials: int  # what the spec runs (else the trial folders found)
     statuses: dict[str, int]
@@ -148,12 +153,10 @@ def _meta(sweep_dir: Path) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def _spec(meta: dict[str, Any]) -> SweepSpec | None:
+def _spec(meta: dict[str, Any], read_spec: SpecReader) -> Any:
     """The sweep's spec, or None when sweep.json holds none this version reads (an older one)."""
-    from orchestrator.sweep.spec import spec_from_dict
-
     try:
-        return spec_from_dict(meta["spec"])
+        return read_spec(meta["spec"])
     except (UserError, KeyError, TypeError, ValueError) as exc:
         log.info("%s: no readable spec (%s)", meta.get("name"), exc)
         return None
@@ -174,11 +177,11 @@ def _data_counts(sweep_dir: Path, trials: pd.DataFrame) -> dict[str, dict[str, d
     return counts
 
 
-def _run(sweep_dir: Path, trials: pd.DataFrame) -> SweepRun:
+def _run(sweep_dir: Path, trials: pd.DataFrame, read_spec: SpecReader) -> SweepRun:
     meta = _meta(sweep_dir)
     name = str(meta.get("name") or sweep_dir.name)
     mine = trials[trials["sweep"] == name]
-    spec = _spec(meta)
+    spec = _spec(meta, read_spec)
     stored = meta.get("spec")
     reported = pd.to_numeric(mine["reported_at"], errors="coerce").dropna()
     return SweepRun(
@@ -334,8 +337,8 @@ def _statistics(tables: ResultTables, *, live: bool, n_resamples: int,
     if headline is None:
         notes["power"] = f"the sweep has no {HEADLINE} trials (the paper's headline comparison)"
     else:
-        at_paper = done[(done["paper_name"] == headline) & ((done["lambda1"] - PAPER_LAMBDAS[0]).abs() < 1e-12)
-                        & ((done["lambda2"] - PAPER_LAMBDAS[1]).abs() < 1e-12)]  # fmt: skip
+        paper_pair = [is_paper_lambda(a, b) for a, b in zip(done["lambda1"], done["lambda2"])]
+        at_paper = done[(done["paper_name"] == headline) & pd.Series(paper_pair, index=done.index, dtype=bool)]
         rows = at_paper if len(at_paper) else done[done["paper_name"] == headline]
         name = f"{headline}@{rows['lambda1'].iloc[0]:g},{rows['lambda2'].iloc[0]:g}"
         try:
@@ -406,7 +409,7 @@ def _methods(runs: list[SweepRun], interval_method: str | None) -> str:
         f" with the {'focal loss (γ = ' + format(loss.gamma, 'g') + ')' if loss.kind == 'focal' else 'cross-entropy loss'}"
         + _dice_clause(spec.grid, loss, regularised) + "."
     )  # fmt: skip
-    passes = data.passes if data.passes is not None else (2 if dataset == "isic2017" else 5)
+    passes = data.resolved_passes()  # the config's, else the dataset declaration's default
     sentences.append(
         f"Optimisation: SGD with {'Nesterov ' if optim.nesterov else ''}momentum {optim.momentum:g}, learning rate "
         f"{optim.lr:g} multiplied by {optim.lr_gamma:g} every {optim.lr_step} epochs, weight decay {optim.weight_decay:g}, "
@@ -418,8 +421,8 @@ def _methods(runs: list[SweepRun], interval_method: str | None) -> str:
                      "were never used for selection.")  # fmt: skip
     sentences.append(
         "Test AP and AUC are reported as mean ± sample standard deviation over seeds"
-        + (f"; intervals: {interval_method}, over test images, of the metric of the seed-averaged melanoma probability."
-           if interval_method else ".")
+        + ("; intervals of the expected single-model metric (the mean over seeds of each trial's metric), over "
+           f"seeds and test images: {interval_method}." if interval_method else ".")
     )  # fmt: skip
     return " ".join(sentences)
 
@@ -430,7 +433,7 @@ def _notes(page: Page) -> list[Note]:
     if page.live or page.done < page.total:
         notes.append(Note(False, f"Only {page.done} of {page.total} trials have ended: every number is provisional."))
     # While the sweep runs, its INCOMPLETE trials are simply not done yet.
-    unfinished = {k: v for k, v in page.excluded.items() if not (page.live and k == "INCOMPLETE")}
+    unfinished = {k: v for k, v in page.excluded.items() if not (page.live and k == TrialStatus.INCOMPLETE)}
     if unfinished:
         listed = ", ".join(f"{v} {k}" for k, v in sorted(unfinished.items()))
         notes.append(Note(False, f"Trials that did not finish ({listed}) are left out of every table but the list of trials; "
@@ -467,9 +470,8 @@ def _notes(page: Page) -> list[Note]:
     if not page.table3.empty and not (page.table3["dataset"] == TABLE3_DATASET).any():
         notes.append(Note(False, f"Table 3's paper column is for {TABLE3_DATASET} only."))
     regularised = page.trials[page.trials["roi"] != "none"]
-    at_paper = ((regularised["lambda1"] - PAPER_LAMBDAS[0]).abs() < 1e-12) & (
-        (regularised["lambda2"] - PAPER_LAMBDAS[1]).abs() < 1e-12)  # fmt: skip
-    if len(regularised) and not at_paper.any():
+    at_paper = [is_paper_lambda(a, b) for a, b in zip(regularised["lambda1"], regularised["lambda2"])]
+    if len(regularised) and not any(at_paper):
         notes.append(Note(False, f"No regularised trial ran at the paper's λ1 = {PAPER_LAMBDAS[0]:g}, λ2 = "
                                  f"{PAPER_LAMBDAS[1]:g}: the paper columns stay empty for those models."))  # fmt: skip
     notes.append(Note(True, "Best epochs were chosen on validation AUC only, so the test numbers are not "
@@ -481,11 +483,13 @@ def _notes(page: Page) -> list[Note]:
 
 
 def page_model(
-    path: str | Path, *, live: bool = False, attention: bool = True, n_resamples: int = DEFAULT_RESAMPLES,
-    tables: ResultTables | None = None, summary: Summary | None = None, covariance: str = DEFAULT_COVARIANCE,
+    path: str | Path, *, read_spec: SpecReader, live: bool = False, attention: bool = True,
+    n_resamples: int = DEFAULT_RESAMPLES, tables: ResultTables | None = None, summary: Summary | None = None,
+    covariance: str = DEFAULT_COVARIANCE,
 ) -> Page:
     """Everything the page of the sweep (or results root) at ``path`` shows.
 
+    ``read_spec``: sweep.json's spec → the sweep's spec (see :data:`SpecReader`).
     ``live``: the sweep is still running (the page reloads itself and Fig. 3 waits for the end).
     ``attention``: draw Fig. 3 from the best checkpoints (loads models and images).
     ``tables``, ``summary``: the sweep's tables and summary when the caller has them (the end of
@@ -494,8 +498,10 @@ def page_model(
     path = Path(path)
     sweep_dirs = find_sweep_dirs(path)
     tables = load_tables(path) if tables is None else tables
-    runs = [_run(d, tables.trials) for d in sweep_dirs]
-    model, interval_note = _summary(tables, n_resamples, live, summary, covariance)
+    path: str | Path, *, read_spec: SpecReader, live: bool = False, attention: bool = True,
+    n_resamples: int = DEFAULT_RESAMPLES, tables: ResultTables | None = None, summary: Summary | None = None,
+    covariance: str = DEFAULT_COVARIANCE,
+) -> Page:
     summary = model.summary
     page = Page(
         title=runs[0].name if len(runs) == 1 else f"{path.name}: {len(runs)} sweeps",

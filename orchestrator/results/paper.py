@@ -11,6 +11,7 @@ interval over seeds and test images (see :mod:`orchestrator.results.stats`).
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,10 @@ __all__ = [
     "add_intervals",
     "at_paper_lambda",
     "inside",
+    "is_paper_lambda",
     "paper_jaccard",
     "paper_results",
+    "same_lambdas",
     "summarize",
     "setting_key",
     "summarize_attention",
@@ -72,11 +75,23 @@ def paper_jaccard() -> pd.DataFrame:
     return table.assign(map=table["map"].map(_PAPER_MAP))
 
 
+_LAMBDA_RTOL = 1e-6  # λ pairs this close (relatively; 0 only equals 0) are the same setting
+
+
+def same_lambdas(lambdas: tuple[float, float], other: tuple[float, float]) -> bool:
+    """Whether two (λ1, λ2) pairs are the same setting's: the one λ comparison of the results."""
+    pairs = zip(lambdas, other, strict=True)
+    return all(math.isclose(float(a), float(b), rel_tol=_LAMBDA_RTOL, abs_tol=0.0) for a, b in pairs)
+
+
+def is_paper_lambda(lambda1: float, lambda2: float) -> bool:
+    """Whether (λ1, λ2) is the paper's pair (§2.3), whatever the ROI."""
+    return same_lambdas((lambda1, lambda2), PAPER_LAMBDAS)
+
+
 def at_paper_lambda(roi: str, lambda1: float, lambda2: float) -> bool:
     """Whether the paper reports this setting: no ROI (effective λ = 0), or the paper's λ."""
-    if roi == "none":
-        return True
-    return bool(np.isclose(lambda1, PAPER_LAMBDAS[0]) and np.isclose(lambda2, PAPER_LAMBDAS[1]))
+    return roi == "none" or is_paper_lambda(lambda1, lambda2)
 
 
 def summarize(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:

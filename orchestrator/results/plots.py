@@ -25,7 +25,7 @@ from matplotlib.ticker import FormatStrFormatter
 
 from attnmel.atomic import atomic_output
 from attnmel.errors import UserError
-from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, at_paper_lambda
+from orchestrator.results.paper import PAPER_LAMBDAS, PAPER_ORDER, at_paper_lambda, is_paper_lambda
 from orchestrator.results.build import find_sweep_dirs, load_tables, terminated
 from orchestrator.results.tables import ResultTables
 
@@ -183,7 +183,7 @@ def _heatmap(ax, grid: np.ndarray, texts: dict, reference: float, lambda1s: list
     ax.set_ylabel("λ1 (pool-3 attention Dice weight)")
     for i, l1 in enumerate(lambda1s):
         for j, l2 in enumerate(lambda2s):
-            if np.isclose(l1, PAPER_LAMBDAS[0]) and np.isclose(l2, PAPER_LAMBDAS[1]):
+            if is_paper_lambda(l1, l2):
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, linestyle="--", linewidth=2, color="k"))
     bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
     bar.set_label(bar_label, fontsize=8)

@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from attnmel.errors import UserError
-from orchestrator.results.root import RESULTS_ENV
+from orchestrator.layout.root import RESULTS_ENV
 from orchestrator.results.tables import FILES
 
 __all__ = ["FORMATS", "TABLES", "SANDBOX", "connect", "format_frame", "run_query"]

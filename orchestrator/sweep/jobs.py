@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from attnmel.errors import UserError
+from orchestrator.layout.root import results_root
 from orchestrator.sweep.spec import is_uri, merged_raw, read_spec_file, spec_from_dict
 
 __all__ = ["find_token", "submit_sweep", "job_status", "print_logs", "stop_job", "job_client"]
@@ -112,7 +113,7 @@ def _stage(spec_path: Path) -> Path:
 def _check_cluster_paths(raw: dict, storage: str | None) -> None:
     """Relative paths mean nothing in the job's working directory on the head node."""
     root = (raw.get("dataset") or {}).get("root")
-    store = storage or raw.get("storage", "results")
+    store = storage or raw.get("storage") or str(results_root())  # the spec's own default
     for key, value in (("dataset.root", root), ("storage", store)):
         text = str(value)
         if not (is_uri(text) or text.startswith(("/", "~"))):
@@ -137,7 +138,10 @@ def submit_sweep(
     overrides = list(overrides)
     raw = read_spec_file(spec_path)
     spec = spec_from_dict(raw, smoke=smoke, overrides=overrides)  # fail here, not on the cluster
-    _check_cluster_paths(merged_raw(raw, smoke=smoke, overrides=overrides), storage)
+    merged = merged_raw(raw, smoke=smoke, overrides=overrides)
+    # a spec without storage writes under the results root: the submitter's, handed to the job
+    storage = storage or (None if merged.get("storage") else str(results_root()))
+    _check_cluster_paths(merged, storage)
     client, address, source = job_client(address)
     args = [python, "-m", "orchestrator.cli", "sweep", "run", "spec.yaml"]
     if smoke:

@@ -4,22 +4,22 @@
 thread of its own so Tune's loop never waits for it; requests that arrive while a page is being
 written fold into one more write. The sweep's end writes the last page (no reload) with
 :func:`write_final_page`. A page that cannot be written costs one printed line, never the sweep.
+Both write with the :class:`~orchestrator.sweep.reporting.PageWriter` the caller handed in.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
-from orchestrator.sweep import folders, storage
+from orchestrator.layout import folders
+from orchestrator.sweep import storage
+from orchestrator.sweep.reporting import PageWriter
 
 __all__ = ["PageRefresh", "refresh_page", "write_final_page"]
 
@@ -41,37 +41,22 @@ def _shows_end(trial_dir: Path) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _quiet_build() -> Iterator[None]:
-    """A running sweep's folder has gaps Tune fills later (result.json syncs from the driver's
-    staging folder; a trial may be mid-write): reading it then is no cause for warnings."""
-    build_log = logging.getLogger("orchestrator.results.build")
-    level = build_log.level
-    build_log.setLevel(logging.ERROR)
+def refresh_page(sweep_dir: str | Path, write: PageWriter, *, live: bool, tables: Any = None,
+                 summary: Any = None) -> Path | None:
+    """Write the sweep's page with ``write``; on any failure print one line and return None."""
     try:
-        yield
-    finally:
-        build_log.setLevel(level)
-
-
-def refresh_page(sweep_dir: str | Path, *, live: bool, tables: Any = None, summary: Any = None) -> Path | None:
-    """Write the sweep's page; on any failure print one line and return None."""
-    from orchestrator.results.html import write_page
-
-    try:
-        with _quiet_build() if live else contextlib.nullcontext():
-            return write_page(sweep_dir, live=live, tables=tables, summary=summary)
+        return write(sweep_dir, live=live, tables=tables, summary=summary)
     except Exception as exc:  # the page is a view of the sweep: it must never end it
         print(f"page {Path(sweep_dir) / folders.PAGE}: not written ({type(exc).__name__}: {exc})", flush=True)
         return None
 
 
-def write_final_page(sweep_dir: str, tables: Any, summary: Any) -> None:
+def write_final_page(sweep_dir: str, write: PageWriter, tables: Any, summary: Any) -> None:
     """The page of a sweep that has ended, from the tables just written and the summary just
     printed (local storage only)."""
     if storage.is_uri(sweep_dir):
         return
-    written = refresh_page(sweep_dir, live=False, tables=tables, summary=summary)
+    written = refresh_page(sweep_dir, write, live=False, tables=tables, summary=summary)
     if written is not None:
         print(f"page: {written}", flush=True)
 
@@ -84,8 +69,9 @@ class PageRefresh(tune.Callback):
     page too; the thread is made anew after unpickling.
     """
 
-    def __init__(self, sweep_dir: str) -> None:
+    def __init__(self, sweep_dir: str, write: PageWriter) -> None:
         self.enabled = not storage.is_uri(sweep_dir)  # the page is written next to local storage only
+        self.write = write
         self._init_runtime()
 
     def _init_runtime(self) -> None:
@@ -97,10 +83,12 @@ class PageRefresh(tune.Callback):
         self._ended: list[Path] = []  # storage folders of trials that ended since the last page
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"enabled": self.enabled}
+        return {"enabled": self.enabled, "write": self.write}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.enabled = state["enabled"]
+        # a state pickled by an older version has no writer: it writes no page while running
+        self.write = state.get("write")
+        self.enabled = state["enabled"] and self.write is not None
         self._init_runtime()
 
     def _request(self, trial: Any, *, ended: bool = False) -> None:
@@ -134,7 +122,7 @@ class PageRefresh(tune.Callback):
                 time.sleep(0.25)
             if self._closing:
                 return
-            refresh_page(self._dir, live=True)
+            refresh_page(self._dir, self.write, live=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if self._thread is None and not self._pending:  # the first page: the spec, "0 of N trials done"

@@ -22,7 +22,7 @@ from attnmel import capacity
 from attnmel.errors import UserError, format_bytes
 from attnmel.models.registry import split_token
 from orchestrator.sweep import stop
-from orchestrator.sweep.grid import trial_config
+from orchestrator.layout.params import trial_config
 from orchestrator.sweep.spec import SweepSpec
 from orchestrator.sweep.storage import check_writable, free_space, storage_need
 
@@ -171,7 +171,7 @@ def check_storage_space(
     if spec.search is None:
         configs = [trial_config(spec.train, p) for p in (spec.points if points is None else points)]
     else:
-        from attnmel.checkpoint import checkpoint_sizes
+        from attnmel.checkpoint_sizes import checkpoint_sizes
 
         largest = max((trial_config(spec.train, p) for p in spec.points), key=lambda c: checkpoint_sizes(c).snapshot)
         configs = [largest] * spec.n_trials

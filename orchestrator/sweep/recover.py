@@ -27,8 +27,9 @@ from typing import Any
 
 from attnmel.checkpoint import final_checkpoint, final_problem, resume_problem
 from attnmel.errors import UserError
-from orchestrator.sweep import folders
-from orchestrator.sweep.grid import params_config
+from orchestrator.layout import folders
+from orchestrator.layout.params import params_config
+from orchestrator.layout.status import TrialStatus
 from orchestrator.sweep.spec import SweepSpec
 from orchestrator.sweep.trainable import point_key
 
@@ -181,7 +182,7 @@ def damaged_finished(sweep_dir: Path, state: Path) -> list[str]:
         trial_dir = sweep_dir / (trial.dirname or "")
         final = final_checkpoint(trial_dir) if trial.dirname else None
         problem = final_problem(final) if final is not None else None
-        if trial.status == "TERMINATED" and problem is not None:
+        if trial.status == TrialStatus.TERMINATED and problem is not None:
             lines.append(f"{trial.dirname}: finished, but {final.name}/{problem}; "
                          "`attnmel sweep resume --from-trials` runs it again")  # fmt: skip
     return lines

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from attnmel.atomic import atomic_write
 from attnmel.errors import UserError
-from orchestrator.sweep import folders, stop
+from orchestrator.layout import folders
+from orchestrator.sweep import stop
 from orchestrator.sweep.spec import SweepSpec, dump_yaml, is_uri, spec_from_dict, sweep_path
 from orchestrator.sweep.storage import read_json
 

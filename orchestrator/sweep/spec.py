@@ -5,7 +5,7 @@ the grid, an optional Optuna search and ASHA scheduler, resources, storage and r
 ``smoke`` block that shrinks it for CPU runs. Its sections are :class:`Checked` dataclasses,
 checked like the training config, on the driver before Ray starts. Search and grid keys are
 normalised once, here, to dotted training keys (``lambda1`` → ``loss.lambda1``); the grid
-expands to trial points here (:meth:`GridSpec.points`), and :func:`orchestrator.sweep.grid.trial_config`
+expands to trial points here (:meth:`GridSpec.points`), and :func:`orchestrator.layout.params.trial_config`
 turns each point into its trial's config. Each value's constraint lives on its training config
 field; the spec only says where a bad value came from. No Ray import here.
 """
@@ -29,8 +29,8 @@ from attnmel.config import CSV_KEYS, DATASETS, ExternalSet, TrainConfig, config_
 from attnmel.errors import UserError
 from attnmel.models.registry import split_token
 from attnmel.typed_config import Checked, as_mapping, check_keys, coerce, parse_override, read_yaml, set_nested, setting
-from orchestrator.results.root import results_root
-from orchestrator.sweep.grid import trial_config
+from orchestrator.layout.params import trial_config
+from orchestrator.layout.root import results_root
 from orchestrator.sweep.storage import is_uri
 
 __all__ = [

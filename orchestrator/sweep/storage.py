@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from attnmel.atomic import atomic_write, free_bytes
 from attnmel.errors import UserError
-from orchestrator.sweep.folders import KEEP_CHECKPOINTS
+from orchestrator.layout.folders import KEEP_CHECKPOINTS
 
 if TYPE_CHECKING:
     from attnmel.config import TrainConfig
@@ -142,7 +142,7 @@ def free_space(storage: str) -> int | None:
 
 
 def _sizes(config: "TrainConfig") -> Any:
-    from attnmel.checkpoint import checkpoint_sizes
+    from attnmel.checkpoint_sizes import checkpoint_sizes
 
     return checkpoint_sizes(config)
 

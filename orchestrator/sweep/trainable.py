@@ -33,8 +33,9 @@ from ray import tune
 
 from attnmel.atomic import storage_error
 from attnmel.errors import StorageError, UserError, format_bytes
-from orchestrator.sweep import folders, storage
-from orchestrator.sweep.grid import params_config
+from orchestrator.layout import folders
+from orchestrator.layout.params import params_config
+from orchestrator.sweep import storage
 
 __all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch", "snapshot", "point_key", "RESUME_FROM"]
 

@@ -27,13 +27,16 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from attnmel.errors import StorageError, UserError, format_bytes
+from attnmel.errors import UserError, format_bytes
 from attnmel.version import code_version, environment
-from orchestrator.sweep import folders, recover, stop, storage, storage_watch
-from orchestrator.sweep.grid import params_config, trial_config, tune_params
+from orchestrator.layout import folders
+from orchestrator.layout.params import params_config, trial_config, tune_params
+from orchestrator.layout.status import TrialStatus
+from orchestrator.sweep import recover, stop, storage, storage_watch
 from orchestrator.sweep.page_refresh import PageRefresh, write_final_page
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, check_storage_space, join_hint
 from orchestrator.sweep.preflight import trials_at_once
+from orchestrator.sweep.reporting import Reporting
 from orchestrator.sweep.spec import METRIC, MODE, SweepSpec, spec_from_dict, spec_to_dict, sweep_path
 from orchestrator.sweep.trainable import RESUME_FROM, point_key, remove_stale_scratch, train_trial
 
@@ -75,7 +78,8 @@ class SweepProgress(tune.Callback):
         return f"[{trial.trial_id}] {folders.point_label(trial.config.get('point', {}))}"
 
     def _done(self, trials: list, trial: Any) -> str:
-        done = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | {trial.trial_id}
+        ended = (TrialStatus.TERMINATED, TrialStatus.ERROR)  # Tune's names for a trial that finished or failed
+        done = {t.trial_id for t in trials if t.status in ended} | {trial.trial_id}
         return f"{len(done)}/{self.total} trials done"
 
     def setup(self, **info: Any) -> None:
@@ -148,10 +152,11 @@ class TuneSettings:
     total: int  # trials the sweep will run
 
 
-def tune_settings(spec: SweepSpec, *, points: list[dict[str, Any]] | None = None) -> TuneSettings:
+def tune_settings(spec: SweepSpec, *, points: list[dict[str, Any]] | None = None,
+                  reporting: Reporting | None = None) -> TuneSettings:
     """The Tune configuration of ``spec``: an explicit grid of trial points (``points``, by
     default the spec's), or Optuna over the search space; ASHA when asked; both scoring the
-    best validation AUC so far."""
+    best validation AUC so far. With ``reporting``, its page is rewritten while the sweep runs."""
     if spec.search is None:
         points = spec.points if points is None else points
         param_space = tune_params(spec.train, tune.grid_search(points))
@@ -181,7 +186,7 @@ def tune_settings(spec: SweepSpec, *, points: list[dict[str, Any]] | None = None
         checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),  # newest first, no score
         failure_config=tune.FailureConfig(max_failures=spec.retries),
         callbacks=[SweepProgress(len(points) if points is not None else spec.n_trials, sweep_path(spec)),
-                   PageRefresh(sweep_path(spec))],
+                   *([PageRefresh(sweep_path(spec), reporting.page)] if reporting is not None else [])],
         verbose=0,  # SweepProgress prints one line per event instead
     )
     return TuneSettings(param_space, tune_config, run_config, len(points) if points is not None else spec.n_trials)
@@ -209,10 +214,11 @@ def build_tuner(
     trainable: Callable[..., None] = train_trial,
     extra_params: Mapping[str, Any] | None = None,
     callbacks: Sequence[tune.Callback] = (),
+    reporting: Reporting | None = None,
 ) -> tune.Tuner:
     """The Tuner for ``spec`` (constructing it writes ``tuner.pkl`` into the sweep folder);
     ``points`` replaces the spec's grid (``sweep resume --from-trials``); ``force``: trials
-    start without checking the storage has room.
+    start without checking the storage has room; ``reporting``: its page while the sweep runs.
 
     ``trainable``, ``extra_params`` and ``callbacks`` exist for measurements of the sweep
     machinery itself (``benchmarks/``): another function run with the same resources, grid,
@@ -222,7 +228,7 @@ def build_tuner(
     # Tune snapshots the experiment state whenever a trial checkpoints; that is intended
     # (it keeps the state consistent with the kept checkpoints), so no warning about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    settings = tune_settings(spec, points=points)
+    settings = tune_settings(spec, points=points, reporting=reporting)
     run_config = settings.run_config
     if callbacks:
         run_config = replace(run_config, callbacks=[*run_config.callbacks, *callbacks])
@@ -255,11 +261,11 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     return True
 
 
-def _storage_stopped(spec: SweepSpec, sweep_dir: str, built: Any, cluster: Any) -> UserError:
+def _storage_stopped(spec: SweepSpec, sweep_dir: str, statuses: Sequence[str], cluster: Any) -> UserError:
     """The line a sweep stopped by a full or read-only storage ends with: what happened, how
     far it got, and what to do to finish it."""
     first = storage_watch.FAILURES[0]
-    done = int((built.trials["status"] == "TERMINATED").sum()) if built is not None else 0
+    done = sum(status == TrialStatus.TERMINATED for status in statuses)
     if spec.search is None and not storage.is_uri(sweep_dir):
         finished = recover.finished_points(spec, Path(sweep_dir))
         remaining = [trial_config(spec.train, p) for p in spec.points if point_key(p) not in finished]
@@ -277,38 +283,30 @@ def _storage_stopped(spec: SweepSpec, sweep_dir: str, built: Any, cluster: Any) 
 
 
 def _finish(spec: SweepSpec, sweep_dir: str, results: Any, started: float, *, cluster: Any = None,
-            figures: bool = False) -> int:  # fmt: skip
-    """Write the tables, print where they are and a summary; 1 when any trial errored. A sweep
-    that a full or read-only storage stopped ends with that one line (a ``UserError``)."""
+            figures: bool = False, reporting: Reporting | None = None) -> int:
+    """With ``reporting``: write the tables, print where they are and a summary, then the
+    figures and the page; 1 when any trial errored. A sweep that a full or read-only storage
+    stopped ends with that one line (a ``UserError``)."""
     wall = time.monotonic() - started
     errors = len(results.errors) if results is not None else None
     if results is not None:
         print(f"sweep {sweep_dir}: {len(results)} trials, {errors} errored, {wall:.0f} s wall")
-    if storage.is_uri(sweep_dir):
-        print(f"tables: copy the sweep locally and run `attnmel report build DIR` ({sweep_dir} is remote)")
+    if storage.is_uri(sweep_dir) or reporting is None:
+        if storage.is_uri(sweep_dir):
+            print(f"tables: copy the sweep locally and run `attnmel report build DIR` ({sweep_dir} is remote)")
         if storage_watch.FAILURES:
-            raise _storage_stopped(spec, sweep_dir, None, cluster)
+            raise _storage_stopped(spec, sweep_dir, (), cluster)
         return 1 if errors else 0
-    from orchestrator.results.build import build_tables, write_tables
-    from orchestrator.results.summary import summary_model, summary_report, write_figures
-
-    try:
-        paths, built = write_tables(sweep_dir)
-        print(f"tables: {', '.join(str(p) for p in paths.values())}")
-    except StorageError as exc:  # the summary is still worth printing
-        built = build_tables(sweep_dir)
-        print(f"tables: not written ({exc})")
-        storage_watch.FAILURES.append(str(exc))
-    summary = summary_model(built)  # printed here and shown on the page: computed once
-    text, problem = summary_report(built, model=summary)
-    print(text + (problem or ""))
+    written = reporting.tables(sweep_dir)
+    if written.problem is not None:
+        storage_watch.FAILURES.append(written.problem)
     if storage_watch.FAILURES:
-        raise _storage_stopped(spec, sweep_dir, built, cluster)
+        raise _storage_stopped(spec, sweep_dir, written.statuses, cluster)
     if figures:
-        write_figures(sweep_dir, built)
-    write_final_page(sweep_dir, built, summary)
+        reporting.figures(sweep_dir, written)
+    write_final_page(sweep_dir, reporting.page, written.tables, written.summary)
     if errors is None:
-        errors = int((built.trials["status"] != "TERMINATED").sum())
+        errors = sum(status != TrialStatus.TERMINATED for status in written.statuses)
     return 1 if errors else 0
 
 
@@ -335,6 +333,7 @@ def _unique_name(spec: SweepSpec) -> SweepSpec:
 def _start(
     spec: SweepSpec, target: str, *, address: str | None, num_cpus: int | None, local: bool, figures: bool = False,
     force: bool = False, points: list[dict[str, Any]] | None = None, meta: dict[str, Any] | None = None,
+    reporting: Reporting | None = None,
 ) -> int:  # fmt: skip
     started_ray, ended = connect(address, num_cpus=num_cpus), set()
     try:
@@ -353,15 +352,17 @@ def _start(
         if stop.requested():
             return _stopped(target)
         started = time.monotonic()
-        results = storage_watch.watched_fit(build_tuner(spec, points=points, force=force), target)
-        return _ended(spec, target, results, started, figures=figures, ended=ended)
+        tuner = build_tuner(spec, points=points, force=force, reporting=reporting)
+        results = storage_watch.watched_fit(tuner, target)
+        return _ended(spec, target, results, started, figures=figures, ended=ended, reporting=reporting)
     finally:
         if started_ray:
             ray.shutdown()
         remove_stale_scratch(trial_ids=ended)  # what this node's workers could not clean up
 
 
-def _ended(spec: SweepSpec, target: str, results: Any, started: float, *, figures: bool, ended: set[str]) -> int:
+def _ended(spec: SweepSpec, target: str, results: Any, started: float, *, figures: bool, ended: set[str],
+           reporting: Reporting | None) -> int:
     """After ``fit``: prune finished trials (not after a storage failure: the state saved then
     may still name their older checkpoints), then the tables and the summary."""
     if results is not None:
@@ -370,7 +371,7 @@ def _ended(spec: SweepSpec, target: str, results: Any, started: float, *, figure
             _prune_finished(results)
     if stop.requested() and not storage_watch.FAILURES:
         return _stopped(target)
-    return _finish(spec, target, results, started, cluster=ray, figures=figures)
+    return _finish(spec, target, results, started, cluster=ray, figures=figures, reporting=reporting)
 
 
 def _runs_here(address: str | None) -> bool:
@@ -379,11 +380,11 @@ def _runs_here(address: str | None) -> bool:
 
 def run_sweep(
     spec: SweepSpec, *, address: str | None = None, num_cpus: int | None = None, unique: bool = False,
-    figures: bool = False, force: bool = False,
+    figures: bool = False, force: bool = False, reporting: Reporting | None = None,
 ) -> int:
-    """Validate everything, run the sweep, write the tables (and with ``figures`` the curves and
-    sensitivity PNGs); returns the exit code. ``force`` starts even when the storage looks too
-    small for the trials' checkpoints.
+    """Validate everything, run the sweep and, with ``reporting`` (the CLI's), write the tables, the
+    page (and with ``figures`` the curves and sensitivity PNGs); returns the exit code. ``force``
+    starts even when the storage looks too small for the trials' checkpoints.
 
     ``address`` (or ``RAY_ADDRESS``) joins a running cluster, else an embedded Ray with
     ``num_cpus`` CPUs starts here; a Ray session this process already holds is used as is.
@@ -397,7 +398,8 @@ def run_sweep(
                         "or pick a new name (--unique, or --set name=...)")  # fmt: skip
     local = _runs_here(address)
     check_inputs(spec, local=local)
-    return _start(spec, target, address=address, num_cpus=num_cpus, local=local, figures=figures, force=force)
+    return _start(spec, target, address=address, num_cpus=num_cpus, local=local, figures=figures, force=force,
+                  reporting=reporting)
 
 
 def _never_started(path: str) -> bool:
@@ -427,9 +429,9 @@ def _refill_deleted_checkpoints(path: str) -> None:
 
 def resume_sweep(
     path: str, *, address: str | None = None, num_cpus: int | None = None, restart_errored: bool = False,
-    from_trials: bool = False, force: bool = False,
+    from_trials: bool = False, force: bool = False, reporting: Reporting | None = None,
 ) -> int:  # fmt: skip
-    """Continue an interrupted sweep: unfinished and errored trials resume from their latest
+    """Continue an interrupted sweep (``reporting`` as for :func:`run_sweep`): unfinished and errored trials resume from their latest
     checkpoints (``restart_errored``: errored ones start over); finished trials are kept as
     they are. A sweep that never started a trial is started afresh in the same folder.
 
@@ -454,9 +456,10 @@ def resume_sweep(
                 storage.remove(f"{path}/{name}")
         local = _runs_here(address)
         check_inputs(spec, local=local)
-        return _start(spec, path, address=address, num_cpus=num_cpus, local=local, force=force)
+        return _start(spec, path, address=address, num_cpus=num_cpus, local=local, force=force, reporting=reporting)
     if from_trials:
-        return _rebuild(spec, path, address=address, num_cpus=num_cpus, restart=restart_errored, force=force)
+        return _rebuild(spec, path, address=address, num_cpus=num_cpus, restart=restart_errored, force=force,
+                        reporting=reporting)
     remaining = None
     if not storage.is_uri(path):
         state = recover.choose_state(Path(path))
@@ -479,7 +482,8 @@ def resume_sweep(
             return _stopped(path)
         print(f"resuming sweep {spec.name} from {path}")
         started = time.monotonic()
-        return _ended(spec, path, storage_watch.watched_fit(tuner, path), started, figures=False, ended=ended)
+        return _ended(spec, path, storage_watch.watched_fit(tuner, path), started, figures=False, ended=ended,
+                      reporting=reporting)
     finally:
         if started_ray:
             ray.shutdown()
@@ -487,7 +491,7 @@ def resume_sweep(
 
 
 def _rebuild(spec: SweepSpec, path: str, *, address: str | None, num_cpus: int | None, restart: bool,
-             force: bool) -> int:  # fmt: skip
+             force: bool, reporting: Reporting | None) -> int:
     """``sweep resume --from-trials``: keep the finished trials, set aside Tune's state and the
     folders of the rest, run the rest as new trials from their last intact checkpoints."""
     if storage.is_uri(path):
@@ -502,6 +506,6 @@ def _rebuild(spec: SweepSpec, path: str, *, address: str | None, num_cpus: int |
     resume_from = recover.apply_rebuild(plan, sweep_dir)
     if not plan.rerun:
         storage_watch.FAILURES.clear()  # no fit runs, so none of an earlier one's may count
-        return _finish(spec, path, None, time.monotonic())
+        return _finish(spec, path, None, time.monotonic(), reporting=reporting)
     return _start(spec, path, address=address, num_cpus=num_cpus, local=local, force=force, points=plan.rerun,
-                  meta={RESUME_FROM: resume_from})  # fmt: skip
+                  meta={RESUME_FROM: resume_from}, reporting=reporting)

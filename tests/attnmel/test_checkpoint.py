@@ -174,7 +174,7 @@ def test_a_final_folder_cut_anywhere_names_the_file(tmp_path, name):
 def test_checkpoint_sizes_follow_fits_rule_for_resumable_states():
     from dataclasses import replace
 
-    from attnmel.checkpoint import checkpoint_sizes
+    from attnmel.checkpoint_sizes import checkpoint_sizes
     from attnmel.config import TrainConfig
 
     base = TrainConfig()

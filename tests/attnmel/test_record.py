@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from attnmel.config import TrainConfig, apply_overrides
-from attnmel.record import IDENTITY, IDENTITY_FIELDS, LOSS_TERMS, MAP_NAMES, SPLIT_METRICS, run_identity
+from attnmel.record import IDENTITY, IDENTITY_FIELDS, run_identity
 
 
 def test_identity_has_every_field_with_its_declared_type():
@@ -18,12 +18,3 @@ def test_identity_has_every_field_with_its_declared_type():
 def test_lambdas_are_effective_zero_without_a_roi():
     identity = run_identity(apply_overrides(TrainConfig(), ["loss.lambda1=0.5", "loss.lambda2=0.5"]))
     assert (identity["roi"], identity["lambda1"], identity["lambda2"]) == ("none", 0.0, 0.0)
-
-
-def test_the_tables_columns_come_from_the_record():
-    from orchestrator.results.tables import SCHEMAS
-
-    trials, epochs = set(SCHEMAS["trials"].names), set(SCHEMAS["epochs"].names)
-    assert set(IDENTITY_FIELDS) <= trials and set(SPLIT_METRICS) <= trials
-    assert set(LOSS_TERMS) | set(SPLIT_METRICS) <= epochs
-    assert MAP_NAMES == ("pool3", "pool4", "cam")  # Table 3's order

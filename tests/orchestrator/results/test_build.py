@@ -129,7 +129,7 @@ def test_errored_and_crashed_trials(tables):
 
 def test_crashed_trial_identity_comes_from_its_params(tables):
     from attnmel.record import run_identity
-    from orchestrator.sweep.grid import params_config
+    from orchestrator.layout.params import params_config
 
     crashed = _trial(tables[0], status="INCOMPLETE")
     expected = run_identity(params_config(CRASHED_PARAMS))

@@ -14,7 +14,7 @@ from attnmel.checkpoint import FINAL, PREDICTIONS, final_checkpoint, read_predic
 from orchestrator.results.build import build_tables, write_tables
 from orchestrator.results.external import external_names, external_summary
 from orchestrator.results.summary import summary_report
-from orchestrator.sweep import folders
+from orchestrator.layout import folders
 
 from _results_fixtures import scored_sweep
 

@@ -19,7 +19,7 @@ from _browser import A4_CONTENT_PX, Offline, chromium, skip_reason
 from _results_fixtures import epoch_metrics, identity, lambda_sweep, scored_sweep, write_trial
 from orchestrator.results.build import write_tables
 from orchestrator.results.html import TRIAL_COLUMNS, write_page
-from orchestrator.sweep.grid import tune_params
+from orchestrator.layout.params import tune_params
 from orchestrator.sweep.spec import spec_from_dict, spec_to_dict
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
@@ -67,7 +67,7 @@ def main_sweep(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     final = next(trial_dirs[0].glob("checkpoint_*"))
     (final / "data_info.json").write_text(json.dumps({"counts": COUNTS}))
     _, tables = write_tables(sweep_dir)
-    write_page(sweep_dir, attention=False, n_resamples=1000)
+    write_page(sweep_dir, read_spec=spec_from_dict, attention=False, n_resamples=1000)
     return sweep_dir, pd.read_parquet(sweep_dir / "trials.parquet")
 
 
@@ -319,7 +319,7 @@ KINDS = {
 def test_each_kind_of_sweep_renders_with_its_notes(kind, tmp_path, browser):
     build, live, needles = KINDS[kind]
     sweep_dir = build(tmp_path)
-    out = write_page(sweep_dir, live=live, attention=False, n_resamples=1000)
+    out = write_page(sweep_dir, read_spec=spec_from_dict, live=live, attention=False, n_resamples=1000)
     page = Offline(browser, out)
     try:
         text = page.page.inner_text("body")
@@ -342,12 +342,12 @@ def test_errored_trials_are_visible(opened):
 
 def test_a_running_page_reloads_until_the_sweep_has_ended(tmp_path, browser):
     sweep_dir = _running(tmp_path)
-    out = write_page(sweep_dir, live=True, attention=False, n_resamples=1000, refresh_seconds=1)
+    out = write_page(sweep_dir, read_spec=spec_from_dict, live=True, attention=False, n_resamples=1000, refresh_seconds=1)
     page = Offline(browser, out)
     try:
         with page.page.expect_event("load", timeout=30_000):  # it reloads by itself
             pass
-        write_page(sweep_dir, live=False, attention=False, n_resamples=1000)  # the sweep's last page
+        write_page(sweep_dir, read_spec=spec_from_dict, live=False, attention=False, n_resamples=1000)  # the sweep's last page
         with page.page.expect_event("load", timeout=30_000):
             pass
         assert "trials ended" in page.page.inner_text("header")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from attnmel.errors import UserError
-from orchestrator.results.root import results_root
+from orchestrator.layout.root import results_root
 from orchestrator.results.query import format_frame, run_query
 from orchestrator.results.build import build_tables, write_tables
 

@@ -61,7 +61,7 @@ import sys
 from pathlib import Path
 from attnmel.train import fit
 from orchestrator.sweep.spec import load_spec
-from orchestrator.sweep.grid import trial_config
+from orchestrator.layout.params import trial_config
 spec = load_spec(sys.argv[1])
 for i, point in enumerate(spec.points):
     for _ in fit(trial_config(spec.train, point), Path(sys.argv[2]) / str(i)):
@@ -73,7 +73,7 @@ def _uninterrupted_numbers(spec_path: Path, run_root: Path) -> tuple[pd.DataFram
     """The numbers of the ``_UNINTERRUPTED`` runs, keyed like ``sweep_numbers``."""
     from attnmel.checkpoint import read_epochs, read_predictions
     from orchestrator.sweep.spec import load_spec
-    from orchestrator.sweep.grid import trial_config
+    from orchestrator.layout.params import trial_config
 
     spec = load_spec(spec_path)
     epochs, predictions = [], []
@@ -176,6 +176,6 @@ def test_kills_at_every_moment_then_resume_matches_an_uninterrupted_run(tmp_path
         except (AssertionError, OSError) as exc:
             problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:1500]}")
     survived = [m for m, _ in tally if not any(m in p for p in problems)]
-    print("\n".join(f"kill {i + 1}: {moment}: {what}" for i, (moment, what) in enumerate(tally)))
-    print(f"kills survived / tried: {len(survived)}/{len(tally)}")
+    print("\n".join(f"kill {i + 1}: {moment}: {what}" for i, (moment, what) in enumerate(tally)))  # report:
+    print(f"kills survived / tried: {len(survived)}/{len(tally)}")  # report:
     assert not problems, "\n".join(problems) + f"\n(driver output: {log})"

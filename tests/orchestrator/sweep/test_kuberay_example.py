@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from orchestrator.cli import build_parser
-from orchestrator.sweep import folders
+from orchestrator.layout import folders
 from orchestrator.sweep.spec import load_spec, sweep_path
 
 REPO = Path(__file__).resolve().parents[3]

@@ -10,14 +10,15 @@ import pytest
 
 from _results_fixtures import scored_sweep
 from _sweep_helpers import WatchedDriver, run_attnmel
-from orchestrator.sweep.folders import PAGE
+from orchestrator.cli.reporting import write_sweep_page
+from orchestrator.layout.folders import PAGE
 from orchestrator.sweep.page_refresh import PageRefresh, refresh_page
 
 
 def test_a_page_that_cannot_be_written_is_one_printed_line(tmp_path, capsys):
     sweep_dir, _ = scored_sweep(tmp_path, "blocked", seeds=1)
     (sweep_dir / PAGE).mkdir()  # a folder where the page should go: the rename fails
-    assert refresh_page(sweep_dir, live=True) is None
+    assert refresh_page(sweep_dir, write_sweep_page, live=True) is None
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith(f"page {sweep_dir / PAGE}: not written (")
     assert sorted(p.name for p in sweep_dir.glob(".*tmp*")) == []  # nothing half-written left
@@ -25,10 +26,12 @@ def test_a_page_that_cannot_be_written_is_one_printed_line(tmp_path, capsys):
 
 def test_the_callback_pickles_without_its_thread():
     """Tune pickles its callbacks into the experiment state; a resumed sweep unpickles them."""
-    local, remote = PageRefresh("/data/results/x"), PageRefresh("s3://bucket/results/x")
+    local = PageRefresh("/data/results/x", write_sweep_page)
+    remote = PageRefresh("s3://bucket/results/x", write_sweep_page)
     for callback, enabled in ((local, True), (remote, False)):
         copy = pickle.loads(pickle.dumps(callback))
         assert copy.enabled is enabled and copy._thread is None and not copy._wanted.is_set()
+        assert copy.write is write_sweep_page
 
 
 @pytest.mark.ray

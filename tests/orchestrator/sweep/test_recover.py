@@ -11,8 +11,9 @@ import torch
 
 from attnmel import checkpoint as ckpt
 from attnmel.errors import UserError
-from orchestrator.sweep import folders, recover
-from orchestrator.sweep.grid import tune_params
+from orchestrator.layout import folders
+from orchestrator.sweep import recover
+from orchestrator.layout.params import tune_params
 from orchestrator.sweep.spec import load_spec
 from orchestrator.sweep.trainable import point_key
 

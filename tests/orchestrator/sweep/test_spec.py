@@ -13,7 +13,7 @@ from attnmel.errors import UserError
 from attnmel.models import list_models
 from attnmel.record import run_identity
 from orchestrator.sweep.spec import load_spec, spec_from_dict, spec_to_dict
-from orchestrator.sweep.grid import trial_config
+from orchestrator.layout.params import trial_config
 from attnmel.models.registry import split_token
 
 REPO = Path(__file__).resolve().parents[3]

@@ -16,6 +16,7 @@ def test_trials_spread_over_two_nodes(tmp_path, make_spec, cache_env):
     import ray
     from ray.cluster_utils import Cluster
 
+    from orchestrator.cli.reporting import sweep_reporting
     from orchestrator.sweep.tune import run_sweep
 
     # One CPU per node and per trial: two trials at a time can only run on both nodes.
@@ -28,7 +29,7 @@ def test_trials_spread_over_two_nodes(tmp_path, make_spec, cache_env):
         assert len(nodes) == 2
         grid = {"variants": ["vgg16_gap", "attnmel"], "seeds": [0, 1]}
         spec = load_spec(make_spec(name="two_nodes", grid=grid, train={"optim": {"epochs": 1}}))
-        assert run_sweep(spec) == 0  # joins the running cluster, leaves it running
+        assert run_sweep(spec, reporting=sweep_reporting()) == 0  # joins the running cluster, leaves it running
         assert ray.is_initialized()
     finally:
         ray.shutdown()

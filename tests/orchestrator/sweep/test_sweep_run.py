@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from attnmel.config import config_hash
 from orchestrator.sweep.spec import load_spec, spec_from_dict
-from orchestrator.sweep.grid import params_config
+from orchestrator.layout.params import params_config
 
 from _sweep_helpers import check_tables, read_tables, run_attnmel
 
@@ -76,12 +76,13 @@ def _assert_no_scratch_left(trials) -> None:
 
 
 def test_failing_trial_is_retried_then_recorded_while_others_finish(tmp_path, make_spec, cache_env, capsys):
+    from orchestrator.cli.reporting import sweep_reporting
     from orchestrator.sweep.tune import run_sweep
 
     # the same variant twice: once healthy, once raising at the start of epoch 2 on every attempt
     grid = {"variants": ["vgg16_gap"], "seeds": [0], "runtime.fail_at_epoch": [None, 2]}
     spec = load_spec(make_spec(name="fail", grid=grid, retries=1))
-    assert run_sweep(spec, num_cpus=2) == 1  # non-zero exit: a trial errored
+    assert run_sweep(spec, num_cpus=2, reporting=sweep_reporting()) == 1  # non-zero exit: a trial errored
     assert "ERROR after 2 attempts" in capsys.readouterr().out
 
     trials, epochs = read_tables(tmp_path / "results" / "fail")

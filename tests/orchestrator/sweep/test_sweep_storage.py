@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.layout.params import trial_config
 from orchestrator.results.build import build_tables
-from orchestrator.sweep.grid import trial_config
 from orchestrator.sweep.spec import load_spec
 
 from _sweep_helpers import check_tables
@@ -154,7 +154,7 @@ def test_a_full_storage_stops_the_sweep_and_resume_finishes_it_once_space_is_fre
     with open(log, "a") as handle:  # the numbers behind the estimate, for the record
         handle.write(f"# storage: estimated {estimate / 1e6:.1f} MB; the resume's peak {use.peak / 1e6:.1f} MB "
                      f"(from {use.base / 1e6:.1f} MB), {(fs_used := use._used()) / 1e6:.1f} MB at the end\n")
-    print(f"storage: estimated {estimate / 1e6:.1f} MB, peak {use.peak / 1e6:.1f} MB, end {fs_used / 1e6:.1f} MB")
+    print(f"storage: estimated {estimate / 1e6:.1f} MB, peak {use.peak / 1e6:.1f} MB, end {fs_used / 1e6:.1f} MB")  # report:
     assert use.peak - use.base <= estimate  # an upper bound, as preflight uses it
 
 
@@ -168,6 +168,35 @@ def _registered(sweep_dir: Path) -> str | None:
             except json.JSONDecodeError:
                 pass
     return None
+
+
+def _state_bytes(value: object) -> bytes:
+    """Every string in an entry of Tune's saved state; Tune writes objects JSON cannot hold (a
+    trial's checkpoint manager) as hex of their pickle, which names the checkpoint folders."""
+    if isinstance(value, str):
+        try:
+            inner = json.loads(value)
+        except ValueError:
+            inner = None
+        return _state_bytes(inner) if isinstance(inner, (dict, list)) else value.encode()
+    if isinstance(value, dict):
+        if value.get("_type") == "CLOUDPICKLE_FALLBACK":
+            return bytes.fromhex(value["value"])
+        return b"\n".join(_state_bytes(v) for v in value.values())
+    if isinstance(value, list):
+        return b"\n".join(_state_bytes(v) for v in value)
+    return b""
+
+
+def _saved_state_holds(sweep_dir: Path, trial_id: str, checkpoint: str) -> bool:
+    """Whether Tune's newest saved experiment state gives trial ``trial_id`` its checkpoint
+    folder ``checkpoint``: a resume then restores the trial from it."""
+    newest = max(sweep_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    for entry in json.loads(newest.read_text())["trial_data"]:
+        state = json.loads(entry[0]) if isinstance(entry[0], str) else entry[0]
+        if str(state.get("trial_id")) == trial_id:
+            return checkpoint.encode() in _state_bytes(entry)
+    return False
 
 
 def test_a_storage_turned_read_only_mid_sweep_resumes_where_it_stopped(
@@ -201,16 +230,19 @@ def test_a_storage_turned_read_only_mid_sweep_resumes_where_it_stopped(
     assert "make the storage writable" in last and f"then `attnmel sweep resume {sweep_dir}`" in last
 
     fs.writable()
+    trial_id = turned[0][:11]
+    # what the resume restores from: Tune's last state saved before the turn (none since)
+    held = _saved_state_holds(sweep_dir, trial_id, "checkpoint_000000")
     code, out = _attnmel(["sweep", "resume", str(sweep_dir)], capfd, log)
     assert code == 0, out[-3000:]
     assert "resuming sweep ro" in out
-    # the trial whose checkpoint Tune had goes on from it: its epoch 1 is not trained again
-    trial_id = turned[0][:11]
     assert f"[{trial_id}] " in out
-    # Whether it also skips its epoch 1 depends on whether Tune's last experiment state before the
-    # turn already held that checkpoint; CI once saw the epoch retrained, so this is reported, not
-    # asserted (the numbers below must match either way).
     retrained = [line for line in out.splitlines() if line.startswith(f"[{trial_id}]") and "epoch 1/" in line]
-    print(f"trial {trial_id}: epoch 1 {'trained again' if retrained else 'not trained again'} after the resume")
     _no_trial_of_empty_config(sweep_dir)
-    _same_as_uninterrupted(sweep_dir, reference)
+    _same_as_uninterrupted(sweep_dir, reference)  # the numbers match either way
+    # The trial whose checkpoint Tune's saved state held goes on from it: its epoch 1 is not
+    # trained again. Tune saves its state on its own clock, so the turn can come first (CI saw it).
+    if not held:
+        pytest.skip(f"Tune's last state before the turn did not yet hold trial {trial_id}'s checkpoint, "
+                    "so the resume rightly trained its epoch 1 again")
+    assert not retrained, retrained

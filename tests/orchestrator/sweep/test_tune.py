@@ -11,7 +11,7 @@ from ray.tune.search.sample import LogUniform
 
 from orchestrator.sweep.spec import load_spec, spec_from_dict
 
-from orchestrator.sweep.grid import trial_config
+from orchestrator.layout.params import trial_config
 from orchestrator.sweep.tune import KEEP_CHECKPOINTS, _search_space, trial_resources, tune_settings
 
 REPO = Path(__file__).resolve().parents[3]

@@ -1,11 +1,11 @@
-"""orchestrator.sweep.folders: trial folders are named by their trial id, and found by it."""
+"""orchestrator.layout.folders: trial folders are named by their trial id, and found by it."""
 
 from __future__ import annotations
 
 import pytest
 
 from attnmel.errors import UserError
-from orchestrator.sweep import folders
+from orchestrator.layout import folders
 
 
 @pytest.mark.parametrize("trial_id", ["ab12c_00003", "3fa4b1c2"])

@@ -3,7 +3,7 @@ driver) and those who read it (the result tables, ``predict``).
 
 ``<storage>/<sweep>/`` is Tune's experiment folder: ``sweep.json`` (name, spec, code version,
 creation time), Tune's ``experiment_state-*.json``, and one folder per trial named
-``<trial id>_<label>`` holding ``params.json`` (:func:`orchestrator.sweep.grid.tune_params`),
+``<trial id>_<label>`` holding ``params.json`` (:func:`orchestrator.layout.params.tune_params`),
 ``result.json`` (one line per epoch), ``error.txt`` after a failure and ``checkpoint_NNNNNN/``
 folders (a snapshot of the run directory each; Tune keeps each trial's newest
 ``KEEP_CHECKPOINTS``); ``report.html``, the sweep's page, refreshed after each finished trial

@@ -216,7 +216,7 @@ def test_trial_ids_and_directories_resolve_to_the_final_checkpoint(sweep, tmp_pa
     trial_dir = next(sweep.glob("*ab12c_00001*"))
     expected = trial_dir / "checkpoint_000000" / "best.pt"
     from attnmel.errors import UserError
-    from orchestrator.sweep.folders import find_trial
+    from orchestrator.layout.folders import find_trial
 
     assert resolve_checkpoint(find_trial(sweep.parent, "ab12c_00001")) == expected
     assert resolve_checkpoint(trial_dir) == expected

@@ -1,4 +1,4 @@
-"""orchestrator.sweep.grid: a grid point becomes its trial's config, and the Tune params that
+"""orchestrator.layout.params: a grid point becomes its trial's config, and the Tune params that
 carry it survive JSON (what params.json holds) unchanged."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from attnmel.config import TrainConfig, config_hash
 from attnmel.errors import UserError
-from orchestrator.sweep.grid import params_config, trial_config, tune_params
+from orchestrator.layout.params import params_config, trial_config, tune_params
 
 
 def test_a_point_sets_variant_roi_and_dotted_keys():

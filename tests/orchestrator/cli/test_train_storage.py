@@ -9,6 +9,7 @@ import json
 import pytest
 
 from attnmel import checkpoint as ckpt
+from attnmel.checkpoint_sizes import checkpoint_sizes
 from attnmel.config import TrainConfig, apply_overrides
 from attnmel.errors import StorageError
 from attnmel.train import fit
@@ -50,7 +51,7 @@ def _same_numbers(run, reference) -> None:
 
 
 def test_a_full_disk_is_one_line_and_the_same_command_finishes_the_run(run_args, uninterrupted, small_fs, capsys):
-    sizes = ckpt.checkpoint_sizes(_config(run_args))
+    sizes = checkpoint_sizes(_config(run_args))
     # the estimate is what the run wrote: best.pt within 1 %
     assert abs((uninterrupted / ckpt.BEST).stat().st_size - sizes.model) < 0.01 * sizes.model
     fs = small_fs(sizes.model * 2.5 / 1e6)  # room for best.pt, not for last.pt beside it
@@ -58,7 +59,7 @@ def test_a_full_disk_is_one_line_and_the_same_command_finishes_the_run(run_args,
     assert main(["train", *run_args, "--out", str(out)]) == 2
     refused = capsys.readouterr().err
     need = sizes.run_dir / 1e6
-    print(f"run directory: estimated {need:.1f} MB, filesystem {fs.path} {sizes.model * 2.5 / 1e6:.1f} MB")
+    print(f"run directory: estimated {need:.1f} MB, filesystem {fs.path} {sizes.model * 2.5 / 1e6:.1f} MB")  # report:
     assert refused.startswith(f"attnmel: error: --out {out}: the run needs about {need:,.1f} MB") and "--force" in refused
     assert not out.exists()  # refused before any work
 
@@ -72,13 +73,13 @@ def test_a_full_disk_is_one_line_and_the_same_command_finishes_the_run(run_args,
     fs.grow(sizes.run_dir * 1.2 / 1e6)
     assert main(["train", *run_args, "--out", str(out)]) == 0
     _same_numbers(out, uninterrupted)
-    print(f"run directory: estimated peak {need:.1f} MB; final size "
-          f"{sum(p.stat().st_size for p in out.iterdir()) / 1e6:.1f} MB")
+    final = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+    print(f"run directory: estimated peak {need:.1f} MB; final size {final:.1f} MB")  # report:
 
 
 def test_a_disk_turned_read_only_mid_run_resumes_from_its_last_checkpoint(run_args, uninterrupted, small_fs):
     cfg = _config(run_args)
-    fs = small_fs(ckpt.checkpoint_sizes(cfg).run_dir * 1.2 / 1e6)
+    fs = small_fs(checkpoint_sizes(cfg).run_dir * 1.2 / 1e6)
     out = fs.path / "run"
     landed = []
     with pytest.raises(StorageError) as caught:
@@ -90,7 +91,7 @@ def test_a_disk_turned_read_only_mid_run_resumes_from_its_last_checkpoint(run_ar
     assert not ckpt.is_finished(out) and ckpt.resume_problem(out) is None
     state, _ = ckpt.load_resume_state(out)
     assert state["epoch"] == 1
-    sizes = ckpt.checkpoint_sizes(cfg)
+    sizes = checkpoint_sizes(cfg)
     assert abs((out / ckpt.LAST).stat().st_size - sizes.resume) < 0.01 * sizes.resume
 
     fs.writable()
