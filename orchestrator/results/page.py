@@ -498,10 +498,8 @@ def page_model(
     path = Path(path)
     sweep_dirs = find_sweep_dirs(path)
     tables = load_tables(path) if tables is None else tables
-    path: str | Path, *, read_spec: SpecReader, live: bool = False, attention: bool = True,
-    n_resamples: int = DEFAULT_RESAMPLES, tables: ResultTables | None = None, summary: Summary | None = None,
-    covariance: str = DEFAULT_COVARIANCE,
-) -> Page:
+    runs = [_run(d, tables.trials, read_spec) for d in sweep_dirs]
+    model, interval_note = _summary(tables, n_resamples, live, summary, covariance)
     summary = model.summary
     page = Page(
         title=runs[0].name if len(runs) == 1 else f"{path.name}: {len(runs)} sweeps",
