@@ -197,7 +197,7 @@ def _metric_evidence(claims: list[tuple[Claim, str]], tables, done: pd.DataFrame
     out: dict[str, dict] = {}
     if len(common) >= 2:
         frames = [scored[(str(by_seed[n][s]["sweep"]), str(by_seed[n][s]["trial_id"]))] for n in names for s in common]
-        y, probs = comparisons._common(frames, f"the {dataset} claims")
+        y, probs = comparisons.common_images(frames, f"the {dataset} claims")
         probs = np.stack(probs)
         fn = metric_function(metric)
         theta = np.array([fn(y, p) for p in probs]).reshape(len(names), len(common))
@@ -299,7 +299,7 @@ def evaluate_claims(
     targets = _target_datasets(done)
     scored: dict = {}
     if not tables.predictions.empty:
-        _, scored = comparisons._scored_trials(tables.trials, tables.predictions, "test")
+        _, scored = comparisons.scored_trials(tables.trials, tables.predictions, "test")
     rows: dict[str, dict] = {}
     evaluable: dict[str, list[tuple[Claim, str]]] = {}
     for claim in CLAIMS:
