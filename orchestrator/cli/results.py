@@ -132,6 +132,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _covariance_argument(power)
     power.set_defaults(func=_report_power)
 
+    claims = report_commands.add_parser(
+        "claims",
+        help="the paper's claims, answered: one verdict per claim with its evidence",
+        description="Evaluate every claim the paper makes that the sweep can speak to (architecture: AttnMel-CNN "
+        "vs VGG-16, VGG-16-GAP and Mel-CNN; regularisation: -Lesion, -Dermo, -Bkg vs AttnMel-CNN at the paper's λ; "
+        "Table 3: attention vs CAM, pool-4 vs pool-3, regularised overlap): Δ with its 95%% interval from one "
+        "Obuchowski–Rockette–Hillis analysis, p and Holm p over the claims, and a verdict (supported, "
+        "contradicted, not settled with the seeds that would settle it, or not in this sweep), with notes where "
+        "the sweep differs from the paper (one seed, from scratch, crop size, dataset).",
+    )
+    claims.add_argument("path", help="a sweep directory, or a results root holding several")
+    claims.add_argument("--metric", choices=("auc", "ap"), default="auc",
+                        help="the test metric of the performance claims (default: auc)")
+    claims.add_argument("--format", choices=("text", "markdown", "latex", "csv"), default="text",
+                        help="text (default), Markdown, LaTeX, or CSV of the numbers")
+    _resamples_argument(claims, what="bootstrap resamples of the covariances")
+    _covariance_argument(claims)
+    claims.set_defaults(func=_report_claims)
+
     query = subparsers.add_parser(
         "query",
         help="SQL over every sweep's tables (trials, epochs, predictions, attention)",
@@ -338,6 +357,25 @@ def _report_compare(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserError(str(error)) from None
     sys.stdout.write(text)
+    return 0
+
+
+def _report_claims(args: argparse.Namespace) -> int:
+    from orchestrator.results.build import load_tables
+    from orchestrator.results.claims import evaluate_claims
+    from orchestrator.results.claims_table import claims_tables
+    from orchestrator.results.formats import csv_frame, render
+
+    _check_resamples(args.resamples)
+    _check_covariance(args.covariance, args.metric)
+    tables = load_tables(args.path)
+    if tables.trials.empty:
+        raise UserError(f"no trials in {args.path}")
+    try:
+        frame = evaluate_claims(tables, metric=args.metric, n_resamples=args.resamples, covariance=args.covariance)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    sys.stdout.write(csv_frame(frame) if args.format == "csv" else render(*claims_tables(frame), args.format))
     return 0
 
 

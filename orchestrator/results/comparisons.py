@@ -34,9 +34,11 @@ __all__ = [
     "PREDICTION_COLUMNS",
     "ROW_ANSWERS",
     "SETTING_KEYS",
+    "common_images",
     "compare_family",
     "compare_settings",
     "paired_matrices",
+    "scored_trials",
     "sensitivity_family",
     "setting_intervals",
     "setting_labels",
@@ -49,7 +51,7 @@ PREDICTION_COLUMNS = ("sweep", "trial_id", "split", "image_id", "label", "prob")
 _TRIAL_KEY = ["sweep", "trial_id"]
 
 
-def _scored_trials(
+def scored_trials(
     trials: pd.DataFrame, predictions: pd.DataFrame, split: str
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
     """TERMINATED trials that have ``split`` predictions, and each one's (label, prob) by image id.
@@ -83,7 +85,7 @@ def _key(row: pd.Series) -> tuple[str, str]:
     return str(row["sweep"]), str(row["trial_id"])
 
 
-def _common(frames: list[pd.DataFrame], what: str) -> tuple[np.ndarray, list[np.ndarray]]:
+def common_images(frames: list[pd.DataFrame], what: str) -> tuple[np.ndarray, list[np.ndarray]]:
     """Labels and each frame's probabilities on the images every frame scored."""
     ids = frames[0].index
     for frame in frames[1:]:
@@ -113,7 +115,7 @@ def _settings(done: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
 
 def _matrix(frames: list[pd.DataFrame], what: str) -> tuple[np.ndarray, np.ndarray]:
     """Labels and the (trials, images) probabilities on the images every frame scored."""
-    y, probs = _common(frames, what)
+    y, probs = common_images(frames, what)
     return y, np.stack(probs)
 
 
@@ -152,7 +154,7 @@ def setting_intervals(
       ``ap_high``, ``method``.
     """
     check_resampling(n_resamples, level)
-    done, scored = _scored_trials(trials, predictions, split)
+    done, scored = scored_trials(trials, predictions, split)
     setting_rows, trial_rows = [], []
     for keys, part in _settings(done):
         frames = [scored[_key(trial)] for _, trial in part.iterrows()]
@@ -239,7 +241,7 @@ def setting_labels(settings: list[dict]) -> list[str]:
 
 def setting_names(trials: pd.DataFrame, predictions: pd.DataFrame, *, split: str = "test") -> list[str]:
     """The settings ``compare_settings`` can name (TERMINATED trials with ``split`` predictions)."""
-    done, _ = _scored_trials(trials, predictions, split)
+    done, _ = scored_trials(trials, predictions, split)
     return setting_labels([keys for keys, _ in _settings(done)])
 
 
@@ -380,7 +382,7 @@ def compare_settings(
     """
     metric_function(metric)
     check_resampling(n_resamples, level)
-    done, scored = _scored_trials(trials, predictions, split)
+    done, scored = scored_trials(trials, predictions, split)
     settings = _settings(done)
     keys_a, part_a = _resolve(a, settings)
     keys_b, part_b = _resolve(b, settings)
@@ -395,7 +397,7 @@ def compare_settings(
     what = f"{a} vs {b}"
 
     def add(pair: str, kind: str, seed_value: object, frames_1: list[pd.DataFrame], frames_2: list[pd.DataFrame]):
-        y, probs = _common(frames_1 + frames_2, f"{what}, {pair}")
+        y, probs = common_images(frames_1 + frames_2, f"{what}, {pair}")
         k = len(frames_1)
         result = paired_test(metric, y, np.mean(probs[:k], axis=0), np.mean(probs[k:], axis=0), n_resamples, seed,
                              level)  # fmt: skip
@@ -422,7 +424,7 @@ def paired_matrices(
     """Labels and the (seeds, images) probabilities of settings ``a`` and ``b`` over the seeds
     both ran, row k of each the same seed, on the images all those trials scored. A
     ``ValueError`` when they share fewer than two seeds (no seed variance to see)."""
-    done, scored = _scored_trials(trials, predictions, split)
+    done, scored = scored_trials(trials, predictions, split)
     settings = _settings(done)
     (keys_a, part_a), (keys_b, part_b) = _resolve(a, settings), _resolve(b, settings)
     if keys_a is keys_b:
@@ -567,7 +569,7 @@ def compare_family(
     metric_function(metric)
     check_resampling(n_resamples, level)
     covariance_text(covariance, n_resamples, seed)
-    done, scored = _scored_trials(trials, predictions, split)
+    done, scored = scored_trials(trials, predictions, split)
     settings = _settings(done)
     keys_ref, part_ref = _resolve(reference, settings)
     found = [(k, p) for k, p in _resolve_many(members, keys_ref, settings) if k is not keys_ref]
@@ -588,7 +590,7 @@ def sensitivity_family(
     metric_function(metric)
     frames = []
     for split in ("val", "test"):
-        done, scored = _scored_trials(trials, predictions, split)
+        done, scored = scored_trials(trials, predictions, split)
         settings = _settings(done)
         for keys_ref, part_ref in settings:
             if (keys_ref["variant"], keys_ref["roi"]) != ("attnmel", "none"):

@@ -50,6 +50,7 @@ __all__ = [
     "error_covariance",
     "jackknife_covariance",
     "or_components",
+    "orh_contrasts",
     "orh_difference",
     "orh_pairwise",
     "orh_setting",
@@ -295,29 +296,35 @@ def orh_difference(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -
     return t_interval(estimate, math.sqrt(max(2 * den / r, 0.0)), ddf, level)
 
 
-def orh_pairwise(theta: np.ndarray, cov: np.ndarray, reference: int, *,
-                 level: float = 0.95) -> list[SettingEstimate]:
-    """Each setting of ``theta`` (t, r) minus setting ``reference``, all on the error term of the
-    whole family (the OR-DBM MRMC analysis of t settings): SE √{2·[MS(T×R) + r·max(Cov2 − Cov3,
-    0)] / r} with MS(T×R) and the covariances over all t settings, on Hillis's ddf with
-    (t − 1)(r − 1) degrees of freedom behind MS(T×R). The reference's own row is left out."""
+def orh_contrasts(theta: np.ndarray, cov: np.ndarray, pairs: Sequence[tuple[int, int]], *,
+                  level: float = 0.95) -> list[SettingEstimate]:
+    """Setting i − setting j of ``theta`` (t, r) for each (i, j) of ``pairs``, all on the error
+    term of the t settings together (the OR-DBM MRMC analysis of t settings): SE √{2·[MS(T×R) +
+    r·max(Cov2 − Cov3, 0)] / r} with MS(T×R) and the covariances over all t settings, on Hillis's
+    ddf with (t − 1)(r − 1) degrees of freedom behind MS(T×R)."""
     theta = np.asarray(theta, dtype=np.float64)
     t, r = theta.shape
     if t < 2 or r < 2:
-        raise ValueError(f"pairwise tests on the family's error term need 2 settings and 2 seeds, got {t} and {r}")
+        raise ValueError(f"contrasts on a shared error term need 2 settings and 2 seeds, got {t} and {r}")
     c = or_components(theta, cov)
     den, ddf = _denominator(c)
     means = theta.mean(axis=1)
     out = []
-    for i in range(t):
-        if i == reference:
-            continue
-        estimate = float(means[i] - means[reference])
+    for i, j in pairs:
+        estimate = float(means[i] - means[j])
         if den <= 0 and c.var - c.cov1 > 0:
             out.append(dataclasses.replace(NOT_ESTIMABLE, estimate=estimate))
         else:
             out.append(t_interval(estimate, math.sqrt(max(2 * den / r, 0.0)), ddf, level))
     return out
+
+
+def orh_pairwise(theta: np.ndarray, cov: np.ndarray, reference: int, *,
+                 level: float = 0.95) -> list[SettingEstimate]:
+    """Each setting of ``theta`` (t, r) minus setting ``reference`` on the family's error term
+    (:func:`orh_contrasts`); the reference's own row is left out."""
+    others = [(i, reference) for i in range(np.asarray(theta).shape[0]) if i != reference]
+    return orh_contrasts(theta, cov, others, level=level)
 
 
 def orh_setting(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -> SettingEstimate:
