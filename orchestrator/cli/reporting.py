@@ -61,7 +61,20 @@ def write_sweep_tables(sweep_dir: str) -> Tables:
     summary = summary_model(built)
     text, note = summary_report(built, model=summary)
     print(text + (note or ""))
+    print(_claims_text(built))
     return Tables(tuple(str(s) for s in built.trials["status"]), problem, built, summary)
+
+
+def _claims_text(built: Any) -> str:
+    """The paper's claims answered by the sweep (``report claims``), or why not, as text."""
+    from orchestrator.results.claims import evaluate_claims
+    from orchestrator.results.claims_table import claims_tables
+    from orchestrator.results.formats import render
+
+    try:
+        return render(*claims_tables(evaluate_claims(built)), "text")
+    except ValueError as exc:
+        return f"claims: not evaluated ({exc})\n"
 
 
 def write_sweep_figures(sweep_dir: str, written: Tables) -> None:
