@@ -137,6 +137,7 @@ window.addEventListener("beforeprint", function () {
 """
 
 _SECTIONS = (
+    ("claims", "The paper's claims, answered"),
     ("what-ran", "What ran"),
     ("paper-table", "Test AP and AUC beside the paper"),
     ("comparisons", "Comparisons against AttnMel-CNN"),
@@ -183,6 +184,7 @@ class _Cell:
     text: str
     value: float | None = None
     css: str = ""
+    link: str | None = None  # an anchor on this page the cell links to
 
 
 def _num(value: Any, text: str | None = None) -> _Cell:
@@ -217,7 +219,8 @@ def _table(
             attrs = f' class="{cell.css}"' if cell.css else ""
             if cell.value is not None:
                 attrs += f' data-value="{cell.value!r}"'
-            out.append(f"<td{attrs}>{_e(cell.text)}</td>")
+            inner = f'<a href="#{_e(cell.link)}">{_e(cell.text)}</a>' if cell.link else _e(cell.text)
+            out.append(f"<td{attrs}>{inner}</td>")
         out.append("</tr>")
     out.append("</tbody></table></div>")
     return "".join(out)
@@ -325,6 +328,44 @@ def _operating(page: Page) -> str:
                       page.figure_notes.get("calibration")))  # fmt: skip
 
 
+def _claims(page: Page) -> str:
+    """The claims table (as ``report claims`` prints it), each verdict linking to its evidence
+    below: the claim's sentence, Δ and its interval, p, Holm p, how it was computed, its notes."""
+    from orchestrator.results.claims_table import claims_tables
+
+    if page.claims is None:
+        return f'<p class="note">No claims table: {_e(page.claims_note or "not computed")}.</p>'
+    [(title, table)], notes = claims_tables(page.claims)
+    kinds = [("num" if table[c].map(_numeric).all() else "text") for c in table.columns]
+    verdict = list(table.columns).index("verdict")
+    rows = []
+    for (_, cells), record in zip(table.iterrows(), page.claims.to_dict("records")):
+        row = [_Cell(str(v), css="num" if kind == "num" else "") for v, kind in zip(cells, kinds)]
+        row[verdict] = _Cell(str(cells["verdict"]), link=f"evidence-{record['claim']}")
+        rows.append(row)
+    evidence = []
+    for r in page.claims.to_dict("records"):
+        section = "table3" if r["measure"] == "jaccard" else "paper-table"
+        parts = [f"“{r['text']}” ({r['where']}); paper: {number(r['paper_a'])} vs {number(r['paper_b'])}"]
+        if not _missing(r["estimate"]):
+            parts.append(f"this sweep: Δ {number(r['estimate'], signed=True)} "
+                         f"[{number(r['ci_low'], signed=True)}, {number(r['ci_high'], signed=True)}], "
+                         f"p {_p(r['p'])}, Holm p {_p(r['p_holm'])}; {r['method']}")
+        if r["notes"]:
+            parts.append(str(r["notes"]))
+        if r["lacks"]:
+            parts.append(f"the sweep lacks {r['lacks']}")
+        evidence.append(f'<li id="evidence-{_e(r["claim"])}"><b>{_e(r["claim"])}</b>: {_e("; ".join(parts))} '
+                        f'(<a href="#{section}">the settings\' numbers</a>)</li>')
+    return (f"<h3>{_e(title)}</h3>" + _table(list(zip(map(str, table.columns), kinds)), rows)
+            + "".join(f'<p class="note">{_e(note)}</p>' for note in notes)
+            + "<h3>Evidence, claim by claim</h3><ul>" + "".join(evidence) + "</ul>")
+
+
+def _p(value: Any) -> str:
+    return "—" if _missing(value) else f"{float(value):.3g}"
+
+
 def _table3(page: Page) -> str:
     return _titled(*table3_tables(page.table3))
 
@@ -404,7 +445,7 @@ def _methods(page: Page) -> str:
 def render_page(page: Page, *, refresh_seconds: int = REFRESH_SECONDS) -> str:
     """The page as one HTML document (a running sweep's page reloads every ``refresh_seconds``)."""
     bodies = {
-        "what-ran": _what_ran(page), "paper-table": _paper_table(page), "comparisons": _comparisons(page),
+        "claims": _claims(page), "what-ran": _what_ran(page), "paper-table": _paper_table(page), "comparisons": _comparisons(page),
         "table3": _table3(page), "operating": _operating(page),
         "curves": _curves(page), "fig3": _fig3(page), "trials": _trials(page), "methods": _methods(page),
     }  # fmt: skip

@@ -116,6 +116,8 @@ class Page:
     # them, or why each is missing.
     texts: dict[str, str] = field(default_factory=dict)
     text_notes: dict[str, str] = field(default_factory=dict)
+    claims: pd.DataFrame | None = None  # ``claims.evaluate_claims``' frame, or None (``claims_note`` says why)
+    claims_note: str | None = None
 
     @property
     def done(self) -> int:
@@ -479,6 +481,21 @@ def _notes(page: Page) -> list[Note]:
     return notes
 
 
+def _claims(tables: ResultTables, *, live: bool, n_resamples: int,
+            covariance: str) -> tuple[pd.DataFrame | None, str | None]:
+    """The paper's claims answered (``report claims``), or why the page has none."""
+    from orchestrator.results.claims import evaluate_claims
+
+    if live:
+        return None, "computed when the sweep has ended"
+    if terminated(tables.trials)[0].empty:
+        return None, "no trial has finished"
+    try:
+        return evaluate_claims(tables, n_resamples=n_resamples, covariance=covariance), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
 # --------------------------------------------------------------------------- the page
 
 
@@ -517,6 +534,7 @@ def page_model(
     else:
         page.figure_notes = {name: "no trial has finished yet" for name in ("curves", "sensitivity", "attention")}
     page.texts, page.text_notes = _statistics(tables, live=live, n_resamples=n_resamples, covariance=covariance)
+    page.claims, page.claims_note = _claims(tables, live=live, n_resamples=n_resamples, covariance=covariance)
     methods = [m for m in dict.fromkeys(summary.get("ci_method", pd.Series(dtype=object))) if isinstance(m, str)]
     page.methods = _methods(runs, methods[0] if methods else None)
     page.notes = _notes(page)

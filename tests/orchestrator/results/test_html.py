@@ -239,7 +239,18 @@ def test_images_have_alt_text_and_headings_form_an_outline(tmp_path, main_sweep)
     levels = parser.headings
     assert levels[0] == 1 and levels.count(1) == 1
     assert all(b <= a + 1 for a, b in zip(levels, levels[1:])), levels  # no level skipped
-    assert levels.count(2) == 9
+    assert levels.count(2) == 10  # the claims first, then what ran … methods
+
+
+def test_the_page_opens_with_the_claims_and_each_verdict_links_to_its_evidence(opened):
+    page = opened()
+    assert page.page.inner_text("section h2") == "1. The paper's claims, answered"
+    links = page.page.eval_on_selector_all("#claims td a", "els => els.map(e => e.getAttribute('href'))")
+    assert len(links) == 14  # one verdict per claim
+    for href in links:
+        target = page.page.query_selector(href)
+        assert target is not None and target.inner_text().startswith(href.removeprefix("#evidence-")), href
+    assert "lesion-vs-attn" in page.page.inner_text("#claims")
 
 
 _FITS = """() => {
