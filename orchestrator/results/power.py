@@ -171,8 +171,9 @@ def power_from_sweep(
     def seed_var(ms_tr: float) -> float:
         return 2 * (max(ms_tr - alone, 0.0) + alone)
 
-    # E[MS(T×R)]·(K − 1)/MS(T×R) is χ²(K − 1): the 80 % range of E[MS(T×R)].
-    spread = tuple(seed_var(c.ms_tr * (k - 1) / float(chdtri(k - 1, q))) for q in (0.9, 0.1))
+    # MS(T×R)·(K − 1)/E[MS(T×R)] is χ²(K − 1): the 80 % range of E[MS(T×R)] (chdtri inverts the upper tail,
+    # so its 0.1 point is the χ² 90th percentile: the low end of E).
+    spread = tuple(seed_var(c.ms_tr * (k - 1) / float(chdtri(k - 1, q))) for q in (0.1, 0.9))
     given = delta is not None
     return plan_seeds(float(delta) if given else float(theta[0].mean() - theta[1].mean()), seed_var(c.ms_tr),
                       2 * max(c.cov2 - c.cov3, 0.0), k, alpha=alpha, power=power, metric=metric,

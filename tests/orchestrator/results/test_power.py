@@ -103,5 +103,12 @@ def test_a_sweeps_plan_is_built_from_the_or_variance_components(alike, metric, c
     interval = setting_difference(y, pa, pb, metric, paired=True, n_resamples=400, seed=0, covariance=covariance)
     assert interval.seed_var == pytest.approx(raw / 3, rel=1e-12)
     assert interval.image_var == pytest.approx(plan.image_var, rel=1e-12, abs=1e-15)
+    # The 80 % range: the low end of the seed variance needs fewer seeds than the estimate, the high more.
+    from scipy.stats import chi2
+
     low, high = plan.seeds_range
-    assert low is None or plan.seeds_needed is None or low <= plan.seeds_needed <= (high or 10**9)
+    e_low, e_high = (c.ms_tr * 2 / chi2.ppf(q, 2) for q in (0.9, 0.1))  # K − 1 = 2 df
+    assert low == plan_seeds(plan.delta, 2 * (max(e_low - alone, 0) + alone), plan.image_var, 3).seeds_needed
+    assert high == plan_seeds(plan.delta, 2 * (max(e_high - alone, 0) + alone), plan.image_var, 3).seeds_needed
+    if None not in (low, high, plan.seeds_needed):
+        assert low <= plan.seeds_needed <= high
