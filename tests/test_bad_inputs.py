@@ -768,6 +768,41 @@ def _scored(ctx: Ctx, *, identical: bool = False) -> Path:
     return sweep
 
 
+def _with_bad_probability(ctx: Ctx, value: str) -> Path:
+    """The scored sweep with one test probability of one trial replaced by ``value``, its final
+    file rewritten as a trial that scored it so would have."""
+    from attnmel.checkpoint import FINAL, write_final
+
+    sweep = _scored(ctx)
+    target = next(sweep.glob("*/checkpoint_*/predictions.csv"))
+    lines = target.read_text().splitlines()
+    column = lines[0].split(",").index("prob")
+    row = next(i for i, line in enumerate(lines) if line.split(",")[0] == "test")
+    cells = lines[row].split(",")
+    cells[column] = value
+    lines[row] = ",".join(cells)
+    target.write_text("\n".join(lines) + "\n")
+    final = json.loads((target.parent / FINAL).read_text())
+    write_final(target.parent, {k: v for k, v in final.items() if k != "files"})
+    return sweep
+
+
+@case("stats-nan-probability", "NaN or outside [0, 1]", "nan")
+def _(ctx: Ctx) -> list[str]:
+    return ["report", "compare", str(_with_bad_probability(ctx, "nan")), "AttnMel-CNN-Lesion", "AttnMel-CNN"]
+
+
+@case("stats-probability-above-one", "NaN or outside [0, 1]", "1.2")
+def _(ctx: Ctx) -> list[str]:
+    return ["report", "show", str(_with_bad_probability(ctx, "1.2"))]
+
+
+@case("stats-delong-covariance-of-ap", "--covariance delong", "--metric ap")
+def _(ctx: Ctx) -> list[str]:
+    return ["report", "compare", str(_scored(ctx)), "AttnMel-CNN-Lesion", "AttnMel-CNN", "--metric", "ap",
+            "--covariance", "delong"]
+
+
 @case("stats-compare-unknown-setting", "'VGG-16'", "available: attnmel, attnmel+lesion@0.001,0.01")
 def _(ctx: Ctx) -> list[str]:
     return ["report", "compare", str(_scored(ctx)), "VGG-16", "AttnMel-CNN"]
