@@ -284,16 +284,10 @@ def orh_difference(theta: np.ndarray, cov: np.ndarray, *, level: float = 0.95) -
     theta = np.asarray(theta, dtype=np.float64)
     if theta.shape[0] != 2:
         raise ValueError(f"a difference needs 2 settings, got {theta.shape[0]}")
-    r = theta.shape[1]
-    estimate = float(theta[0].mean() - theta[1].mean())
-    c = or_components(theta, cov)
-    if r == 1:
+    if theta.shape[1] == 1:
         var = max(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], 0.0)
-        return t_interval(estimate, math.sqrt(var), math.inf, level)
-    den, ddf = _denominator(c)
-    if den <= 0 and c.var - c.cov1 > 0:  # the per-seed Δ agree exactly yet each carries test-set noise
-        return dataclasses.replace(NOT_ESTIMABLE, estimate=estimate)
-    return t_interval(estimate, math.sqrt(max(2 * den / r, 0.0)), ddf, level)
+        return t_interval(float(theta[0, 0] - theta[1, 0]), math.sqrt(var), math.inf, level)
+    return orh_contrasts(theta, cov, [(0, 1)], level=level)[0]
 
 
 def orh_contrasts(theta: np.ndarray, cov: np.ndarray, pairs: Sequence[tuple[int, int]], *,
@@ -312,7 +306,7 @@ def orh_contrasts(theta: np.ndarray, cov: np.ndarray, pairs: Sequence[tuple[int,
     out = []
     for i, j in pairs:
         estimate = float(means[i] - means[j])
-        if den <= 0 and c.var - c.cov1 > 0:
+        if den <= 0 and c.var - c.cov1 > 0:  # the per-seed Δ agree exactly yet each carries test-set noise
             out.append(dataclasses.replace(NOT_ESTIMABLE, estimate=estimate))
         else:
             out.append(t_interval(estimate, math.sqrt(max(2 * den / r, 0.0)), ddf, level))
