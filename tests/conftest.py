@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: a real small filesystem for the storage-fault tests."""
+"""Fixtures shared by the whole suite: a real small filesystem for the storage-fault tests, and
+(tests/_data_fixtures.py) the synthetic datasets and the loopback archive server."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["tests._data_fixtures"]
 
 
 class SmallFilesystem:

@@ -120,16 +120,11 @@ def test_no_folder_imports_one_that_imports_it_back():
     assert sorted(f for f, targets in reach.items() if f in targets) == []
 
 
-# Still importing the CLI; they move to tests/orchestrator/cli/ with the data work in flight.
-_ATTNMEL_TESTS_PENDING = {"data/test_synth.py", "data/test_cli_data.py", "data/conftest.py"}
-
-
 def test_the_attnmel_tests_import_nothing_from_orchestrator():
     """attnmel runs alone, so do its tests: whatever needs the CLI is tested in tests/orchestrator/."""
     folder = REPO / "tests" / "attnmel"
     offenders = sorted(
         f"{path.relative_to(folder)} → {name}" for path in folder.rglob("*.py")
-        if path.relative_to(folder).as_posix() not in _ATTNMEL_TESTS_PENDING
         for name in _imports(path) if _inside(name, "orchestrator") or _inside(name, "ray")
     )
     assert offenders == []

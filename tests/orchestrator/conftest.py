@@ -1,17 +1,18 @@
-"""Fixtures for the sweep tests: one small synthetic dataset per session, tiny sweep specs,
-and a way to run the real ``attnmel`` command in a subprocess."""
+"""Fixtures for the orchestrator tests: one small synthetic dataset per session, tiny sweep
+specs, and ways to run the real ``attnmel`` command in a subprocess."""
 
 from __future__ import annotations
 
 import copy
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from _sweep_helpers import TINY_TRAIN
+from _sweep_helpers import TINY_TRAIN, run_attnmel
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +37,17 @@ def cli_env(sweep_cache) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
     env.update(ATTNMEL_CACHE=str(sweep_cache), PYTHONUNBUFFERED="1")
     return env
+
+
+@pytest.fixture
+def cli():
+    """Run the real ``attnmel`` entry point in a subprocess, in the inherited environment:
+    ``cli("data", "check", ...)``."""
+
+    def run(*args: Any, timeout: float = 120) -> subprocess.CompletedProcess:
+        return run_attnmel([str(a) for a in args], dict(os.environ), timeout=timeout)
+
+    return run
 
 
 @pytest.fixture

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
-import shutil
-import threading
 import zipfile
 from pathlib import Path
 
@@ -15,82 +11,14 @@ import pytest
 from attnmel.data.download import archives, download_dataset, download_file, safe_extract
 from attnmel.data.layout import check_layout
 from attnmel.errors import UserError
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves files from ``server.files``; honours Range; can cut the first response short."""
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def do_GET(self):
-        srv = self.server
-        srv.requests.append((self.path, self.headers.get("Range")))
-        data = srv.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        start, status = 0, 200
-        rng = self.headers.get("Range")
-        if rng and srv.honour_range:
-            start = int(rng.split("=")[1].split("-")[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            status = 206
-        body = data[start:]
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.end_headers()
-        if self.path in srv.cut_once:  # simulate a dropped connection: promise everything, send a third
-            srv.cut_once.discard(self.path)
-            self.wfile.write(body[: len(body) // 3])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-
-@pytest.fixture
-def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files, srv.requests, srv.cut_once, srv.honour_range = {}, [], set(), True
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-def _zip_folder(folder: Path, flat: bool = False) -> bytes:
-    out = folder.parent / (folder.name + ".ziptmp")
-    with zipfile.ZipFile(out, "w") as zf:
-        zf.writestr("__MACOSX/._junk", b"resource fork")  # present in many real archives
-        for p in sorted(folder.rglob("*")):
-            zf.write(p, p.relative_to(folder) if flat else p.relative_to(folder.parent))
-    data = out.read_bytes()
-    out.unlink()
-    return data
-
-
-def _publish(server, dataset: str, source: Path, flat: set[str] = frozenset()) -> None:
-    """Put the official archives of a synthetic dataset on the server."""
-    for a in archives(dataset):
-        data = (source / a.name).read_bytes() if a.folder is None else _zip_folder(source / a.folder, a.name in flat)
-        server.files[f"/{a.year}/{a.name}"] = data
+from tests._data_fixtures import publish
 
 
 @pytest.mark.parametrize("dataset", ["isic2017", "isic2016"])
 def test_download_unpacks_into_the_official_layout(server, tmp_path, request, dataset):
     source = request.getfixturevalue(f"synth{dataset[-4:]}_ro")
     flat = {a.name for a in archives(dataset) if a.part == "lesion"}  # a zip without its top folder
-    _publish(server, dataset, source, flat)
+    publish(server, dataset, source, flat)
     root = tmp_path / "data"
     handled = download_dataset(dataset, root, base_url=server.url)
     assert sorted(handled) == sorted(a.name for a in archives(dataset))
@@ -104,7 +32,7 @@ def test_download_unpacks_into_the_official_layout(server, tmp_path, request, da
 
 
 def test_parts_select_archives(server, synth2017_ro, tmp_path):
-    _publish(server, "isic2017", synth2017_ro)
+    publish(server, "isic2017", synth2017_ro)
     download_dataset("isic2017", tmp_path, parts=["labels"], base_url=server.url)
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted(
         a.name for a in archives("isic2017") if a.part == "labels"
@@ -146,7 +74,7 @@ def test_partial_file_already_complete(server, tmp_path):
 
 
 def test_size_differing_from_the_known_size_is_refused(server, synth2016_ro, tmp_path):
-    _publish(server, "isic2016", synth2016_ro)
+    publish(server, "isic2016", synth2016_ro)
     name = "ISBI2016_ISIC_Part3_Training_Data.zip"
     sizes = {name: len(server.files[f"/2016/{name}"]) + 1}
     with pytest.raises(UserError, match=f"expected {sizes[name]}"):
@@ -181,27 +109,13 @@ def test_zip_slip_is_refused_before_extracting_anything(tmp_path, evil):
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/attnmel-evil.txt").exists()
 
 
-def test_cli_download_end_to_end(server, synth2016_ro, tmp_path, cli):
-    _publish(server, "isic2016", synth2016_ro)
-    root = tmp_path / "data"
-    done = cli("data", "download", "--dataset", "isic2016", "--root", root, "--base-url", server.url)
-    assert done.returncode == 0, done.stderr
-    assert cli("data", "check", "--dataset", "isic2016", "--root", root).returncode == 0
-    shutil.rmtree(root)
-    server.files.clear()
-    failed = cli("data", "download", "--dataset", "isic2016", "--root", root, "--base-url", server.url)
-    assert failed.returncode == 2
-    errors = [line for line in failed.stderr.splitlines() if line.startswith("attnmel: error:")]
-    assert len(errors) == 1 and "HTTP 404" in errors[0]
-
-
 @pytest.mark.parametrize("dataset", ["isic2018", "isic2019", "isic2020"])
 def test_the_newer_collections_download_into_their_official_layout(server, tmp_path, dataset):
     from attnmel.data.synth import write_synthetic
 
     source = tmp_path / "source"
     write_synthetic(dataset, source, size=24, seed=4)
-    _publish(server, dataset, source)
+    publish(server, dataset, source)
     root = tmp_path / "data"
     said: list[str] = []
     handled = download_dataset(dataset, root, base_url=server.url, progress=said.append)
@@ -233,7 +147,7 @@ def test_a_test_split_downloads_alone(server, tmp_path, dataset):
 
     source = tmp_path / "source"
     write_synthetic(dataset, source, size=24, seed=4)
-    _publish(server, dataset, source)
+    publish(server, dataset, source)
     root = tmp_path / "data"
     handled = download_dataset(dataset, root, splits=["test"], base_url=server.url)
     wanted = archives(dataset, splits=["test"])
@@ -243,15 +157,3 @@ def test_a_test_split_downloads_alone(server, tmp_path, dataset):
     report, problems = check_layout(dataset, root, splits=["test"])
     assert problems == [] and report == expected
     assert check_layout(dataset, root)[1]  # the training files are not there
-
-
-def test_cli_download_and_check_of_one_split(server, synth2016_ro, tmp_path, capsys):
-    from orchestrator.cli import main
-
-    _publish(server, "isic2016", synth2016_ro)
-    root = tmp_path / "data"
-    base = ["--dataset", "isic2016", "--root", str(root)]
-    assert main(["data", "download", *base, "--split", "test", "--base-url", server.url]) == 0
-    assert "3 files in place" in capsys.readouterr().out
-    assert main(["data", "check", *base, "--split", "test", "--json"]) == 0
-    assert list(json.loads(capsys.readouterr().out)["splits"]) == ["test"]

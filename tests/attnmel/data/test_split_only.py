@@ -26,7 +26,6 @@ from attnmel.data.labels import labels_of_files
 from attnmel.data.layout import check_layout, load_splits, scan, source_of
 from attnmel.data.synth import write_synthetic
 from attnmel.errors import UserError
-from orchestrator.cli import main
 
 # A CSV folder read with its split column, so its test split is on disk (the rows say which).
 KEYS = {"csv": {**SYNTH_KEYS, "split_column": SYNTH_SPLIT_COLUMN}}
@@ -40,19 +39,6 @@ def _needed(dataset: str, splits: tuple[str, ...] = ("test",)) -> tuple[str, ...
     """The splits on disk whose files a test-only copy holds (every optional split written)."""
     decl = DECLARATIONS[dataset].bound(source_of(dataset, ".", **_keys(dataset)))
     return decl.needs(splits, lambda split: True)
-
-
-@pytest.fixture(scope="module")
-def copies(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
-    """Per declared dataset: a full synthetic copy, and one of only what its test split needs."""
-    base = tmp_path_factory.mktemp("split_only")
-    out = {}
-    for name in DATASETS:
-        full, alone = base / f"{name}-full", base / f"{name}-test"
-        write_synthetic(name, full, size=32, seed=7)
-        write_synthetic(name, alone, size=32, seed=7, splits=["test"])
-        out[name] = full, alone
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -155,17 +141,6 @@ def test_predict_labels_read_a_test_only_copy(dataset, copies):
         rule = MatchLabels(keys["id_column"], keys["label_column"], keys["positive"])
     labels, _ = labels_of_files([s.image for s in samples], alone / files.labels[0], rule=rule)
     assert [labels[s.image] for s in samples] == [s.label for s in samples]
-
-
-def test_data_check_split_checks_one_split_alone(copies, capsys):
-    _, alone = copies["isic2018"]
-    args = ["data", "check", "--dataset", "isic2018", "--root", str(alone)]
-    assert main([*args, "--split", "test", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert list(report["splits"]) == ["test"] and report["problems"] == []
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert "ISIC2018_Task3_Training_Input: image folder not found" in err
 
 
 def test_test_only_copies_of_every_dataset_are_scored_externally(copies, synth2017_ro, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 
@@ -11,11 +10,10 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from orchestrator.cli.data import register
 from attnmel.data.layout import check_layout, load_splits
 from attnmel.data.preprocess import preprocess_image, preprocess_map
 from attnmel.data.roi import load_roi
-from attnmel.data.synth import DEFAULT_CONFOUNDER_RATE, DEFAULT_SIGNAL, synth_lesion, write_synthetic
+from attnmel.data.synth import synth_lesion, write_synthetic
 from attnmel.errors import UserError
 
 
@@ -221,27 +219,3 @@ def test_bad_task_knobs(tmp_path, kwargs, message):
         write_synthetic("isic2017", tmp_path, n_train=4, n_val=2, n_test=2, size=24, **kwargs)
     assert "\n" not in str(info.value)
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.slow
-def test_cli_synth_confounded(tmp_path, cli):
-    root = tmp_path / "d"
-    args = ("data", "synth", "--dataset", "isic2017", "--root", root, "--n-train", "10", "--n-val", "4")
-    done = cli(*args, "--n-test", "4", "--size", "32", "--task", "confounded", "--confounder-rate", "0.8")
-    assert done.returncode == 0, done.stderr
-    assert "train 10 (3 melanoma, 3 marked)" in done.stdout  # round(0.8·3) melanoma + round(0.2·7) others
-    bad = cli("data", "synth", "--dataset", "isic2017", "--root", tmp_path / "e", "--signal", "2")
-    assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines() == ["attnmel: error: --signal must be in [0, 1], got 2.0"]
-    assert not (tmp_path / "e").exists() or list((tmp_path / "e").iterdir()) == []
-
-
-def test_synth_help_states_the_module_defaults(capsys):
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    with pytest.raises(SystemExit):
-        parser.parse_args(["data", "synth", "--help"])
-    helptext = " ".join(capsys.readouterr().out.split())
-    assert "--task {abcd,confounded}" in helptext
-    assert f"{DEFAULT_SIGNAL['confounded']} for confounded" in helptext
-    assert f"(default {DEFAULT_CONFOUNDER_RATE})" in helptext

@@ -1,12 +1,20 @@
-"""``attnmel data check | synth``: exit codes, one line per problem, the JSON report."""
+"""``attnmel data check | synth | download``: the subcommands' arguments and help, exit codes,
+one line per problem, the JSON report, one split checked or downloaded alone, the official
+counts of the real ISIC 2017 copy; downloads come from a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 
-from orchestrator.cli.data import cmd_check, register
+import pytest
+
 from attnmel.data.layout import LAYOUTS, check_layout
+from attnmel.data.synth import DEFAULT_CONFOUNDER_RATE, DEFAULT_SIGNAL
+from orchestrator.cli import main
+from orchestrator.cli.data import cmd_check, register
+from tests._data_fixtures import publish
 
 
 def test_register_adds_the_data_subcommands():
@@ -57,8 +65,6 @@ def test_synth_then_check(tmp_path, cli):
 
 
 def test_synth_and_check_every_newer_layout_through_the_command_line(tmp_path, capsys):
-    from orchestrator.cli import main
-
     def run(*args):
         rc = main([str(a) for a in args])
         out = capsys.readouterr()
@@ -81,3 +87,75 @@ def test_synth_and_check_every_newer_layout_through_the_command_line(tmp_path, c
         assert all(report["splits"][s]["groups"] for s in ("train", "val", "test"))
     rc, _, err = run("data", "check", "--dataset", "isic2017", "--root", tmp_path, "--label-column", "x")
     assert rc == 2 and err.count("\n") == 1 and "csv only" in err
+
+
+def test_cli_download_end_to_end(server, synth2016_ro, tmp_path, cli):
+    publish(server, "isic2016", synth2016_ro)
+    root = tmp_path / "data"
+    done = cli("data", "download", "--dataset", "isic2016", "--root", root, "--base-url", server.url)
+    assert done.returncode == 0, done.stderr
+    assert cli("data", "check", "--dataset", "isic2016", "--root", root).returncode == 0
+    shutil.rmtree(root)
+    server.files.clear()
+    failed = cli("data", "download", "--dataset", "isic2016", "--root", root, "--base-url", server.url)
+    assert failed.returncode == 2
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("attnmel: error:")]
+    assert len(errors) == 1 and "HTTP 404" in errors[0]
+
+
+def test_cli_download_and_check_of_one_split(server, synth2016_ro, tmp_path, capsys):
+    publish(server, "isic2016", synth2016_ro)
+    root = tmp_path / "data"
+    base = ["--dataset", "isic2016", "--root", str(root)]
+    assert main(["data", "download", *base, "--split", "test", "--base-url", server.url]) == 0
+    assert "3 files in place" in capsys.readouterr().out
+    assert main(["data", "check", *base, "--split", "test", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["splits"]) == ["test"]
+
+
+@pytest.mark.slow
+def test_cli_synth_confounded(tmp_path, cli):
+    root = tmp_path / "d"
+    args = ("data", "synth", "--dataset", "isic2017", "--root", root, "--n-train", "10", "--n-val", "4")
+    done = cli(*args, "--n-test", "4", "--size", "32", "--task", "confounded", "--confounder-rate", "0.8")
+    assert done.returncode == 0, done.stderr
+    assert "train 10 (3 melanoma, 3 marked)" in done.stdout  # round(0.8·3) melanoma + round(0.2·7) others
+    bad = cli("data", "synth", "--dataset", "isic2017", "--root", tmp_path / "e", "--signal", "2")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["attnmel: error: --signal must be in [0, 1], got 2.0"]
+    assert not (tmp_path / "e").exists() or list((tmp_path / "e").iterdir()) == []
+
+
+def test_synth_help_states_the_module_defaults(capsys):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["data", "synth", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert "--task {abcd,confounded}" in helptext
+    assert f"{DEFAULT_SIGNAL['confounded']} for confounded" in helptext
+    assert f"(default {DEFAULT_CONFOUNDER_RATE})" in helptext
+
+
+def test_data_check_split_checks_one_split_alone(copies, capsys):
+    _, alone = copies["isic2018"]
+    args = ["data", "check", "--dataset", "isic2018", "--root", str(alone)]
+    assert main([*args, "--split", "test", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["splits"]) == ["test"] and report["problems"] == []
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "ISIC2018_Task3_Training_Input: image folder not found" in err
+
+
+@pytest.mark.realdata
+def test_data_check_reports_the_official_counts(real_isic2017, cli):
+    done = cli("data", "check", "--dataset", "isic2017", "--root", real_isic2017, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    splits = report["splits"]
+    assert [splits[s]["images"] for s in ("train", "val", "test")] == [2000, 150, 600]
+    assert [splits[s]["melanoma"] for s in ("train", "val", "test")] == [374, 30, 117]
+    assert [splits[s]["roi"]["lesion"] for s in ("train", "val", "test")] == [2000, 150, 0]
+    assert [splits[s]["roi"]["dermo"] for s in ("train", "val", "test")] == [0, 0, 0]
+    assert report["problems"] == []
