@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import ray
 
 __all__ = ["check_inputs", "check_address", "check_resources", "check_storage_space", "trials_at_once", "join_hint",
-           "wait_for_nodes"]  # fmt: skip
+           "wait_for_nodes", "cpu_with_gpus"]  # fmt: skip
 
 
 def check_inputs(spec: SweepSpec, *, local: bool) -> None:
@@ -118,6 +118,15 @@ def check_resources(spec: SweepSpec, cluster: "ray") -> None:
             f"each trial needs {need.gpus:g} GPU (spec key 'resources.gpus') but this Ray has {total.get('GPU', 0):g}; "
             "use --smoke, --set resources.gpus=0, or --address a GPU cluster"
         )
+
+
+def cpu_with_gpus(spec: SweepSpec) -> str | None:
+    """The line a sweep prints once when its trials hold GPUs but compute on the CPU on purpose
+    (``train.runtime.device: cpu`` beside ``resources.gpus > 0``), else None."""
+    if spec.resources.gpus > 0 and spec.train.runtime.device == "cpu":
+        return (f"each trial holds {spec.resources.gpus:g} GPU (resources.gpus) but computes on "
+                "the CPU (train.runtime.device: cpu)")
+    return None
 
 
 def wait_for_nodes(cluster: "ray", nodes: int, *, timeout: float, poll: float = 1.0) -> None:

@@ -33,7 +33,7 @@ from orchestrator.sweep import folders, recover, stop, storage, storage_watch
 from orchestrator.sweep.grid import params_config, trial_config, tune_params
 from orchestrator.sweep.page_refresh import PageRefresh, write_final_page
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, check_storage_space, join_hint
-from orchestrator.sweep.preflight import trials_at_once
+from orchestrator.sweep.preflight import cpu_with_gpus, trials_at_once
 from orchestrator.sweep.spec import METRIC, MODE, SweepSpec, spec_from_dict, spec_to_dict, sweep_path
 from orchestrator.sweep.trainable import RESUME_FROM, point_key, remove_stale_scratch, train_trial
 
@@ -350,6 +350,8 @@ def _start(
             **(meta or {}),
         })  # fmt: skip
         print(f"sweep {spec.name}: storage {target}")
+        if (note := cpu_with_gpus(spec)) is not None:
+            print(f"sweep {spec.name}: {note}")
         if stop.requested():
             return _stopped(target)
         started = time.monotonic()
