@@ -29,7 +29,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from attnmel.errors import StorageError, UserError, format_bytes
 from attnmel.version import code_version, environment
-from orchestrator.sweep import folders, recover, stop, storage, storage_watch
+from orchestrator.sweep import folders, node_watch, recover, stop, storage, storage_watch
 from orchestrator.sweep.grid import params_config, trial_config, tune_params
 from orchestrator.sweep.page_refresh import PageRefresh, write_final_page
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, check_storage_space, join_hint
@@ -69,6 +69,7 @@ class SweepProgress(tune.Callback):
         self.total = total
         self.sweep_dir = sweep_dir
         self._epochs: dict[str, int] = {}  # trial id → epochs it runs (a grid may vary optim.epochs)
+        self._lost_nodes: set[str] = set()  # Ray node ids already reported lost
 
     @staticmethod
     def _tag(trial: Any) -> str:
@@ -111,10 +112,19 @@ class SweepProgress(tune.Callback):
         storage_watch.stop_sweep(line)  # the first one ends the run here (StorageWall)
         return True
 
+    def _node_lost(self, trial: Any) -> None:
+        """One line per Ray node lost under a trial (older pickles lack the set)."""
+        lost = node_watch.lost_node(trial)
+        if lost is not None and lost[0] not in self.__dict__.setdefault("_lost_nodes", set()):
+            self._lost_nodes.add(lost[0])
+            print(lost[1], flush=True)
+
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._node_lost(trial)
         self._storage_failure(trial)  # a retry would hit the same wall: stop now rather than after it
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._node_lost(trial)
         if not self._storage_failure(trial):
             print(f"{self._tag(trial)}: ERROR after {trial.run_metadata.num_failures} attempts, "
                   f"see {trial.path}/error.txt ({self._done(trials, trial)})", flush=True)  # fmt: skip
