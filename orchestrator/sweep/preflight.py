@@ -140,7 +140,9 @@ def wait_for_nodes(cluster: "ray", nodes: int, *, timeout: float, poll: float = 
                             "(--wait-timeout); the nodes' `ray start` output says why")  # fmt: skip
         time.sleep(poll)
     if alive >= nodes:
-        print(f"{alive} of {nodes} Ray nodes joined", flush=True)
+        total = cluster.cluster_resources()
+        print(f"{alive} of {nodes} Ray nodes joined ({total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs)",
+              flush=True)  # fmt: skip
 
 
 def trials_at_once(spec: SweepSpec, cluster: "ray | None", n_trials: int) -> int:

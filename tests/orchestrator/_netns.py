@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 SUBNET = "10.213.0"  # only ever inside the namespaces the fixture makes
-ETC_NETNS = Path("/etc/netns")  # `ip netns exec` bind-mounts /etc/netns/<ns>/hosts on /etc/hosts
+ETC_NETNS = Path("/etc/netns")  # /etc/netns/<ns>/hosts: each host's /etc/hosts
 
 
 def _ip(*args: str) -> None:
@@ -35,7 +35,7 @@ def namespaces_unavailable() -> str | None:
     """Why this machine cannot make network namespaces, or None when it can."""
     if os.geteuid() != 0:
         return "network namespaces need root (ip netns add)"
-    for tool in ("ip", "unshare"):
+    for tool in ("ip", "unshare", "nsenter"):
         if shutil.which(tool) is None:
             return f"no `{tool}` command (Debian: apt-get install -y iproute2 util-linux)"
     return None
@@ -48,11 +48,24 @@ class Host:
     name: str  # its hostname
     netns: str
     address: str
+    # A /tmp of its own (as a real host has), this folder mounted there; the shared folders
+    # under /tmp stay the machine's (see Network.node_local_tmp). None: the machine's /tmp.
+    local_tmp: Path | None = None
+    shared: tuple[Path, ...] = ()
 
     def command(self, argv: list[str]) -> list[str]:
-        """``argv`` run on this host: in its network namespace, under its hostname."""
-        return ["ip", "netns", "exec", self.netns, "unshare", "--uts", "sh", "-c",
-                'hostname "$0" && exec "$@"', self.name, *argv]  # fmt: skip
+        """``argv`` run on this host: in its network namespace, under its hostname, with its
+        ``/etc/hosts`` (bound in a mount namespace of its own; unlike ``ip netns exec``, which
+        also mounts a fresh /sys without cgroups, which slurmd needs)."""
+        steps = ['hostname "$0"', f"mount --bind {ETC_NETNS / self.netns / 'hosts'} /etc/hosts"]
+        if self.local_tmp is not None:
+            for path in self.shared:  # first into the host's own /tmp, then that over /tmp
+                inside = self.local_tmp / path.relative_to("/tmp")
+                steps += [f"mkdir -p {inside}", f"mount --bind {path} {inside}"]
+            steps.append(f"mount --rbind {self.local_tmp} /tmp")
+        script = " && ".join([*steps, 'exec "$@"'])
+        return ["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--uts", "--mount", "sh", "-c",
+                script, self.name, *argv]
 
     def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
         return subprocess.Popen(self.command(argv), **kwargs)
@@ -116,6 +129,16 @@ class Network:
         for host in self.hosts:
             (ETC_NETNS / host.netns).mkdir(parents=True, exist_ok=True)
             (ETC_NETNS / host.netns / "hosts").write_text(hosts)
+
+    def node_local_tmp(self, root: Path, shared: list[Path]) -> None:
+        """Give every host a /tmp of its own (``root/<host>``), as on a real cluster where Ray's
+        temporary folders and sockets are node-local, keeping the folders under /tmp that hold
+        what all hosts share (``shared``: the test's storage, data, Slurm's files) the machine's."""
+        tops = sorted({Path("/tmp", p.relative_to("/tmp").parts[0]) for p in shared if p.is_relative_to("/tmp")})
+        for host in self.hosts:
+            host.local_tmp, host.shared = root / host.name, tuple(tops)
+            host.local_tmp.mkdir(parents=True, exist_ok=True)
+            host.local_tmp.chmod(0o1777)
 
     def teardown(self) -> None:
         """Kill what runs on the hosts, delete the namespaces and their /etc/netns files."""
