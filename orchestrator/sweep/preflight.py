@@ -141,8 +141,8 @@ def wait_for_nodes(cluster: "ray", nodes: int, *, timeout: float, poll: float = 
         time.sleep(poll)
     if alive >= nodes:
         total = cluster.cluster_resources()
-        print(f"{alive} of {nodes} Ray nodes joined ({total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs)",
-              flush=True)  # fmt: skip
+        held = f"{total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
+        print(f"{alive} of {nodes} Ray nodes joined ({held})", flush=True)
 
 
 def trials_at_once(spec: SweepSpec, cluster: "ray | None", n_trials: int) -> int:

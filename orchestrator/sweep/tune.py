@@ -69,7 +69,7 @@ class SweepProgress(tune.Callback):
         self.total = total
         self.sweep_dir = sweep_dir
         self._epochs: dict[str, int] = {}  # trial id → epochs it runs (a grid may vary optim.epochs)
-        self._lost_nodes: set[str] = set()  # Ray node ids already reported lost
+        self._nodes = node_watch.NodeWatch()  # nodes under failed trials, named once when lost
 
     @staticmethod
     def _tag(trial: Any) -> str:
@@ -112,12 +112,14 @@ class SweepProgress(tune.Callback):
         storage_watch.stop_sweep(line)  # the first one ends the run here (StorageWall)
         return True
 
-    def _node_lost(self, trial: Any) -> None:
-        """One line per Ray node lost under a trial (older pickles lack the set)."""
-        lost = node_watch.lost_node(trial)
-        if lost is not None and lost[0] not in self.__dict__.setdefault("_lost_nodes", set()):
-            self._lost_nodes.add(lost[0])
-            print(lost[1], flush=True)
+    def _node_lost(self, trial: Any | None = None) -> None:
+        """One line per Ray node lost under a trial (older pickles lack the watch)."""
+        watch = self.__dict__.setdefault("_nodes", node_watch.NodeWatch())
+        for line in watch.trial_failed(trial) if trial is not None else watch.look():
+            print(line, flush=True)
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        self._node_lost()  # Ray may tell a node's death after Tune saw its trial fail
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._node_lost(trial)

@@ -64,8 +64,8 @@ class Host:
                 steps += [f"mkdir -p {inside}", f"mount --bind {path} {inside}"]
             steps.append(f"mount --rbind {self.local_tmp} /tmp")
         script = " && ".join([*steps, 'exec "$@"'])
-        return ["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--uts", "--mount", "sh", "-c",
-                script, self.name, *argv]
+        enter = ["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--uts", "--mount"]
+        return [*enter, "sh", "-c", script, self.name, *argv]
 
     def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
         return subprocess.Popen(self.command(argv), **kwargs)
@@ -77,11 +77,12 @@ class Host:
 
     def pids(self) -> list[int]:
         """The processes in this host's namespace (all of them started by the test)."""
-        done = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True, timeout=30)
+        done = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True,
+                              timeout=30)
         return [int(p) for p in done.stdout.split() if p.isdigit() and int(p) != os.getpid()]
 
     def kill_all(self, *, timeout: float = 30) -> None:
-        """SIGKILL every process on this host (a host that lost power) and wait until none is left."""
+        """SIGKILL every process on this host (a host that lost power); wait until none is left."""
         deadline = time.monotonic() + timeout
         while (pids := self.pids()) and time.monotonic() < deadline:
             for pid in pids:
@@ -119,7 +120,8 @@ class Network:
             self.hosts.append(host)
             _ip("netns", "add", host.netns)
             port = f"p{i}"
-            _ip("-n", host.netns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", self.switch)
+            _ip("-n", host.netns, "link", "add", "eth0", "type", "veth",
+                "peer", "name", port, "netns", self.switch)
             _ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
             _ip("-n", host.netns, "addr", "add", f"{host.address}/24", "dev", "eth0")
             _ip("-n", host.netns, "link", "set", "eth0", "up")
@@ -134,7 +136,8 @@ class Network:
         """Give every host a /tmp of its own (``root/<host>``), as on a real cluster where Ray's
         temporary folders and sockets are node-local, keeping the folders under /tmp that hold
         what all hosts share (``shared``: the test's storage, data, Slurm's files) the machine's."""
-        tops = sorted({Path("/tmp", p.relative_to("/tmp").parts[0]) for p in shared if p.is_relative_to("/tmp")})
+        under = [p.relative_to("/tmp") for p in shared if p.is_relative_to("/tmp")]
+        tops = sorted({Path("/tmp", p.parts[0]) for p in under})
         for host in self.hosts:
             host.local_tmp, host.shared = root / host.name, tuple(tops)
             host.local_tmp.mkdir(parents=True, exist_ok=True)
@@ -167,7 +170,8 @@ def three_hosts():
         try:
             network.build(3)
         except subprocess.CalledProcessError as exc:
-            pytest.skip(f"cannot make network namespaces here: {' '.join(exc.cmd)}: {exc.stderr.strip()}")
+            command = " ".join(exc.cmd)
+            pytest.skip(f"cannot make network namespaces here: {command}: {exc.stderr.strip()}")
         yield network
     finally:
         network.teardown()

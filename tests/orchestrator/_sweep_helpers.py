@@ -199,7 +199,7 @@ class WatchedDriver:
         return None if self.killed_at is not None else self.proc.returncode
 
 
-# --------------------------------------------------------------------------- moments in a trial's life
+# ------------------------------------------------------------------ moments in a trial's life
 
 
 def epochs_done(run: Path) -> int:
@@ -210,7 +210,9 @@ def epochs_done(run: Path) -> int:
         return 0
 
 
-def checkpointed_with_epochs_to_go(sweep_dir: Path, scratch_roots: list[Path], epochs: int, to_go: int) -> bool:
+def checkpointed_with_epochs_to_go(
+    sweep_dir: Path, scratch_roots: list[Path], epochs: int, to_go: int
+) -> bool:
     """Whether some trial of ``epochs`` epochs has a checkpoint Tune took in (a checkpointed row
     in its result.json in the storage) and at least ``to_go`` epochs still to train: its run
     directory (under a trainable's scratch root, named ``<worker pid>-<trial id>-…``) has
@@ -218,7 +220,8 @@ def checkpointed_with_epochs_to_go(sweep_dir: Path, scratch_roots: list[Path], e
     from a checkpoint, whatever the machine's speed, unless stopping takes ``to_go`` epochs."""
     import json
 
-    runs = {run.parent.name.split("-")[1]: run for root in scratch_roots for run in root.glob("*-*-*/run")}
+    runs = {run.parent.name.split("-")[1]: run
+            for root in scratch_roots for run in root.glob("*-*-*/run")}
     for path in sweep_dir.glob("*/result.json"):
         try:
             rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

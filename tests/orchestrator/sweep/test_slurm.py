@@ -34,8 +34,8 @@ from orchestrator.sweep.spec import load_spec, spec_to_dict
 
 from orchestrator.sweep.trainable import SCRATCH_ROOT
 
-from _sweep_helpers import REPO, TINY_TRAIN, check_tables, checkpointed_with_epochs_to_go, fails_cleanly, run_attnmel
-from _sweep_helpers import sweep_numbers
+from _sweep_helpers import REPO, TINY_TRAIN, check_tables, fails_cleanly, run_attnmel, sweep_numbers
+from _sweep_helpers import checkpointed_with_epochs_to_go
 
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "squeue", "scancel", "sinfo")
 GRID = {"variants": ["vgg16_gap", "attnmel+lesion"], "seeds": [0]}
@@ -465,7 +465,8 @@ def test_stopped_requeued_cancelled_and_resubmitted_job_ends_with_the_uninterrup
     log = sweep_dir / "slurm" / f"slurm-{job_id}.out"
     # The moment comes from the trials' own progress: a trial with a checkpoint Tune took in and
     # two epochs still to train; the stop then catches it mid-training.
-    _wait_for(lambda: checkpointed_with_epochs_to_go(sweep_dir, [SCRATCH_ROOT], EPOCHS, 2), "a checkpoint mid-trial")
+    _wait_for(lambda: checkpointed_with_epochs_to_go(sweep_dir, [SCRATCH_ROOT], EPOCHS, 2),
+              "a checkpoint mid-trial")
     slurm.run("scancel", "--batch", "--signal=USR1", job_id)
     _wait_for(lambda: re.search(r"start 2,[\s\S]*resuming sweep", log.read_text()), "the requeued job resuming")
     slurm.run("scancel", job_id)

@@ -27,7 +27,8 @@ from _sweep_helpers import REPO, TINY_TRAIN, check_tables, checkpointed_with_epo
 
 pytestmark = [pytest.mark.slurm, pytest.mark.ray, pytest.mark.slow]
 
-SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "squeue", "scancel", "sinfo")
+SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "squeue",
+                  "scancel", "sinfo")
 EPOCHS = 4  # the stop is asked for with two epochs of a trial still to run
 JOB_TIMEOUT = 300
 
@@ -38,18 +39,19 @@ class HostSlurm:
     def __init__(self, root: Path, env: dict[str, str], head: Host) -> None:
         self.root, self.env, self.head = root, env, head
 
-    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:  # fmt: skip
-        done = self.head.run(list(args), env=env or self.env, timeout=timeout, cwd=REPO)
+    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None):
+        """``args`` on the first host; an AssertionError when it fails and ``check``."""
+        done = self.head.run(list(args), env=env or self.env, timeout=120, cwd=REPO)
         if check and done.returncode != 0:
-            raise AssertionError(f"{' '.join(args)}: exit {done.returncode}: {done.stderr.strip()[-2000:]}")
+            why = done.stderr.strip()[-2000:]
+            raise AssertionError(f"{' '.join(args)}: exit {done.returncode}: {why}")
         return done
 
     def job(self, job_id: str) -> dict[str, str]:
         text = self.run("scontrol", "show", "job", "--oneliner", job_id).stdout
         return dict(re.findall(r"(\S+?)=(\S*)", text))
 
-    def wait(self, job_id: str, until, *, what: str, timeout: float = JOB_TIMEOUT) -> dict[str, str]:
+    def wait(self, job_id: str, until, *, what: str, timeout: float = JOB_TIMEOUT) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = self.job(job_id)
@@ -61,7 +63,8 @@ class HostSlurm:
 
 def _conf(root: Path, hosts: list[Host], munge: Path, first_job: int) -> str:
     names = ",".join(h.name for h in hosts)
-    nodes = "".join(f"NodeName={h.name} NodeAddr={h.address} CPUs=2 Gres=gpu:2 State=UNKNOWN\n" for h in hosts)
+    nodes = "".join(f"NodeName={h.name} NodeAddr={h.address} CPUs=2 Gres=gpu:2 State=UNKNOWN\n"
+                    for h in hosts)
     return f"""\
 ClusterName=attnmelhosts
 FirstJobId={first_job}
@@ -100,7 +103,8 @@ def host_slurm(three_hosts, tmp_path_factory):  # noqa: F811
     sockets are node-local on a cluster), torn down after the test with the hosts' processes."""
     missing = [name for name in SLURM_BINARIES if shutil.which(name) is None]
     if missing:
-        pytest.skip(f"Slurm is not installed (missing {', '.join(missing)}; apt-get install slurm-wlm munge)")
+        pytest.skip(f"Slurm is not installed (missing {', '.join(missing)}; "
+                    "apt-get install slurm-wlm munge)")
     hosts = three_hosts.hosts
     root = Path(tempfile.mkdtemp(prefix="slurmh-", dir="/tmp"))  # short: munge's socket path
     munge = root / "munge"
@@ -123,27 +127,29 @@ def host_slurm(three_hosts, tmp_path_factory):  # noqa: F811
     local = Path(tempfile.mkdtemp(prefix="amlocal-", dir="/tmp"))
     three_hosts.node_local_tmp(local, [root, tmp_path_factory.getbasetemp()])
     env = {**os.environ, "SLURM_CONF": str(conf)}
-    munged = subprocess.Popen(
-        ["munged", "--foreground", "--force", f"--socket={munge}/socket", f"--key-file={key}",
-         f"--pid-file={munge}/pid", f"--log-file={munge}/log", f"--seed-file={munge}/seed"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    munged_argv = ["munged", "--foreground", "--force", f"--socket={munge}/socket"]
+    munged_argv += [f"--key-file={key}", f"--pid-file={munge}/pid", f"--log-file={munge}/log"]
+    munged_argv += [f"--seed-file={munge}/seed"]
+    munged = subprocess.Popen(munged_argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     cluster = HostSlurm(root, env, hosts[0])
     try:
         deadline = time.monotonic() + 30
         while not (munge / "socket").exists():
-            assert munged.poll() is None and time.monotonic() < deadline, (munge / "log").read_text()
+            alive = munged.poll() is None and time.monotonic() < deadline
+            assert alive, (munge / "log").read_text()
             time.sleep(0.1)
-        logs = [open(root / "slurmctld.out", "w")]
-        hosts[0].popen(["slurmctld", "-D", "-f", str(conf)], env=env, stdout=logs[0], stderr=subprocess.STDOUT)
-        for host in hosts:
-            logs.append(open(root / f"slurmd-{host.name}.out", "w"))
-            host.popen(["slurmd", "-D", "-f", str(conf)], env=env, stdout=logs[-1], stderr=subprocess.STDOUT)
+        daemons = [(hosts[0], "slurmctld", "slurmctld")]
+        daemons += [(h, "slurmd", f"slurmd-{h.name}") for h in hosts]
+        for host, daemon, name in daemons:
+            with open(root / f"{name}.out", "w") as log:  # the child keeps its own descriptor
+                argv = [daemon, "-D", "-f", str(conf)]
+                host.popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
-        while (state := cluster.run("sinfo", "--noheader", "--format=%T %D", check=False)).stdout.strip() != "idle 3":
+        sinfo = ("sinfo", "--noheader", "--format=%T %D")
+        while (state := cluster.run(*sinfo, check=False).stdout.strip()) != "idle 3":
             if time.monotonic() > deadline:
                 text = "\n".join(p.read_text()[-1500:] for p in sorted(root.glob("*.log")))
-                raise AssertionError(f"the three-host Slurm did not come up ({state.stdout} {state.stderr}):\n{text}")
+                raise AssertionError(f"the three-host Slurm did not come up ({state!r}):\n{text}")
             time.sleep(0.5)
         yield cluster
     finally:
@@ -166,28 +172,41 @@ def _rows(sweep_dir: Path) -> list[dict]:
     return rows
 
 
-def test_sweep_slurm_across_three_hosts_requeues_and_resumes(host_slurm, three_hosts, sweep_data, sweep_cache,
-                                                             tmp_path):  # noqa: F811
-    hosts = {h.name: h.address for h in three_hosts.hosts}
-    spec = tmp_path / "hosts.yaml"
-    spec.write_text(yaml.safe_dump({
+ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
+
+
+def _tiny_spec(path: Path, data: Path, storage: Path) -> Path:
+    """Three one-node trials (each a whole node: its two CPUs and two GPUs, on the CPU)."""
+    train = {**TINY_TRAIN, "optim": {**TINY_TRAIN["optim"], "epochs": EPOCHS}}
+    train["runtime"] = {**TINY_TRAIN["runtime"], "device": "cpu", "num_threads": 1}
+    raw = {
         "name": "slurm_hosts",
-        "dataset": {"name": "isic2017", "root": str(sweep_data)},
-        "train": {**TINY_TRAIN, "optim": {**TINY_TRAIN["optim"], "epochs": EPOCHS},
-                  "runtime": {**TINY_TRAIN["runtime"], "device": "cpu", "num_threads": 1}},
-        # a whole node per trial (its two CPUs and two GPUs): three trials, one on each host
+        "dataset": {"name": "isic2017", "root": str(data)},
+        "train": train,
         "grid": {"variants": ["vgg16_gap"], "seeds": [0, 1, 2]},
         "resources": {"cpus": 2, "gpus": 2},
-        "storage": str(tmp_path / "results"),
+        "storage": str(storage),
         "retries": 0,
-    }, sort_keys=False))  # fmt: skip
-    env = {k: v for k, v in host_slurm.env.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
-    # TUNE_GLOBAL_CHECKPOINT_S: Tune's copy of result.json reaches the storage within a second
-    env.update(ATTNMEL_CACHE=str(sweep_cache), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", TUNE_GLOBAL_CHECKPOINT_S="1",
-               PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p))
-    done = host_slurm.run(sys.executable, "-m", "orchestrator.cli", "sweep", "slurm", str(spec), "--nodes", "3",
-                          "--cpus-per-node", "2", "--gpus-per-node", "2", "--time", "10", "--submit", env=env)
-    job_id = done.stdout.splitlines()[0]
+    }
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_sweep_slurm_across_three_hosts_requeues_and_resumes(
+    host_slurm, three_hosts, sweep_data, sweep_cache, tmp_path  # noqa: F811
+):
+    hosts = {h.name: h.address for h in three_hosts.hosts}
+    spec = _tiny_spec(tmp_path / "hosts.yaml", sweep_data, tmp_path / "results")
+    inherited = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")
+    env = {k: v for k, v in host_slurm.env.items() if k not in inherited}
+    path = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env.update(ATTNMEL_CACHE=str(sweep_cache), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = path
+    env["TUNE_GLOBAL_CHECKPOINT_S"] = "1"  # Tune's copy of result.json reaches the storage soon
+    job = ["--nodes", "3", "--cpus-per-node", "2", "--gpus-per-node", "2", "--time", "10"]
+    command = [sys.executable, "-m", "orchestrator.cli", "sweep", "slurm", str(spec), *job]
+    command.append("--submit")
+    job_id = host_slurm.run(*command, env=env).stdout.splitlines()[0]
     sweep_dir = tmp_path / "results" / "slurm_hosts"
     log = sweep_dir / "slurm" / f"slurm-{job_id}.out"
 
@@ -197,13 +216,14 @@ def test_sweep_slurm_across_three_hosts_requeues_and_resumes(host_slurm, three_h
     deadline = time.monotonic() + JOB_TIMEOUT
     scratch = [host.local_tmp / "attnmel-trials" for host in three_hosts.hosts]
     while not checkpointed_with_epochs_to_go(sweep_dir, scratch, EPOCHS, 2):
-        assert time.monotonic() < deadline, log.read_text()[-3000:] if log.exists() else "no job log"
+        shown = log.read_text()[-3000:] if log.exists() else "no job log"
+        assert time.monotonic() < deadline, shown
         time.sleep(0.1)
     host_slurm.run("scancel", "--batch", "--signal=USR1", job_id)
-    job = host_slurm.wait(job_id, lambda j: j["JobState"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
-                          and int(j.get("Restarts", 0)) >= 1, what="requeued and done")  # fmt: skip
+    record = host_slurm.wait(job_id, lambda j: j["JobState"] in ENDED and int(j["Restarts"]) >= 1,
+                             what="requeued and done")
     text = log.read_text()
-    assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", text[-4000:]
+    assert record["JobState"] == "COMPLETED" and record["ExitCode"] == "0:0", text[-4000:]
     first, _, second = text.partition("start 2,")
     assert f"requeueing job {job_id}" in first and "attnmel sweep resume" in second, text[-4000:]
     for part in (first, second):  # both starts: Ray on all three hosts, two GPUs each
@@ -213,8 +233,11 @@ def test_sweep_slurm_across_three_hosts_requeues_and_resumes(host_slurm, three_h
     rows = _rows(sweep_dir)
     assert set(trials["hostname"]) == set(hosts)  # one trial on each host, in the end too
     # each Ray node had the two GPUs Slurm gave its host; a trial asking for two got both
-    assert all(hosts[r["hostname"]] == r["node_ip"] and sorted(r["gpu_ids"].split(",")) == ["0", "1"]
-               and r["cuda_visible_devices"] == r["gpu_ids"] for r in rows)
-    # caught mid-training: some trial went on after the requeue from a checkpoint, not from epoch 1
-    resumed = {r["trial_id"] for r in rows if r.get("iterations_since_restore") == 1 and r["epoch"] > 1}
+    for row in rows:
+        assert hosts[row["hostname"]] == row["node_ip"]
+        assert sorted(row["gpu_ids"].split(",")) == ["0", "1"]
+        assert row["cuda_visible_devices"] == row["gpu_ids"]
+    # caught mid-training: a trial went on after the requeue from a checkpoint, not from epoch 1
+    resumed = {r["trial_id"] for r in rows
+               if r.get("iterations_since_restore") == 1 and r["epoch"] > 1}
     assert resumed, "no trial went on from a checkpoint after the requeue"

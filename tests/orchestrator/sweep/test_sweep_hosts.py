@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from _netns import Host, three_hosts  # noqa: F401  (the fixture)
-from _sweep_helpers import REPO, check_tables
+from _sweep_helpers import REPO, check_tables, epochs_done
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -24,11 +24,13 @@ PORT = 6379
 EPOCHS = 2
 
 
-def start_ray(host: Host, env: dict[str, str], temp: Path, *, head: Host | None = None) -> subprocess.Popen:
-    """``ray start --block`` on ``host``: the head when ``head`` is None, else a worker joining it."""
-    argv = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats",
-            "--num-cpus", "1", "--num-gpus", "0", "--object-store-memory", str(80 * 2**20),
-            f"--temp-dir={temp}", f"--node-ip-address={host.address}"]  # fmt: skip
+def start_ray(host: Host, env: dict[str, str], temp: Path, *, head: Host | None = None):
+    """``ray start --block`` on ``host``: the head when ``head`` is None, else a worker joining
+    it; one CPU, a small object store, Ray's folders in ``temp``."""
+    argv = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block"]
+    argv += ["--disable-usage-stats", "--num-cpus", "1", "--num-gpus", "0"]
+    argv += ["--object-store-memory", str(80 * 2**20), f"--temp-dir={temp}"]
+    argv += [f"--node-ip-address={host.address}"]
     if head is None:
         argv += ["--head", f"--port={PORT}", "--include-dashboard=false"]
     else:
@@ -53,10 +55,10 @@ def trial_mid_training_on(host: Host) -> bool:
     pids = set(host.pids())
     for run in SCRATCH_ROOT.glob("*/run"):
         owner = run.parent.name.partition("-")[0]
-        epochs = run / "epochs.jsonl"
-        if owner.isdigit() and int(owner) in pids and epochs.exists() and not (run / "final.json").exists():
-            if 1 <= len([line for line in epochs.read_text().splitlines() if line.strip()]) < EPOCHS:
-                return True
+        if not owner.isdigit() or int(owner) not in pids or (run / "final.json").exists():
+            continue
+        if 1 <= epochs_done(run) < EPOCHS:
+            return True
     return False
 
 
@@ -70,7 +72,9 @@ def finished_on(sweep_dir: Path, host: Host) -> int:
     return len(ended)
 
 
-def test_sweep_across_three_hosts_survives_losing_one(tmp_path, make_spec, cli_env, three_hosts):  # noqa: F811
+def test_sweep_across_three_hosts_survives_losing_one(
+    tmp_path, make_spec, cli_env, three_hosts  # noqa: F811
+):
     head, worker, doomed = three_hosts.hosts
     # A cluster's token (Ray's `ray start` asks for one), and node deaths noticed within seconds
     env = {**cli_env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
@@ -87,12 +91,16 @@ def test_sweep_across_three_hosts_survives_losing_one(tmp_path, make_spec, cli_e
         grid = {"variants": ["vgg16_gap", "attnmel"], "seeds": [0, 1, 2, 3, 4, 5]}  # 12 trials
         spec = make_spec(name="hosts", grid=grid, retries=2, train={"optim": {"epochs": EPOCHS}})
         sweep_dir = tmp_path / "results" / "hosts"
+        run = [sys.executable, "-m", "orchestrator.cli", "sweep", "run", str(spec)]
+        run += ["--address", f"{head.address}:{PORT}", "--wait-nodes", "3", "--wait-timeout", "120"]
         driver = head.popen(
-            [sys.executable, "-m", "orchestrator.cli", "sweep", "run", str(spec),
-             "--address", f"{head.address}:{PORT}", "--wait-nodes", "3", "--wait-timeout", "120"],
+            run,
             env={**env, "TUNE_GLOBAL_CHECKPOINT_S": "1"},  # result.json reaches the storage often
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(driver.stdout), daemon=True)
         reader.start()
@@ -137,13 +145,17 @@ def assert_uninterrupted_numbers(sweep_dir: Path, retried: pd.DataFrame, epochs:
 
     predictions = pd.read_parquet(sweep_dir / "predictions.parquet")
     for trial in retried.itertuples():
-        config = params_config(json.loads((sweep_dir / trial.trial_dir / "params.json").read_text()))
+        params = json.loads((sweep_dir / trial.trial_dir / "params.json").read_text())
+        config = params_config(params)
         run_dir = tmp_path / f"alone_{trial.trial_id}"
         alone = list(fit(config, run_dir))
         ours = epochs[epochs["trial_id"] == trial.trial_id].sort_values("epoch")
         for key in ("lr", "train_loss", "val_auc", "val_ap", "test_auc", "test_ap"):
-            assert list(ours[key]) == pytest.approx([r[key] for r in alone], abs=1e-12), (trial.trial_id, key)
-        mine = predictions[predictions["trial_id"] == trial.trial_id].sort_values(["split", "image_id"])
-        reference = pd.DataFrame(read_predictions(run_dir / PREDICTIONS)).sort_values(["split", "image_id"])
+            expected = [r[key] for r in alone]
+            assert list(ours[key]) == pytest.approx(expected, abs=1e-12), (trial.trial_id, key)
+        order = ["split", "image_id"]
+        mine = predictions[predictions["trial_id"] == trial.trial_id].sort_values(order)
+        reference = pd.DataFrame(read_predictions(run_dir / PREDICTIONS)).sort_values(order)
         assert list(mine["image_id"]) == list(reference["image_id"])
-        assert list(mine["prob"]) == pytest.approx(list(reference["prob"]), abs=1e-12), trial.trial_id
+        expected = list(reference["prob"])
+        assert list(mine["prob"]) == pytest.approx(expected, abs=1e-12), trial.trial_id
