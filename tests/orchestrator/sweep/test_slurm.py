@@ -32,8 +32,6 @@ from orchestrator.cli import main
 from orchestrator.sweep.slurm import SlurmJob, job_script, parse_time
 from orchestrator.sweep.spec import load_spec, spec_to_dict
 
-from orchestrator.sweep.trainable import SCRATCH_ROOT
-
 from _sweep_helpers import REPO, TINY_TRAIN, check_tables, fails_cleanly, run_attnmel, sweep_numbers
 from _sweep_helpers import checkpointed_with_epochs_to_go
 
@@ -454,6 +452,8 @@ def test_stopped_requeued_cancelled_and_resubmitted_job_ends_with_the_uninterrup
     `sbatch` of the same script continues the sweep to its end. Every trial ends once, each
     interrupted trial went on from its newest checkpoint, and the numbers are those of the
     uninterrupted sweep."""
+    from orchestrator.sweep.trainable import SCRATCH_ROOT
+
     # Checkpoints written as each epoch ends (not during the next), so that the first comes with
     # epoch 1's result; the same numbers as the reference's (where and when files are written
     # changes none). Tune's copy of result.json reaches the storage within a second.
