@@ -23,11 +23,19 @@ from attnmel.errors import UserError
 
 __all__ = [
     "SWEEP_META", "PARAMS", "RESULTS", "ERRORS", "EXPERIMENT_STATE", "CHECKPOINT_PREFIX", "KEEP_CHECKPOINTS",
-    "SUPERSEDED_PREFIX", "PAGE", "SLURM_DIR", "SLURM_SCRIPT", "SLURM_SPEC", "SLURM_LOG", "point_label",
-    "trial_dirname", "trial_dirs", "trial_id_of", "find_trial",
+    "SUPERSEDED_PREFIX", "PAGE", "SLURM_DIR", "SLURM_SCRIPT", "SLURM_SPEC", "SLURM_LOG",
+    "PLACEMENT", "point_label", "trial_dirname", "trial_dirs", "trial_id_of", "find_trial",
 ]  # fmt: skip
 
 SWEEP_META, PARAMS, RESULTS, ERRORS = "sweep.json", "params.json", "result.json", "error.txt"
+# Where a trial ran, in every result.json line (from the trainable; Tune's own hostname and
+# node_ip agree) and the trials table: its node, the GPU ids Ray gave it (comma-separated, ""
+# for none) and the CUDA_VISIBLE_DEVICES it saw (the same ids, checked), its GPU and CPU shares,
+# and when its latest attempt started (Unix seconds).
+PLACEMENT: dict[str, type] = {
+    "hostname": str, "node_ip": str, "node_id": str, "gpu_ids": str, "cuda_visible_devices": str,
+    "gpus": float, "cpus": float, "started_at": float,
+}
 EXPERIMENT_STATE = "experiment_state-*.json"  # Tune's saved experiment, one file per save
 CHECKPOINT_PREFIX = "checkpoint_"
 PAGE = "report.html"  # the sweep's self-contained page (orchestrator.results.html)

@@ -304,14 +304,14 @@ def _trial_rows(
         **{k: _best_metric(best, last, k) for k in SPLIT_METRICS},
         "epochs_run": len(epochs),
         "wall_seconds": wall,
-        "reported_at": _float(last.get("timestamp")),
+        "reported_at": _float(last.get("reported_at", last.get("timestamp"))),  # Tune's: whole s
         "status": status,
         "tune_status": tune_status,
         "error": error,
         "num_failures": num_failures,
         "restarts": max(starts - 1, 0),
-        "node_ip": last.get("node_ip"),
-        "node_id": last.get("node_id"),  # Ray's node id tells apart nodes that share one host
+        # where it ran (Ray's node id tells apart nodes that share one host); older trials: null
+        **{k: last.get(k) for k in tables.PLACEMENT_COLUMNS},
         "params": json.dumps(params, sort_keys=True, default=str),
         **_external_scores(final, trial_dir),
     }

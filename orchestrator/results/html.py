@@ -27,7 +27,7 @@ from orchestrator.layout.status import ENDED, TrialStatus
 from orchestrator.results.formats import numeric_cell as _numeric
 from orchestrator.results.page import Figure, Page, SpecReader, page_model
 from orchestrator.results.stats import DEFAULT_RESAMPLES
-from orchestrator.results.text import Titled, number, summary_tables, table3_tables
+from orchestrator.results.text import Titled, number, placement, summary_tables, table3_tables
 
 __all__ = ["REFRESH_SECONDS", "TRIAL_COLUMNS", "render_page", "write_html", "write_page"]
 
@@ -392,7 +392,7 @@ def _fig3(page: Page) -> str:
 TRIAL_COLUMNS = (
     ("trial", "text"), ("model", "text"), ("λ1", "num"), ("λ2", "num"), ("seed", "num"), ("status", "text"),
     ("best epoch", "num"), ("epochs", "num"), ("val AUC", "num"), ("val AP", "num"), ("test AUC", "num"),
-    ("test AP", "num"), ("wall s", "num"), ("error", "text"),
+    ("test AP", "num"), ("wall s", "num"), ("ran on", "text"), ("error", "text"),
 )  # fmt: skip
 
 
@@ -411,7 +411,7 @@ def _trials(page: Page) -> str:
             _num(r["lambda1"], _lambda(r["lambda1"])), _num(r["lambda2"], _lambda(r["lambda2"])), _int(r["seed"]),
             _Cell(status, css=f"status-{status}"), _int(r["best_epoch"]), _int(r["epochs_run"]),
             _num(r["val_auc"]), _num(r["val_ap"]), _num(r["test_auc"]), _num(r["test_ap"]),
-            _num(r["wall_seconds"], number(r["wall_seconds"], digits=1)),
+            _num(r["wall_seconds"], number(r["wall_seconds"], digits=1)), placement(r),
             _Cell("" if _missing(r["error"]) else str(r["error"]), css="error"),
         ]  # fmt: skip
         body.append(cells)

@@ -12,7 +12,7 @@ import pandas as pd
 from attnmel.errors import UserError
 from orchestrator.results.orh import DEFAULT_COVARIANCE
 from orchestrator.results.stats import DEFAULT_RESAMPLES
-from orchestrator.results.tables import ResultTables
+from orchestrator.results.tables import PLACEMENT_COLUMNS, ResultTables
 
 __all__ = ["NO_PREDICTIONS", "Summary", "summary_model", "summary_report", "write_figures"]
 
@@ -58,6 +58,9 @@ def summary_model(
                                                     per_trial=per_trial, ensemble=ensemble, covariance=covariance)
     except ValueError as error:
         return Summary(summary, excluded, problem=f"no confidence intervals: {error}")
+    if per_trial:  # with where each trial ran
+        where = tables.trials.reindex(columns=["sweep", "trial_id", *PLACEMENT_COLUMNS])
+        trial_rows = trial_rows.merge(where, on=["sweep", "trial_id"], how="left")
     return Summary(add_intervals(summary, per_setting), excluded, trial_rows if per_trial else None)
 
 

@@ -31,8 +31,10 @@ import pyarrow.parquet as pq
 from attnmel.atomic import atomic_output
 from attnmel.metrics import CALIBRATION_BINS, OPERATING_SENSITIVITIES, OPERATING_SPECIFICITIES
 from attnmel.record import IDENTITY, LOSS_TERMS, SPLIT_METRICS, is_external_metric
+from orchestrator.layout.folders import PLACEMENT
 
-__all__ = ["SCHEMAS", "FILES", "SORT_KEYS", "OPERATING_COLUMNS", "SENSITIVITY_COLUMNS", "SPECIFICITY_COLUMNS", "ResultTables", "schema_of",
+__all__ = ["SCHEMAS", "FILES", "SORT_KEYS", "OPERATING_COLUMNS", "PLACEMENT_COLUMNS", "SENSITIVITY_COLUMNS",
+           "SPECIFICITY_COLUMNS", "ResultTables", "schema_of",
            "to_arrow", "frame", "empty", "write", "read"]  # fmt: skip
 
 _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
@@ -42,9 +44,12 @@ _ARROW = {str: _STR, int: _INT, float: _FLOAT, bool: _BOOL}
 # STOPPED when Tune ended it early (a scheduler such as ASHA); INCOMPLETE otherwise (running,
 # or the driver died). `tune_status` is Tune's own word; `error` the last line of error.txt;
 # `restarts` how often a retry or resume reported again; `reported_at` when the trial last
-# reported (Tune's `timestamp`, Unix seconds): the latest one is when a sweep's work ended.
+# reported (Unix seconds: the trainable's clock, else Tune's whole-second `timestamp`): the
+# latest one is when a sweep's work ended; with `started_at`, when each trial ran.
 _IDENTITY = [(name, _ARROW[kind]) for name, kind in IDENTITY.items() if name not in ("config_hash", "code_version")]
 _METRICS = [(name, _FLOAT) for name in SPLIT_METRICS]
+PLACEMENT_COLUMNS = tuple(PLACEMENT)  # where each trial ran (node, GPU ids, shares, start)
+_PLACEMENT = [(name, _ARROW[kind]) for name, kind in PLACEMENT.items()]
 # Test-split operating points and calibration of the best-validation-epoch model, from the trial's
 # predictions: the ISIC 2017 challenge's specificity at 82/89/95 % sensitivity (``test_spec_at_sens82``
 # …, as its scorer computes it), as an extra sensitivity at those specificities (``test_sens_at_spec82``
@@ -58,7 +63,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         [("sweep", _STR), ("trial_id", _STR), ("trial_dir", _STR), *_IDENTITY, ("best_epoch", _INT), *_METRICS,
          *((name, _FLOAT) for name in OPERATING_COLUMNS), ("epochs_run", _INT), ("wall_seconds", _FLOAT), ("reported_at", _FLOAT),
          ("status", _STR), ("tune_status", _STR), ("error", _STR),
-         ("num_failures", _INT), ("restarts", _INT), ("node_ip", _STR), ("node_id", _STR), ("config_hash", _STR),
+         ("num_failures", _INT), ("restarts", _INT), *_PLACEMENT, ("config_hash", _STR),
          ("code_version", _STR), ("params", _STR)]
     ),  # fmt: skip
     "epochs": pa.schema(

@@ -31,6 +31,7 @@ __all__ = [
     "format_power",
     "number",
     "p_value",
+    "placement",
     "summary_tables",
     "table3_tables",
     "trial_interval_tables",
@@ -57,6 +58,22 @@ def with_ci(estimate: float | None, low: float | None, high: float | None, *, si
     if _missing(estimate):
         return "—"
     return f"{number(estimate, signed=signed)} {bounds(low, high, signed=signed)}"
+
+
+def placement(row: dict) -> str:
+    """Where a trial ran (the trials table's placement columns): ``host (ip), GPU 0 ×0.25, 1 CPU``;
+    "—" for trials of a version that did not record it."""
+    host = row.get("hostname")
+    if _missing(host):
+        return "—"
+    parts = [f"{host} ({row['node_ip']})" if not _missing(row.get("node_ip")) else str(host)]
+    gpus, ids = row.get("gpus"), row.get("gpu_ids")
+    if not _missing(gpus) and gpus > 0:
+        share = f" ×{gpus:g}" if gpus < 1 else ""
+        parts.append(f"GPU {ids}{share}" if not _missing(ids) and ids else f"{gpus:g} GPU")
+    if not _missing(row.get("cpus")):
+        parts.append(f"{row['cpus']:g} CPU")
+    return ", ".join(parts)
 
 
 def bounds(low: float | None, high: float | None, *, signed: bool = False) -> str:
@@ -250,6 +267,8 @@ def trial_interval_tables(per_trial: pd.DataFrame, summary: pd.DataFrame, *, pap
             _setup_columns(table, rows)
         table["seed"] = rows["seed"].to_numpy()
         table["trial"] = rows["trial_id"].to_numpy()
+        if "hostname" in rows and rows["hostname"].notna().any():
+            table["ran on"] = [placement(r) for r in records]
         for metric, label in (("ap", "AP"), ("auc", "AUC")):
             table[f"test {label} [95% CI]"] = [
                 with_ci(r[metric], r[f"{metric}_low"], r[f"{metric}_high"]) for r in records

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import ray
 
 __all__ = ["check_inputs", "check_address", "check_resources", "check_storage_space", "trials_at_once", "join_hint",
-           "wait_for_nodes", "card_memory", "trial_shapes", "gpu_packing_line"]
+           "wait_for_nodes", "card_memory", "trial_shapes", "gpu_packing_line", "cpu_with_gpus"]
 
 
 def check_inputs(spec: SweepSpec, *, local: bool) -> None:
@@ -133,6 +133,15 @@ def check_resources(spec: SweepSpec, cluster: "ray") -> None:
         )
 
 
+def cpu_with_gpus(spec: SweepSpec) -> str | None:
+    """The line a sweep prints once when its trials hold GPUs but compute on the CPU on purpose
+    (``train.runtime.device: cpu`` beside ``resources.gpus > 0``), else None."""
+    if spec.resources.gpus > 0 and spec.train.runtime.device == "cpu":
+        return (f"each trial holds {spec.resources.gpus:g} GPU (resources.gpus) but computes on "
+                "the CPU (train.runtime.device: cpu)")
+    return None
+
+
 def wait_for_nodes(cluster: "ray", nodes: int, *, timeout: float, poll: float = 1.0) -> None:
     """Wait until the connected cluster has ``nodes`` live nodes (a batch job's workers start
     beside its driver and join when ready); an error after ``timeout`` seconds. A stop request
@@ -144,7 +153,9 @@ def wait_for_nodes(cluster: "ray", nodes: int, *, timeout: float, poll: float = 
                             "(--wait-timeout); the nodes' `ray start` output says why")  # fmt: skip
         time.sleep(poll)
     if alive >= nodes:
-        print(f"{alive} of {nodes} Ray nodes joined", flush=True)
+        total = cluster.cluster_resources()
+        held = f"{total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
+        print(f"{alive} of {nodes} Ray nodes joined ({held})", flush=True)
 
 
 def trials_at_once(spec: SweepSpec, cluster: "ray | None", n_trials: int) -> int:

@@ -23,7 +23,9 @@ import os
 import queue
 import shutil
 import tempfile
+import socket
 import threading
+import time
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,8 @@ from orchestrator.layout import folders
 from orchestrator.layout.params import params_config
 from orchestrator.sweep import storage
 
-__all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch", "snapshot", "point_key", "RESUME_FROM"]
+__all__ = ["SCRATCH_ROOT", "train_trial", "remove_stale_scratch", "snapshot", "point_key",
+           "RESUME_FROM", "placement"]
 
 RESUME_FROM = "resume_from"  # sweep.json: point_key → checkpoint folder (set by `sweep resume --from-trials`)
 
@@ -191,6 +194,39 @@ def _resume_source(params: dict[str, Any], sweep_dir: str | None) -> Any:
     return f"{sweep_dir}/{relative}" if relative else None
 
 
+def placement(config: Any) -> dict[str, Any]:
+    """Where this trial runs (``folders.PLACEMENT``): node, the GPU ids and the CPU/GPU shares
+    Ray gave it. Refused with one line before any work: a trial whose ``CUDA_VISIBLE_DEVICES``
+    is not the GPUs Ray gave it, one asked to compute on a GPU it was not given, and one that
+    was given a GPU but finds no CUDA (unless ``runtime.device: cpu`` says so on purpose)."""
+    import torch
+
+    context = ray.get_runtime_context()
+    held = context.get_assigned_resources()
+    gpu_ids = [str(i) for i in ray.get_gpu_ids()]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    host, address = socket.gethostname(), ray.util.get_node_ip_address()
+    on = f"on {host} ({address})"
+    if gpu_ids and visible is not None and visible.split(",") != gpu_ids:
+        raise UserError(f"Ray gave this trial GPU(s) {','.join(gpu_ids)} {on} but "
+                        f"CUDA_VISIBLE_DEVICES is {visible!r}; unset it where Ray's workers start")
+    device = config.runtime.device
+    if device != "cpu" and gpu_ids and not torch.cuda.is_available():
+        raise UserError(f"Ray gave this trial GPU {','.join(gpu_ids)} {on} but CUDA finds no GPU "
+                        "there; set train.runtime.device: cpu to run trials that hold GPUs on the "
+                        "CPU, or resources.gpus: 0")
+    index = torch.device(device).index if device.startswith("cuda") else None
+    if device.startswith("cuda") and (not gpu_ids or (index or 0) >= len(gpu_ids)):
+        raise UserError(f"runtime.device is {device!r} but Ray gave this trial {len(gpu_ids)} "
+                        f"GPU(s) {on}; use runtime.device: auto (its first GPU) or more GPUs")
+    return {
+        "hostname": host, "node_ip": address, "node_id": context.get_node_id(),
+        "gpu_ids": ",".join(gpu_ids), "cuda_visible_devices": visible,
+        "gpus": float(held.get("GPU", 0.0)), "cpus": float(held.get("CPU", 0.0)),
+        "started_at": time.time(),
+    }
+
+
 def train_trial(params: dict[str, Any], sweep_dir: str | None = None, check_room: bool = True) -> None:
     """Tune function trainable: one ``fit`` run, reported epoch by epoch. ``sweep_dir`` (the
     sweep's storage folder) lets it name the storage when it is full and, with ``check_room``
@@ -206,6 +242,7 @@ def train_trial(params: dict[str, Any], sweep_dir: str | None = None, check_room
     scratch = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{tune.get_context().get_trial_id()}-", dir=SCRATCH_ROOT))
     run_dir = scratch / "run"
     try:
+        ran_on = placement(config)
         if check_room:
             _check_room(config, sweep_dir)
         checkpoint, source = tune.get_checkpoint(), "from Tune"
@@ -213,12 +250,12 @@ def train_trial(params: dict[str, Any], sweep_dir: str | None = None, check_room
             checkpoint, source = tune.Checkpoint.from_directory(chosen), chosen
         if checkpoint is not None:
             _restore(checkpoint, run_dir, checkpoint.path if source == "from Tune" else source)
-        node_id = ray.get_runtime_context().get_node_id()  # node_ip alone cannot tell nodes of one host apart
         reporter = _Reporter()
         try:
             for result in fit(config, run_dir):
                 # the snapshot is taken here, between epochs, while no checkpoint write runs
-                reporter.put({**result, "node_id": node_id}, snapshot(run_dir) if result["checkpoint"] else None)
+                row = {**result, **ran_on, "reported_at": time.time()}
+                reporter.put(row, snapshot(run_dir) if result["checkpoint"] else None)
         except BaseException:
             reporter.finish(raise_error=False)  # the epochs before the failure still reach Tune
             raise

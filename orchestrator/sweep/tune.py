@@ -32,10 +32,10 @@ from attnmel.version import code_version, environment
 from orchestrator.layout import folders
 from orchestrator.layout.params import params_config, trial_config, tune_params
 from orchestrator.layout.status import TrialStatus
-from orchestrator.sweep import recover, stop, storage, storage_watch
+from orchestrator.sweep import node_watch, recover, stop, storage, storage_watch
 from orchestrator.sweep.page_refresh import PageRefresh, write_final_page
 from orchestrator.sweep.preflight import check_address, check_inputs, check_resources, check_storage_space, join_hint
-from orchestrator.sweep.preflight import trials_at_once
+from orchestrator.sweep.preflight import cpu_with_gpus, trials_at_once
 from orchestrator.sweep.reporting import Reporting
 from orchestrator.sweep.spec import METRIC, MODE, SweepSpec, spec_from_dict, spec_to_dict, sweep_path
 from orchestrator.sweep.trainable import RESUME_FROM, point_key, remove_stale_scratch, train_trial
@@ -72,6 +72,7 @@ class SweepProgress(tune.Callback):
         self.total = total
         self.sweep_dir = sweep_dir
         self._epochs: dict[str, int] = {}  # trial id → epochs it runs (a grid may vary optim.epochs)
+        self._nodes = node_watch.NodeWatch()  # nodes under failed trials, named once when lost
 
     @staticmethod
     def _tag(trial: Any) -> str:
@@ -115,10 +116,21 @@ class SweepProgress(tune.Callback):
         storage_watch.stop_sweep(line)  # the first one ends the run here (StorageWall)
         return True
 
+    def _node_lost(self, trial: Any | None = None) -> None:
+        """One line per Ray node lost under a trial (older pickles lack the watch)."""
+        watch = self.__dict__.setdefault("_nodes", node_watch.NodeWatch())
+        for line in watch.trial_failed(trial) if trial is not None else watch.look():
+            print(line, flush=True)
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        self._node_lost()  # Ray may tell a node's death after Tune saw its trial fail
+
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._node_lost(trial)
         self._storage_failure(trial)  # a retry would hit the same wall: stop now rather than after it
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._node_lost(trial)
         if not self._storage_failure(trial):
             print(f"{self._tag(trial)}: ERROR after {trial.run_metadata.num_failures} attempts, "
                   f"see {trial.path}/error.txt ({self._done(trials, trial)})", flush=True)  # fmt: skip
@@ -349,6 +361,8 @@ def _start(
             **(meta or {}),
         })  # fmt: skip
         print(f"sweep {spec.name}: storage {target}")
+        if (note := cpu_with_gpus(spec)) is not None:
+            print(f"sweep {spec.name}: {note}")
         if stop.requested():
             return _stopped(target)
         started = time.monotonic()

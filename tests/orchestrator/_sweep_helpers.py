@@ -197,3 +197,39 @@ class WatchedDriver:
         self._log.write(f"# {ending} after {time.monotonic() - self._started:.1f} s\n")
         self._log.close()
         return None if self.killed_at is not None else self.proc.returncode
+
+
+# ------------------------------------------------------------------ moments in a trial's life
+
+
+def epochs_done(run: Path) -> int:
+    """Epochs a trial's run directory has finished (the rows of its epochs.jsonl)."""
+    try:
+        return sum(1 for line in (run / "epochs.jsonl").read_text().splitlines() if line.strip())
+    except OSError:
+        return 0
+
+
+def checkpointed_with_epochs_to_go(
+    sweep_dir: Path, scratch_roots: list[Path], epochs: int, to_go: int
+) -> bool:
+    """Whether some trial of ``epochs`` epochs has a checkpoint Tune took in (a checkpointed row
+    in its result.json in the storage) and at least ``to_go`` epochs still to train: its run
+    directory (under a trainable's scratch root, named ``<worker pid>-<trial id>-…``) has
+    finished at most ``epochs - to_go``. A stop asked for then catches that trial mid-training
+    from a checkpoint, whatever the machine's speed, unless stopping takes ``to_go`` epochs."""
+    import json
+
+    runs = {run.parent.name.split("-")[1]: run
+            for root in scratch_roots for run in root.glob("*-*-*/run")}
+    for path in sweep_dir.glob("*/result.json"):
+        try:
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, ValueError):  # being written right now
+            continue
+        if not any(row.get("checkpoint") and not row.get("done") for row in rows):
+            continue
+        run = runs.get(str(rows[-1].get("trial_id")))
+        if run is not None and 1 <= epochs_done(run) <= epochs - to_go:
+            return True
+    return False
