@@ -196,3 +196,15 @@ def test_features_are_torchvisions_vgg16_layout(batch_norm):
                           else repr(theirs))
     assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
         (k, v.shape) for k, v in theirs.state_dict().items() if k not in folded]
+
+
+def test_a_builder_of_an_undeclared_name_is_refused():
+    """The names are attnmel.model_names' (torch-free); the registry only binds builders to them."""
+
+    def resnet50():
+        raise AssertionError("must never be registered")
+
+    with pytest.raises(UserError, match="resnet50"):
+        register_model(resnet50)
+    with pytest.raises(UserError, match="resnet50"):
+        create_model("resnet50")
