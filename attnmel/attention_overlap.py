@@ -25,7 +25,8 @@ def renormalised_maps(attn: Tensor, size: tuple[int, int] | torch.Size) -> Tenso
     a = attn.detach().float()
     lo = a.amin(dim=(2, 3), keepdim=True)
     span = a.amax(dim=(2, 3), keepdim=True) - lo
-    a = torch.where(span > 0, (a - lo) / span.clamp_min(torch.finfo(a.dtype).tiny), torch.zeros_like(a))
+    tiny = torch.finfo(a.dtype).tiny
+    a = torch.where(span > 0, (a - lo) / span.clamp_min(tiny), torch.zeros_like(a))
     return F.interpolate(a, size=tuple(size), mode="bilinear", align_corners=False)
 
 
@@ -39,7 +40,8 @@ def jaccard_per_image(attn: Tensor, lesion: Tensor, threshold: float = 0.5) -> T
     """
     if attn.dim() != 4 or attn.shape[1] != 1 or lesion.dim() != 4 or lesion.shape[1] != 1:
         raise ValueError(
-            f"expected (B, 1, h, w) maps and (B, 1, H, W) masks, got {tuple(attn.shape)} and {tuple(lesion.shape)}"
+            "expected (B, 1, h, w) maps and (B, 1, H, W) masks, "
+            f"got {tuple(attn.shape)} and {tuple(lesion.shape)}"
         )
     if attn.shape[0] != lesion.shape[0]:
         raise ValueError(f"{attn.shape[0]} attention maps but {lesion.shape[0]} masks")

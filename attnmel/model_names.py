@@ -12,9 +12,18 @@ from attnmel.config import ROIS
 from attnmel.errors import UserError
 
 __all__ = [
-    "PAPER_NAMES", "ATTENTION_VARIANTS", "PAPER_TABLE2", "ROI_SUFFIXES", "list_models", "check_variant",
-    "paper_name", "has_attention", "split_token", "model_token", "paper_order",
-]  # fmt: skip
+    "PAPER_NAMES",
+    "ATTENTION_VARIANTS",
+    "PAPER_TABLE2",
+    "ROI_SUFFIXES",
+    "list_models",
+    "check_variant",
+    "paper_name",
+    "has_attention",
+    "split_token",
+    "model_token",
+    "paper_order",
+]
 
 # Code name → paper name (Tables 1–2); each is a builder in attnmel.models.variants.
 PAPER_NAMES: dict[str, str] = {
@@ -23,7 +32,7 @@ PAPER_NAMES: dict[str, str] = {
     "melcnn": "Mel-CNN",
     "attnmel": "AttnMel-CNN",
 }
-# Variants whose forward returns attention maps (attn3, attn4): only these accept an ROI regulariser.
+# Variants whose forward returns attention maps (attn3, attn4): only these take an ROI regulariser.
 ATTENTION_VARIANTS = frozenset({"attnmel"})
 assert ATTENTION_VARIANTS <= PAPER_NAMES.keys()
 
@@ -32,7 +41,9 @@ ROI_SUFFIXES: dict[str, str] = {"none": "", "lesion": "-Lesion", "dermo": "-Derm
 assert tuple(ROI_SUFFIXES) == ROIS
 
 # The paper's Table 2 (rows 6–12) as model tokens, in its order: every network it trains.
-PAPER_TABLE2 = ("vgg16", "vgg16_gap", "melcnn", "attnmel", "attnmel+dermo", "attnmel+lesion", "attnmel+bkg")
+PAPER_TABLE2 = (
+    "vgg16", "vgg16_gap", "melcnn", "attnmel", "attnmel+dermo", "attnmel+lesion", "attnmel+bkg",
+)
 
 
 def list_models() -> list[str]:
@@ -64,7 +75,8 @@ def paper_name(variant: str, roi: str = "none") -> str:
     if roi != "none" and variant not in ATTENTION_VARIANTS:
         with_attention = ", ".join(sorted(ATTENTION_VARIANTS))
         raise UserError(
-            f"roi {roi!r} needs a model with attention maps, but {variant!r} has none; use one of: {with_attention}"
+            f"roi {roi!r} needs a model with attention maps, but {variant!r} has none; "
+            f"use one of: {with_attention}"
         )
     return PAPER_NAMES[variant] + ROI_SUFFIXES[roi]
 

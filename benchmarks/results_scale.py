@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,12 +47,15 @@ from orchestrator.sweep.spec import load_spec, spec_from_dict, spec_to_dict  # n
 
 # Issue 35's targets, seconds and MB (the slower machines, alone, 1,000 trials). --help: the
 # start-up item's 0.5 s to a command's first output; the page at 153 trials: 5 s.
-TARGET_SECONDS = {"help": 0.5, "build": 10.0, "show": 5.0, "show again": 1.0, "html": 15.0, "query": 1.0}
+TARGET_SECONDS = {
+    "help": 0.5, "build": 10.0, "show": 5.0, "show again": 1.0, "html": 15.0, "query": 1.0,
+}
 PAGE_153_SECONDS = 5.0
 TARGET_PEAK_MB = 1024.0
 SEEDS = (0, 1, 2)
 SMOKE_RESAMPLES = 1000  # the fewest the report commands accept
-QUERY = "SELECT paper_name, lambda1, lambda2, count(*) AS n, avg(test_auc) AS auc FROM trials GROUP BY ALL ORDER BY ALL"
+QUERY = ("SELECT paper_name, lambda1, lambda2, count(*) AS n, avg(test_auc) AS auc "
+         "FROM trials GROUP BY ALL ORDER BY ALL")
 
 
 @dataclass(frozen=True)
@@ -89,30 +93,45 @@ def lambda_sweep(root: Path, side: int, shape: Shape) -> Path:
     with predictions; its ``sweep.json`` holds that spec."""
     raw = spec_to_dict(load_spec(REPO / "experiments" / "lambda_sensitivity.yaml"))
     values = [0.0] + [float(v) for v in np.logspace(-4, -1, side - 1)] if side > 1 else [1e-3]
-    raw["grid"].update(variants=["attnmel", "attnmel+lesion", "attnmel+dermo"], seeds=list(SEEDS),
-                       lambda1=values, lambda2=values)  # fmt: skip
+    variants = ["attnmel", "attnmel+lesion", "attnmel+dermo"]
+    raw["grid"].update(variants=variants, seeds=list(SEEDS), lambda1=values, lambda2=values)
     spec = spec_from_dict(raw)
     sweep_dir = root / spec.name
     sweep_dir.mkdir(parents=True)
-    meta = {"name": spec.name, "spec": spec_to_dict(spec), "code_version": "bench",
-            "created": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+    meta = {
+        "name": spec.name,
+        "spec": spec_to_dict(spec),
+        "code_version": "bench",
+        "created": "2026-01-01T00:00:00+00:00",
+    }
     (sweep_dir / "sweep.json").write_text(json.dumps(meta))
     rng = np.random.default_rng(0)
-    labels = {"val": np.arange(shape.n_val) < shape.val_mel, "test": np.arange(shape.n_test) < shape.test_mel}
+    labels = {
+        "val": np.arange(shape.n_val) < shape.val_mel,
+        "test": np.arange(shape.n_test) < shape.test_mel,
+    }
     for index, point in enumerate(spec.points):
         variant, _, roi = point["variant"].partition("+")
-        ident = identity(variant, roi or "none", point["runtime.seed"], point.get("loss.lambda1", 0.0),
-                         point.get("loss.lambda2", 0.0))  # fmt: skip
+        seed = point["runtime.seed"]
+        ident = identity(variant, roi or "none", seed, point.get("loss.lambda1", 0.0),
+                         point.get("loss.lambda2", 0.0))
         history = epoch_metrics(rng, shape.epochs)
-        trial_dir = write_trial(sweep_dir, f"ab12c_{index:05d}", index, ident, history,
-                                params={"variant": point["variant"], "seed": point["runtime.seed"],
-                                        "l1": ident["lambda1"], "l2": ident["lambda2"]})  # fmt: skip
+        params = {"variant": point["variant"], "seed": seed,
+                  "l1": ident["lambda1"], "l2": ident["lambda2"]}
+        trial_id = f"ab12c_{index:05d}"
+        trial_dir = write_trial(sweep_dir, trial_id, index, ident, history, params=params)
         rows = []
         for split, y in labels.items():
             probs = 1 / (1 + np.exp(-(1.5 * (y - 0.5) + rng.normal(size=y.size))))
-            rows += [(split, f"ISIC_{split}_{i:07d}", int(t), round(float(p), 6)) for i, (t, p) in enumerate(zip(y, probs))]
-        attention = [{"map": m, "split": "val", "n_images": shape.n_val, "jaccard_mean": float(rng.uniform(0.2, 0.6)),
-                      "jaccard_std": 0.1} for m in ("pool3", "pool4")]  # fmt: skip
+            rows += [
+                (split, f"ISIC_{split}_{i:07d}", int(t), round(float(p), 6))
+                for i, (t, p) in enumerate(zip(y, probs))
+            ]
+        attention = [
+            {"map": m, "split": "val", "n_images": shape.n_val,
+             "jaccard_mean": float(rng.uniform(0.2, 0.6)), "jaccard_std": 0.1}
+            for m in ("pool3", "pool4")
+        ]
         write_final(trial_dir, rows, attention, epochs=history)
     return sweep_dir
 
@@ -121,8 +140,9 @@ def run_command(name: str, args: list[str], env: dict[str, str]) -> Run:
     """``attnmel ARGS`` in a child process: its wall time, first output line and peak resident
     memory (``ru_maxrss`` of that child alone, from ``os.wait4``)."""
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    command = [sys.executable, "-m", "orchestrator.cli", *args]
+    pipe = subprocess.PIPE
+    child = subprocess.Popen(command, cwd=REPO, env=env, stdout=pipe, stderr=pipe)
     err: list[bytes] = []
     reader = threading.Thread(target=lambda: err.append(child.stderr.read()), daemon=True)
     reader.start()
@@ -180,19 +200,24 @@ def table(results: dict[int, dict[str, Run]]) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     targets = ", ".join(f"{k} {v:g} s" for k, v in TARGET_SECONDS.items())
     lines.append("")
-    lines.append(f"Targets (issue 35, 1,000 trials): {targets}; the page at ~150 trials {PAGE_153_SECONDS:g} s "
-                 f"(used for html below 500 trials); every command ≤ {TARGET_PEAK_MB:.0f} MB peak. "
-                 "(÷ target) is measured / target: ≤ 1 meets it.")  # fmt: skip
+    lines.append(
+        f"Targets (issue 35, 1,000 trials): {targets}; the page at ~150 trials "
+        f"{PAGE_153_SECONDS:g} s (used for html below 500 trials); every command "
+        f"≤ {TARGET_PEAK_MB:.0f} MB peak. (÷ target) is measured / target: ≤ 1 meets it."
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the sweeps, time every command on each, print the table; 1 if a command failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, nargs="+", default=[150, 1000],
-                        help="sweep sizes (default: 150 1000; 5000 is optional and slow to write)")  # fmt: skip
-    parser.add_argument("--smoke", action="store_true", help="9 and 27 tiny trials: checks that it runs")
+    parser.add_argument(
+        "--trials", type=int, nargs="+", default=[150, 1000],
+        help="sweep sizes (default: 150 1000; 5000 is optional and slow to write)",
+    )
+    parser.add_argument("--smoke", action="store_true", help="9 and 27 tiny trials: that it runs")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
-    parser.add_argument("--keep", type=Path, help="write the sweeps under this folder and keep them")
+    parser.add_argument("--keep", type=Path, help="write the sweeps under this folder, keep them")
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.trials):
         parser.error("--trials: sizes must be positive")
@@ -207,14 +232,18 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         sweep_dir = lambda_sweep(root, side, shape)
         trials = len(SEEDS) * (1 + 2 * side * side)
-        print(f"{trials} trials written in {time.perf_counter() - started:.0f} s; measuring", flush=True)
+        written = time.perf_counter() - started
+        print(f"{trials} trials written in {written:.0f} s; measuring", flush=True)
         results[trials] = measure(sweep_dir, resamples, env)
         for run in results[trials].values():
-            print(f"  {run.command}: {run.seconds:.2f} s, {run.peak_mb:.0f} MB, exit {run.rc}", flush=True)
+            line = f"{run.seconds:.2f} s, {run.peak_mb:.0f} MB, exit {run.rc}"
+            print(f"  {run.command}: {line}", flush=True)
+    if args.keep is None:
+        shutil.rmtree(base, ignore_errors=True)
     print(table(results))
     if args.json:
-        args.json.write_text(json.dumps({str(n): {k: asdict(r) for k, r in runs.items()}
-                                         for n, runs in results.items()}, indent=1))  # fmt: skip
+        plain = {str(n): {k: asdict(r) for k, r in runs.items()} for n, runs in results.items()}
+        args.json.write_text(json.dumps(plain, indent=1))
     return 0 if all(r.rc == 0 for runs in results.values() for r in runs.values()) else 1
 
 

@@ -32,7 +32,8 @@ def register_model(builder: Builder) -> Builder:
     name = builder.__name__
     check_variant(name)
     if name in _REGISTRY:
-        raise ValueError(f"model {name!r} is already registered; registered models: {', '.join(sorted(_REGISTRY))}")
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"model {name!r} is already registered; registered models: {known}")
     _REGISTRY[name] = builder
     return builder
 
@@ -55,6 +56,5 @@ def build_model(model_cfg, *, weights: str | None = None) -> nn.Module:
     when a checkpoint's state is loaded next); options that only attention variants have are
     passed to those only."""
     extra = {"gate_bias": model_cfg.gate_bias} if has_attention(model_cfg.variant) else {}
-    return create_model(
-        model_cfg.variant, backbone=model_cfg.backbone, weights=model_cfg.weights if weights is None else weights, **extra
-    )
+    chosen = model_cfg.weights if weights is None else weights
+    return create_model(model_cfg.variant, backbone=model_cfg.backbone, weights=chosen, **extra)

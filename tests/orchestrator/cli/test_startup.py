@@ -44,10 +44,9 @@ def sweep_dir(tmp_path_factory) -> Path:
 
 def _run(commands: list[list[str]], tmp_path: Path) -> list[dict]:
     out = tmp_path / "report.json"
-    done = subprocess.run(
-        [sys.executable, "-c", _RUNNER.format(heavy=HEAVY), json.dumps(commands), str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,  # a hang guard, not a speed bound
-    )  # fmt: skip
+    runner = [sys.executable, "-c", _RUNNER.format(heavy=HEAVY), json.dumps(commands), str(out)]
+    # timeout: a hang guard, not a speed bound
+    done = subprocess.run(runner, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -58,25 +57,31 @@ def test_result_commands_import_neither_torch_nor_ray(sweep_dir, tmp_path):
         ["--help"],
         ["report", "build", d],
         ["report", "show", d, "--no-ci"],
-        ["query", "--results", str(sweep_dir.parent), "SELECT paper_name, avg(test_auc) FROM trials GROUP BY 1"],
+        ["query", "--results", str(sweep_dir.parent),
+         "SELECT paper_name, avg(test_auc) FROM trials GROUP BY 1"],
         ["report", "show", d, "--resamples", "1000"],
         ["report", "compare", d, "attnmel", "vgg16_gap", "--resamples", "1000"],
         ["report", "power", d, "attnmel", "vgg16_gap", "--resamples", "1000"],
-        ["report", "power", "paper", "AttnMel-CNN-Lesion", "AttnMel-CNN", "--seed-sd", "0.01", "--correlation", "0.8"],
-        ["plot", "sensitivity", d, "--out", str(tmp_path / "sensitivity.png"), "--resamples", "1000"],
+        ["report", "power", "paper", "AttnMel-CNN-Lesion", "AttnMel-CNN",
+         "--seed-sd", "0.01", "--correlation", "0.8"],
+        ["plot", "sensitivity", d, "--out", str(tmp_path / "sensitivity.png"),
+         "--resamples", "1000"],
         ["plot", "curves", d, "--out", str(tmp_path / "curves.png")],
         ["plot", "calibration", d, "--out", str(tmp_path / "calibration.png")],
-        ["report", "html", d],  # no checkpoints here: Fig. 3 is left out with a note, no model loaded
+        ["report", "html", d],  # no checkpoints: Fig. 3 is left out with a note, no model loaded
     ]
     report = _run(commands, tmp_path)
     assert [row["argv"] for row in report[1:]] == commands  # every command ran
     assert [(row["argv"], row["rc"]) for row in report] == [(row["argv"], 0) for row in report]
     assert [(row["argv"], row["heavy"]) for row in report] == [(row["argv"], []) for row in report]
-    assert (sweep_dir / "trials.parquet").is_file() and (tmp_path / "calibration.png").stat().st_size > 0
+    assert (sweep_dir / "trials.parquet").is_file()
+    assert (tmp_path / "calibration.png").stat().st_size > 0
 
 
 def test_the_check_sees_torch_when_a_command_needs_it(sweep_dir, tmp_path):
     """The same runner reports torch once a command that loads a model has run (here `predict`
     of a missing file, refused after its imports), so the test above can fail."""
-    report = _run([["predict", str(tmp_path / "missing.pt"), str(tmp_path), "--out", str(tmp_path / "out")]], tmp_path)
+    out = str(tmp_path / "out")
+    predict = ["predict", str(tmp_path / "missing.pt"), str(tmp_path), "--out", out]
+    report = _run([predict], tmp_path)
     assert report[0]["heavy"] == [] and "torch" in report[1]["heavy"]
