@@ -34,12 +34,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from attnmel.atomic import atomic_output, atomic_write
 from attnmel.errors import UserError
 from attnmel.selection import best_epoch_row
-from attnmel.tensor_file import read_tensors
 
 __all__ = [
     "LAST",
@@ -92,6 +89,8 @@ def save_checkpoint(payload: dict[str, Any], path: Path, *, keep_previous: bool 
     directory never holds more than two states of a file (and a write that fails for want of
     space leaves ``path`` and its previous the same intact file).
     """
+    import torch  # here, not at the top: the result commands read run folders without torch
+
     if keep_previous and path.exists():
         _link_or_copy(path, previous_of(path))
     with atomic_output(path) as tmp:
@@ -107,6 +106,8 @@ def host_copy(obj: Any, into: Any = None) -> Any:
     matching shape and dtype as the destinations: copying into memory already touched is an
     order of magnitude faster than into fresh pages (1 GB: 0.06 s against 1.7 s here).
     """
+    import torch  # cheap after the first call (sys.modules); see save_checkpoint
+
     if isinstance(obj, torch.Tensor):
         if isinstance(into, torch.Tensor) and into.shape == obj.shape and into.dtype == obj.dtype:
             return into.copy_(obj.detach())
@@ -196,6 +197,8 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None) -> dict[str, A
     ``kind`` ("resume" or "model") is checked when given. A file that is missing, damaged,
     not a checkpoint, or one that would need code to load is a ``UserError`` naming it.
     """
+    from attnmel.tensor_file import read_tensors  # torch: only where a checkpoint is loaded
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from attnmel.attention_overlap import jaccard_per_image
 from attnmel.data.augment import centre_crop, eval_batch
 from attnmel.errors import UserError
-from attnmel.metrics import ap_auc, jaccard_per_image
+from attnmel.metrics import ap_auc
 from attnmel.models.variants import VGG16GAP
 from attnmel.record import MAP_NAMES
 from attnmel.runtime import Precision

@@ -1,5 +1,6 @@
-"""Evaluation metrics: AP and AUC (the challenge metrics), operating points, calibration and
-attention overlap.
+"""Evaluation metrics: AP and AUC (the challenge metrics), operating points and calibration,
+in NumPy alone (no torch: the result commands import this module; the attention overlap of
+Table 3 is :mod:`attnmel.attention_overlap`).
 
 ``ap_auc`` gives scikit-learn's ``average_precision_score`` and ``roc_auc_score`` of the
 melanoma probability, the functions the paper names (footnote 1), computed here with NumPy:
@@ -10,24 +11,21 @@ the bootstrap score whole blocks of resamples at once (``resampled_auc``, ``resa
 resample is a row of per-image counts, so no resample is ever sorted). The ISIC 2017 challenge's
 secondary metrics (specificity at 82, 89 and 95 % sensitivity, as its scorer takes them: at the
 first ROC point whose sensitivity reaches the level), sensitivity at those specificities as an
-extra, the Brier score and the expected calibration error are here too. ``attention_jaccard`` follows the procedure behind the paper's
-Table 3.
+extra, the Brier score and the expected calibration error are here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import Any
+
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 __all__ = [
     "CALIBRATION_BINS", "OPERATING_SENSITIVITIES", "OPERATING_SPECIFICITIES", "specificity_at_sensitivity",
     "ap_auc", "average_precision", "roc_auc", "rows_ap", "rows_auc", "midranks", "resampled_auc", "resampled_ap",
     "sensitivity_at_specificity", "brier_score", "bin_index", "reliability_curve", "expected_calibration_error",
-    "attention_jaccard", "jaccard_per_image", "renormalised_maps",
 ]  # fmt: skip
 
 # The ISIC 2017 challenge's secondary metrics: specificity at these sensitivities.
@@ -38,7 +36,7 @@ OPERATING_SPECIFICITIES = OPERATING_SENSITIVITIES
 CALIBRATION_BINS = 10
 
 
-ArrayLike = Sequence[float] | np.ndarray | Tensor
+ArrayLike = Sequence[float] | np.ndarray | Any  # Any: a torch tensor too (see _plain)
 
 
 def _tie_groups(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,14 +100,24 @@ def average_precision(y_true: np.ndarray, prob: np.ndarray) -> float:
     return float(rows_ap(scores, m)[0])
 
 
+def _plain(values: ArrayLike, float_tensor: bool = False) -> np.ndarray:
+    """``values`` as a NumPy array; a torch tensor (anything with ``detach`` and ``cpu``) is
+    detached and copied to the host first, in float32 when ``float_tensor`` (bf16 has no NumPy
+    type). Duck-typed so that this module never imports torch."""
+    if hasattr(values, "detach") and hasattr(values, "cpu"):
+        values = values.detach()
+        values = (values.float() if float_tensor else values).cpu().numpy()
+    return np.asarray(values)
+
+
 def ap_auc(y_true: ArrayLike, prob: ArrayLike) -> tuple[float, float]:
     """``(average precision, ROC AUC)`` of melanoma (label 1) probabilities.
 
     Raises ``ValueError`` unless ``y_true`` holds both classes (neither metric is defined
     otherwise) or when the lengths differ.
     """
-    y = np.asarray(y_true.cpu() if isinstance(y_true, Tensor) else y_true).ravel()
-    p = np.asarray(prob.detach().float().cpu() if isinstance(prob, Tensor) else prob, dtype=np.float64).ravel()
+    y = _plain(y_true).ravel()
+    p = _plain(prob, float_tensor=True).astype(np.float64, copy=False).ravel()
     if y.shape != p.shape:
         raise ValueError(f"ap_auc: {y.size} labels but {p.size} probabilities")
     classes = np.unique(y)
@@ -275,40 +283,3 @@ def expected_calibration_error(y_true: np.ndarray, prob: np.ndarray, bins: int =
     equal-width bins of [0, 1] (the bins of :func:`reliability_curve`)."""
     observed, predicted, count = reliability_curve(y_true, prob, bins)
     return float(np.sum(count * np.abs(observed - predicted)) / count.sum())
-
-
-def attention_jaccard(attn: Tensor, lesion: Tensor, threshold: float = 0.5) -> float:
-    """Mean Jaccard index between binarised attention maps and lesion masks (Table 3);
-    see :func:`jaccard_per_image`."""
-    return float(jaccard_per_image(attn, lesion, threshold).mean())
-
-
-def renormalised_maps(attn: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
-    """Min-max re-normalise each map (B, 1, h, w) to [0, 1], then upsample it bilinearly to
-    ``size``: how the paper shows and scores attention (section 3.3). Constant maps become 0."""
-    a = attn.detach().float()
-    lo = a.amin(dim=(2, 3), keepdim=True)
-    span = a.amax(dim=(2, 3), keepdim=True) - lo
-    a = torch.where(span > 0, (a - lo) / span.clamp_min(torch.finfo(a.dtype).tiny), torch.zeros_like(a))
-    return F.interpolate(a, size=tuple(size), mode="bilinear", align_corners=False)
-
-
-def jaccard_per_image(attn: Tensor, lesion: Tensor, threshold: float = 0.5) -> Tensor:
-    """Jaccard index of each binarised attention map with its lesion mask: (B,) float64.
-
-    Per image: min-max re-normalise the map (B, 1, h, w) to [0, 1], upsample it bilinearly to
-    the mask's size (B, 1, H, W), binarise at ``threshold`` (``>=``) and take |P∩M| / |P∪M|.
-    A constant map highlights nothing (all zero after re-normalisation); an image where both
-    the prediction and the mask are empty counts as 1 (they agree).
-    """
-    if attn.dim() != 4 or attn.shape[1] != 1 or lesion.dim() != 4 or lesion.shape[1] != 1:
-        raise ValueError(
-            f"expected (B, 1, h, w) maps and (B, 1, H, W) masks, got {tuple(attn.shape)} and {tuple(lesion.shape)}"
-        )
-    if attn.shape[0] != lesion.shape[0]:
-        raise ValueError(f"{attn.shape[0]} attention maps but {lesion.shape[0]} masks")
-    pred = renormalised_maps(attn, lesion.shape[-2:]) >= threshold  # (B, 1, H, W)
-    mask = lesion.to(pred.device) > 0
-    inter = (pred & mask).sum(dim=(1, 2, 3)).double()
-    union = (pred | mask).sum(dim=(1, 2, 3)).double()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union)).cpu()

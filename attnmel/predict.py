@@ -30,9 +30,10 @@ from attnmel.data.layout import IMAGE_EXTENSIONS, SUPERPIXELS_SUFFIX, find_mask
 from attnmel.data.preprocess import preprocess_image
 from attnmel.errors import UserError
 from attnmel.evaluation import EVAL_BATCH_CAP, predict_batches
-from attnmel.metrics import renormalised_maps
+from attnmel.attention_overlap import renormalised_maps
 from attnmel.overlay import PANEL, overlay_image, read_mask
-from attnmel.models import build_model, paper_name
+from attnmel.model_names import paper_name
+from attnmel.models import build_model
 from attnmel.runtime import Precision, prepare_model, resolve_device, resolve_precision
 
 __all__ = [

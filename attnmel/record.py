@@ -65,7 +65,7 @@ def is_external_metric(key: str) -> bool:
 
 def run_identity(cfg: TrainConfig) -> dict[str, Any]:
     """Identity of the run ``cfg`` describes. λ1/λ2 are the *effective* values: 0 without a ROI."""
-    from attnmel.models import paper_name
+    from attnmel.model_names import paper_name
 
     regularised = cfg.data.roi != "none"
     identity = {

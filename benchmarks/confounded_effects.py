@@ -8,7 +8,7 @@ in validation and test) into a temporary folder, trains AttnMel-CNN unregularise
 
 * test AUC at the best-validation epoch (``best_test_auc`` of ``attnmel.train.fit``);
 * the attention Jaccard index with the test lesion masks (Table 3's procedure,
-  ``attnmel.metrics.attention_jaccard``) of A3 and A4 of the best-validation checkpoint;
+  ``attnmel.attention_overlap.attention_jaccard``) of A3 and A4 of the best-validation checkpoint;
 * the sticker reliance: mean melanoma probability of marked minus unmarked test images
   (the dot is independent of the label there, so a model that ignores it scores ≈ 0);
 * the wall time of each trial.
@@ -36,7 +36,7 @@ from attnmel.data import eval_batch, load_bundle, load_splits, write_synthetic
 from attnmel.data.preprocess import preprocess_map
 from attnmel.data.roi import load_roi
 from attnmel.data.synth import DEFAULT_CONFOUNDER_RATE, DEFAULT_SIGNAL
-from attnmel.metrics import attention_jaccard
+from attnmel.attention_overlap import attention_jaccard
 from attnmel.models import create_model
 from attnmel.train import fit
 

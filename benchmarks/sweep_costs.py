@@ -50,7 +50,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from attnmel.models.registry import PAPER_TABLE2, split_token  # noqa: E402
+from attnmel.model_names import PAPER_TABLE2, split_token  # noqa: E402
 from benchmarks.timed_command import Finished, attnmel, child_env, run_command, sweep_events  # noqa: E402
 
 GPU_EPOCH_S = 2.0  # an ISIC 2017 epoch on one GPU (issue #12)

@@ -27,7 +27,8 @@ import time
 import torch
 
 from attnmel.config import LossConfig, OptimConfig
-from attnmel.models import create_model, has_attention, list_models
+from attnmel.model_names import has_attention, list_models
+from attnmel.models import create_model
 from attnmel.runtime import Precision, prepare_model
 from attnmel.step import make_optimizer, train_step
 

@@ -110,26 +110,26 @@ class AttnMelCNN(nn.Module):
 # Registered builders: the function name is the code name used in configs.
 
 
-@register_model(paper_name="VGG-16")
+@register_model
 def vgg16(*, backbone: str = "vgg16_bn", weights: str = "none", num_classes: int = 2) -> VGG16:
     """VGG-16 with fc6/fc7 (from ``weights`` when they hold them) and a new output layer."""
     body, dense = make_backbone(backbone, weights, with_dense=True)
     return VGG16(body, dense, num_classes)
 
 
-@register_model(paper_name="VGG-16-GAP")
+@register_model
 def vgg16_gap(*, backbone: str = "vgg16_bn", weights: str = "none", num_classes: int = 2) -> VGG16GAP:
     """VGG-16 conv blocks, global average pooling, linear."""
     return VGG16GAP(make_backbone(backbone, weights)[0], num_classes)
 
 
-@register_model(paper_name="Mel-CNN")
+@register_model
 def melcnn(*, backbone: str = "vgg16_bn", weights: str = "none", num_classes: int = 2) -> MelCNN:
     """Multi-scale GAP features without attention (the paper's attention ablation)."""
     return MelCNN(make_backbone(backbone, weights)[0], num_classes)
 
 
-@register_model(paper_name="AttnMel-CNN", attention=True)
+@register_model
 def attnmel(
     *, backbone: str = "vgg16_bn", weights: str = "none", num_classes: int = 2, gate_bias: bool = False
 ) -> AttnMelCNN:

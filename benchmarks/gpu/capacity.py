@@ -40,7 +40,7 @@ from attnmel.config import RuntimeConfig, TrainConfig, apply_overrides
 from attnmel.data import train_batch
 from attnmel.evaluation import eval_batch_size, melanoma_probs
 from attnmel.models import build_model
-from attnmel.models.registry import paper_name, split_token
+from attnmel.model_names import paper_name, split_token
 from attnmel.runtime import prepare_model, resolve_precision
 from attnmel.step import make_optimizer, train_step
 from benchmarks.gpu.capacity_table import fits_table, gib, markdown

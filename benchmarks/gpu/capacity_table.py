@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnmel import capacity
-from attnmel.models.registry import paper_name, split_token
+from attnmel.model_names import paper_name, split_token
 from benchmarks.gpu.report import fmt
 
 

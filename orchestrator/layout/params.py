@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from attnmel.config import TrainConfig, config_from_dict, config_to_dict
-from attnmel.models.registry import split_token
+from attnmel.model_names import split_token
 from attnmel.typed_config import set_nested
 
 __all__ = ["trial_config", "tune_params", "params_config"]

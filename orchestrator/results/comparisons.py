@@ -24,7 +24,7 @@ from orchestrator.results.stats import (
     DEFAULT_RESAMPLES, METRIC_LABELS, METRICS, benjamini_hochberg, bootstrap_ci, check_resampling, holm, metric_function,
     paired_test, resampled_metric, setting_difference, setting_interval,
 )
-from attnmel.models.registry import split_token
+from attnmel.model_names import split_token
 from attnmel.record import is_scored_split
 
 __all__ = [

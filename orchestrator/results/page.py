@@ -384,7 +384,7 @@ def _dice_clause(grid: Any, loss: Any, regularised: bool) -> str:
 def _methods(runs: list[SweepRun], interval_method: str | None) -> str:
     """A methods paragraph from the first readable spec: data, preprocessing, augmentation,
     model and weights, schedule, selection and statistics."""
-    from attnmel.models.registry import paper_name, split_token
+    from attnmel.model_names import paper_name, split_token
 
     run = next((r for r in runs if r.spec is not None), None)
     if run is None:

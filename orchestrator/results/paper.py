@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from attnmel.config import LossConfig
-from attnmel.models.registry import paper_order
+from attnmel.model_names import paper_order
 from attnmel.record import MAP_NAMES
 from orchestrator.results.build import terminated
 from orchestrator.results.tables import OPERATING_COLUMNS

@@ -356,12 +356,7 @@ def attention_grid(
     finished trial by validation AUC, and its maps of ``n_images`` images of ``split``, half
     melanoma, read from the dataset in the trial's config and preprocessed as in evaluation.
     ``tables``: the sweep's tables when the caller has them (``path`` is then that one sweep)."""
-    import torch
-
-    from attnmel.data.augment import centre_crop
-    from attnmel.data.layout import load_splits
     from attnmel.checkpoint import final_checkpoint
-    from attnmel.predict import load_model  # torch: only for this figure
 
     if n_images < 1:
         raise UserError(f"--images must be at least 1, got {n_images}")
@@ -380,12 +375,23 @@ def attention_grid(
     picked = _choose_images(predictions, chosen, split, n_images)
     ids = picked["image_id"].tolist()
 
-    models = {}
+    weights = {}
     for trial in chosen.itertuples():
         final = final_checkpoint(Path(trial.dir))
         if final is None:
             raise UserError(f"best {trial.paper_name} trial {trial.dir} has no finished checkpoint")
-        models[trial.paper_name] = load_model(final / "best.pt", device=device)
+        weights[trial.paper_name] = final / "best.pt"
+    absent = next((file for file in weights.values() if not file.is_file()), None)
+    if absent is not None:  # said before torch is imported: a page of copied tables needs none
+        raise UserError(f"checkpoint {absent} does not exist")
+
+    import torch
+
+    from attnmel.data.augment import centre_crop
+    from attnmel.data.layout import load_splits
+    from attnmel.predict import load_model  # torch: only for this figure
+
+    models = {name: load_model(file, device=device) for name, file in weights.items()}
     data = next(iter(models.values())).config.data
     root = Path(data_root or data.root)
     # the trials' data source (masks, CSV keys, carving) at this root: the same carved splits

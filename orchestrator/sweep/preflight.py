@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from attnmel import capacity
 from attnmel.errors import UserError, format_bytes
-from attnmel.models.registry import split_token
+from attnmel.model_names import split_token
 from orchestrator.sweep import stop
 from orchestrator.layout.params import trial_config
 from orchestrator.sweep.spec import SweepSpec

@@ -27,7 +27,7 @@ import yaml
 
 from attnmel.config import CSV_KEYS, DATASETS, ExternalSet, TrainConfig, config_from_dict, config_to_dict
 from attnmel.errors import UserError
-from attnmel.models.registry import split_token
+from attnmel.model_names import split_token
 from attnmel.typed_config import Checked, as_mapping, check_keys, coerce, parse_override, read_yaml, set_nested, setting
 from orchestrator.layout.params import trial_config
 from orchestrator.layout.root import results_root
@@ -356,7 +356,7 @@ def _grid(raw: Any) -> GridSpec:
                 raise UserError(f"spec key 'grid.{key}': use {_OWNED_KEYS.get(key) or 'grid.' + _SHORT_NAMES[key]}")
             params[key] = coerce(_SPEC, f"grid.{key}", value, tuple[Any, ...])
     grid = GridSpec.from_mapping(plain, params=params)
-    from attnmel.models import list_models, paper_name
+    from attnmel.model_names import list_models, paper_name
 
     for token in grid.variants:
         variant, roi = split_token(token)

@@ -150,10 +150,11 @@ def test_new_runtime_model_and_data_keys():
 def test_lists_of_names_have_one_owner():
     from attnmel import config
     from attnmel.data import layout, roi
-    from attnmel.models import backbone, registry
+    from attnmel import model_names
+    from attnmel.models import backbone
 
     assert layout.DATASETS is config.DATASETS and roi.ROIS is config.ROIS
-    assert tuple(registry.ROI_SUFFIXES) == config.ROIS
+    assert tuple(model_names.ROI_SUFFIXES) == config.ROIS
     assert tuple(backbone.BACKBONES) == config.BACKBONES  # the weights table covers exactly these
     assert {f.name: f.metadata["choices"] for f in dataclasses.fields(DataConfig) if "choices" in f.metadata} == {
         "dataset": config.DATASETS, "roi": config.ROIS, "normalization": ("train", "official"),

@@ -7,7 +7,8 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from attnmel.metrics import ap_auc, attention_jaccard, midranks
+from attnmel.attention_overlap import attention_jaccard
+from attnmel.metrics import ap_auc, midranks
 
 
 def test_equals_scikit_learn_on_fixed_vectors():
@@ -54,6 +55,8 @@ def test_hand_computed_values():
 def test_accepts_tensors():
     y, prob = torch.tensor([0, 1, 1, 0, 1]), torch.tensor([0.2, 0.9, 0.4, 0.5, 0.7])
     assert ap_auc(y, prob) == ap_auc(y.numpy(), prob.numpy())
+    low = prob.to(torch.bfloat16).requires_grad_()  # no NumPy dtype, and a graph to detach from
+    assert ap_auc(y, low) == ap_auc(y.numpy(), low.detach().float().numpy())
 
 
 def test_one_class_is_a_clear_error():

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from attnmel.errors import UserError
-from attnmel.models import PAPER_NAMES, ROI_SUFFIXES, create_model, list_models, paper_name, register_model
+from attnmel.model_names import PAPER_NAMES, ROI_SUFFIXES, list_models, paper_name
+from attnmel.models import create_model, register_model
 from attnmel.models.backbone import BACKBONES, OFFLINE_ENV, check_weights, imagenet_weights_path, make_backbone
 
 
@@ -34,7 +35,7 @@ def test_duplicate_registration_is_an_error_and_keeps_the_original():
         raise AssertionError("must never be registered")
 
     with pytest.raises(ValueError, match="already registered") as info:
-        register_model(paper_name="Impostor")(attnmel)
+        register_model(attnmel)
     assert all(name in str(info.value) for name in list_models())
     assert PAPER_NAMES["attnmel"] == before
     assert type(create_model("attnmel")).__name__ == "AttnMelCNN"
@@ -195,3 +196,15 @@ def test_features_are_torchvisions_vgg16_layout(batch_norm):
                           else repr(theirs))
     assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
         (k, v.shape) for k, v in theirs.state_dict().items() if k not in folded]
+
+
+def test_a_builder_of_an_undeclared_name_is_refused():
+    """The names are attnmel.model_names' (torch-free); the registry only binds builders to them."""
+
+    def resnet50():
+        raise AssertionError("must never be registered")
+
+    with pytest.raises(UserError, match="resnet50"):
+        register_model(resnet50)
+    with pytest.raises(UserError, match="resnet50"):
+        create_model("resnet50")

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from attnmel.losses import batch_dice_loss, downsample_reference, focal_loss
-from attnmel.models import ModelOutput, create_model, has_attention, list_models
+from attnmel.model_names import has_attention, list_models
+from attnmel.models import ModelOutput, create_model
 
 NAMES = list_models()
 

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from attnmel.errors import UserError
-from attnmel.models import list_models
+from attnmel.model_names import list_models
 from attnmel.record import run_identity
 from orchestrator.sweep.spec import load_spec, spec_from_dict, spec_to_dict
 from orchestrator.layout.params import trial_config
-from attnmel.models.registry import split_token
+from attnmel.model_names import split_token
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
