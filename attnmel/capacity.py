@@ -125,7 +125,7 @@ def _other_bytes() -> int:
 
 def estimate_trial_memory(shape: TrialShape, weight_bytes: int = 0) -> TrialMemory:
     """One trial's device memory from the anchors above; ``weight_bytes``: the model's fp32
-    state (``attnmel.checkpoint.checkpoint_sizes(cfg).model``), which does not scale with the
+    state (``attnmel.checkpoint_sizes.checkpoint_sizes(cfg).model``), which does not scale with the
     batch."""
     return TrialMemory(context=int(CONTEXT_GIB * GIB), data=data_bytes(shape),
                        step=_step_bytes(shape, weight_bytes), other=_other_bytes(),

@@ -176,7 +176,7 @@ def measure_case(family: str, dataset: str, batch: int, sizes: Sizes, device: to
         torch.cuda.synchronize(device)
         row.update(max_allocated_bytes=torch.cuda.max_memory_allocated(device),
                    max_reserved_bytes=torch.cuda.max_memory_reserved(device))
-    from attnmel.checkpoint import checkpoint_sizes
+    from attnmel.checkpoint_sizes import checkpoint_sizes
 
     row["estimate_bytes"] = capacity.estimate_trial_memory(shape, checkpoint_sizes(cfg).model).total
     row["seconds"] = time.perf_counter() - started

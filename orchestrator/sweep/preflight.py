@@ -260,7 +260,7 @@ def _trial_memory(shape: capacity.TrialShape, cfg: Any, table: capacity.Measured
     measured = table.trial_memory(shape) if table is not None else None
     if measured is not None:
         return measured
-    from attnmel.checkpoint import checkpoint_sizes
+    from attnmel.checkpoint_sizes import checkpoint_sizes
 
     return capacity.estimate_trial_memory(shape, checkpoint_sizes(cfg).model)
 
