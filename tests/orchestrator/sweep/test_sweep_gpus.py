@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from orchestrator.cli.reporting import sweep_reporting
 from orchestrator.sweep.spec import load_spec
 
 from _sweep_helpers import check_tables, run_attnmel
@@ -54,7 +55,7 @@ def run_and_check(spec, tmp_path: Path, capsys) -> pd.DataFrame:
     from orchestrator.sweep.tune import run_sweep
 
     at_once = trials_at_once(spec, ray, spec.n_trials)
-    assert run_sweep(spec) == 0
+    assert run_sweep(spec, reporting=sweep_reporting()) == 0
     out = capsys.readouterr().out
     assert out.count("computes on the CPU (train.runtime.device: cpu)") == 1, out[-2000:]
     sweep_dir = tmp_path / "results" / spec.name
@@ -129,7 +130,7 @@ def test_trial_given_a_gpu_without_cuda_ends_with_one_line(tmp_path, make_spec, 
                                train={**ONE_EPOCH, "runtime": {"device": "auto"}}))
     ray.init(address="local", num_cpus=1, num_gpus=1, include_dashboard=False)
     try:
-        assert run_sweep(spec) == 1
+        assert run_sweep(spec, reporting=sweep_reporting()) == 1
     finally:
         ray.shutdown()
     assert "computes on the CPU" not in capsys.readouterr().out
