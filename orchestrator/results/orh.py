@@ -260,14 +260,21 @@ def _denominator(c: ORComponents) -> tuple[float, float]:
     return den, ddf
 
 
-def orh_test(theta: np.ndarray, cov: np.ndarray) -> ORHTest:
-    """Hillis's F test of equal settings over ``theta`` (t ≥ 2 settings, r ≥ 2 seeds)."""
+def _error_term(theta: np.ndarray, cov: np.ndarray,
+                what: str) -> tuple[np.ndarray, ORComponents, float, float]:
+    """``theta`` as floats, its components, Hillis's error term and ddf; t ≥ 2 and r ≥ 2 asked."""
     theta = np.asarray(theta, dtype=np.float64)
     t, r = theta.shape
     if t < 2 or r < 2:
-        raise ValueError(f"the F test needs at least 2 settings and 2 seeds, got {t} and {r}")
+        raise ValueError(f"{what} needs at least 2 settings and 2 seeds, got {t} and {r}")
     c = or_components(theta, cov)
-    den, ddf = _denominator(c)
+    return (theta, c, *_denominator(c))
+
+
+def orh_test(theta: np.ndarray, cov: np.ndarray) -> ORHTest:
+    """Hillis's F test of equal settings over ``theta`` (t ≥ 2 settings, r ≥ 2 seeds)."""
+    theta, c, den, ddf = _error_term(theta, cov, "the F test")
+    t = theta.shape[0]
     if den > 0:
         f = c.ms_t / den
         p = f_survival(f, t - 1, ddf)
@@ -296,12 +303,8 @@ def orh_contrasts(theta: np.ndarray, cov: np.ndarray, pairs: Sequence[tuple[int,
     term of the t settings together (the OR-DBM MRMC analysis of t settings): SE √{2·[MS(T×R) +
     r·max(Cov2 − Cov3, 0)] / r} with MS(T×R) and the covariances over all t settings, on Hillis's
     ddf with (t − 1)(r − 1) degrees of freedom behind MS(T×R)."""
-    theta = np.asarray(theta, dtype=np.float64)
-    t, r = theta.shape
-    if t < 2 or r < 2:
-        raise ValueError(f"contrasts on a shared error term need 2 settings and 2 seeds, got {t} and {r}")
-    c = or_components(theta, cov)
-    den, ddf = _denominator(c)
+    theta, c, den, ddf = _error_term(theta, cov, "contrasts on a shared error term")
+    r = theta.shape[1]
     means = theta.mean(axis=1)
     out = []
     for i, j in pairs:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from _sweep_helpers import kill_until_gone
 
 SUBNET = "10.213.0"  # only ever inside the namespaces the fixture makes
 ETC_NETNS = Path("/etc/netns")  # /etc/netns/<ns>/hosts: each host's /etc/hosts
@@ -83,15 +83,7 @@ class Host:
 
     def kill_all(self, *, timeout: float = 30) -> None:
         """SIGKILL every process on this host (a host that lost power); wait until none is left."""
-        deadline = time.monotonic() + timeout
-        while (pids := self.pids()) and time.monotonic() < deadline:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.2)
-        assert not self.pids(), f"processes survive on {self.name}: {self.pids()}"
+        kill_until_gone(self.pids, f"host {self.name}", timeout=timeout)
 
     def listening(self, address: str, port: int) -> bool:
         """Whether ``address:port`` accepts a TCP connection from this host."""

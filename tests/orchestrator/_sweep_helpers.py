@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -123,15 +124,20 @@ def kill_driver_group(proc: subprocess.Popen, *, timeout: float = 30) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+    kill_until_gone(lambda: list(session_members(proc.pid)), "the killed driver", timeout=timeout)
+
+
+def kill_until_gone(pids: Callable[[], list[int]], what: str, *, timeout: float = 30) -> None:
+    """SIGKILL every process ``pids()`` names, again until none is left (or ``timeout``)."""
     deadline = time.monotonic() + timeout
-    while (members := session_members(proc.pid)) and time.monotonic() < deadline:
-        for pid in members:
+    while (alive := pids()) and time.monotonic() < deadline:
+        for pid in alive:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         time.sleep(0.2)
-    assert not session_members(proc.pid), f"processes of the killed driver survive: {session_members(proc.pid)}"
+    assert not pids(), f"processes of {what} survive: {pids()}"
 
 
 class WatchedDriver:

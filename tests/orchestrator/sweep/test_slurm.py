@@ -34,6 +34,7 @@ from orchestrator.sweep.spec import load_spec, spec_to_dict
 
 from _sweep_helpers import REPO, TINY_TRAIN, check_tables, fails_cleanly, run_attnmel, sweep_numbers
 from _sweep_helpers import checkpointed_with_epochs_to_go
+from _slurm_conf import slurm_conf
 
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "squeue", "scancel", "sinfo")
 GRID = {"variants": ["vgg16_gap", "attnmel+lesion"], "seeds": [0]}
@@ -204,39 +205,8 @@ def slurm():
     host = socket.gethostname().split(".")[0]
     first_job = 100_000 + secrets.randbelow(800_000)  # job ids (hence Ray ports, temp folders) of this run only
     conf = root / "slurm.conf"
-    conf.write_text(f"""\
-ClusterName=attnmeltest
-FirstJobId={first_job}
-SlurmctldHost={host}(127.0.0.1)
-SlurmUser=root
-SlurmdUser=root
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
-AuthType=auth/munge
-CredType=cred/munge
-# cred_expire: how long a requeued job waits before it may start again (default 120 s)
-AuthInfo=socket={munge}/socket,cred_expire=5
-StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool
-SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd.pid
-SlurmctldLogFile={root}/slurmctld.log
-SlurmdLogFile={root}/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerParameters=sched_interval=2,bf_interval=1
-KillWait=5
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MpiDefault=none
-ReturnToService=2
-SlurmdParameters=config_overrides
-NodeName={host} NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
-PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
-""")
+    conf.write_text(slurm_conf(cluster="attnmeltest", first_job=first_job, controller=(host, "127.0.0.1"), root=root,
+                               munge=munge, nodes=[(host, "127.0.0.1", "")], ports=(_free_port(), _free_port())))
     env = {**os.environ, "SLURM_CONF": str(conf)}
     procs: list[subprocess.Popen] = []
     try:

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from _netns import Host, three_hosts  # noqa: F401  (the fixture)
+from _slurm_conf import slurm_conf
 from _sweep_helpers import REPO, TINY_TRAIN, check_tables, checkpointed_with_epochs_to_go
 
 pytestmark = [pytest.mark.slurm, pytest.mark.ray, pytest.mark.slow]
@@ -62,39 +63,9 @@ class HostSlurm:
 
 
 def _conf(root: Path, hosts: list[Host], munge: Path, first_job: int) -> str:
-    names = ",".join(h.name for h in hosts)
-    nodes = "".join(f"NodeName={h.name} NodeAddr={h.address} CPUs=2 Gres=gpu:2 State=UNKNOWN\n"
-                    for h in hosts)
-    return f"""\
-ClusterName=attnmelhosts
-FirstJobId={first_job}
-SlurmctldHost={hosts[0].name}({hosts[0].address})
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket={munge}/socket,cred_expire=5
-StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool-%n
-SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd-%n.pid
-SlurmctldLogFile={root}/slurmctld.log
-SlurmdLogFile={root}/slurmd-%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-GresTypes=gpu
-SchedulerParameters=sched_interval=2,bf_interval=1
-KillWait=5
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MpiDefault=none
-ReturnToService=2
-SlurmdParameters=config_overrides
-{nodes}PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP
-"""
+    return slurm_conf(cluster="attnmelhosts", first_job=first_job, controller=(hosts[0].name, hosts[0].address),
+                      root=root, munge=munge, nodes=[(h.name, h.address, "Gres=gpu:2") for h in hosts],
+                      per_node=True, gres=True)
 
 
 @pytest.fixture
